@@ -1,0 +1,57 @@
+"""Every span attribute key and event name railtracks writes, in one place.
+
+The console printer, the saved state and the tests read spans through these
+names only, so a key is renamed here or nowhere.
+"""
+
+from typing import Final
+
+# -- session and node identity ------------------------------------------------
+SESSION_ID: Final = "railtracks.session.id"
+SESSION_NAME: Final = "railtracks.session.name"
+SESSION_TIMEOUT: Final = "railtracks.session.timeout"
+SESSION_ANSWER: Final = "railtracks.session.answer"
+SESSION_SAVE_STATE: Final = "railtracks.session.save_state"
+LOGGING_SETTING: Final = "railtracks.logging_setting"
+CONTEXT_PREFIX: Final = "railtracks.context."
+
+NODE_NAME: Final = "railtracks.node.name"
+NODE_KIND: Final = "railtracks.node.kind"
+NODE_INPUT: Final = "railtracks.node.input"
+NODE_OUTPUT: Final = "railtracks.node.output"
+
+# Final status of a session or node span: completed, failed, timeout, cancelled.
+STATUS: Final = "railtracks.status"
+
+# -- conventions shared with other backends -----------------------------------
+# OpenInference (Arize Phoenix) groups traces into sessions by this key.
+OPENINFERENCE_SESSION_ID: Final = "session.id"
+GEN_AI_OPERATION_NAME: Final = "gen_ai.operation.name"
+GEN_AI_TOOL_NAME: Final = "gen_ai.tool.name"
+ERROR_TYPE: Final = "error.type"
+
+OPERATION_WORKFLOW: Final = "invoke_workflow"
+OPERATION_TOOL: Final = "execute_tool"
+NODE_KIND_FUNCTION: Final = "function"
+
+# -- span events ----------------------------------------------------------------
+EVENT_CONTEXT_CHANGE: Final = "railtracks.context.change"
+CONTEXT_CHANGE_OPERATION: Final = "railtracks.context.operation"
+CONTEXT_CHANGE_KEYS: Final = "railtracks.context.keys"
+
+EVENT_BROADCAST: Final = "railtracks.broadcast"
+BROADCAST_MESSAGE: Final = "railtracks.broadcast.message"
+
+EVENT_LOG: Final = "railtracks.log"
+LOG_LEVEL: Final = "railtracks.log.level"
+LOG_MESSAGE: Final = "railtracks.log.message"
+LOG_COMPONENT: Final = "railtracks.log.component"
+
+# -- status vocabulary ------------------------------------------------------------
+STATUS_RUNNING: Final = "running"
+STATUS_COMPLETED: Final = "completed"
+STATUS_FAILED: Final = "failed"
+STATUS_TIMEOUT: Final = "timeout"
+STATUS_CANCELLED: Final = "cancelled"
+
+UNNAMED_SESSION: Final = "unnamed"

@@ -1,0 +1,145 @@
+"""All of railtracks' process-wide state, in one object tests can reset.
+
+``rt.set_config`` stores session defaults here; ``rt.configure`` stores the
+telemetry settings. Nothing else in the package keeps module-level mutable
+state except the telemetry pipeline built *from* this object.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+from opentelemetry.sdk.metrics.export import MetricReader
+from opentelemetry.sdk.trace.export import SpanExporter
+
+from ._encoding import DEFAULT_REDACT_PATTERN, DEFAULT_VALUE_LIMIT, ValueEncoder
+from .errors import ConfigurationError
+
+DEFAULT_STATE_DIR = ".railtracks"
+ENV_STATE_DIR = "RAILTRACKS_STATE_DIR"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class TelemetrySettings:
+    """What ``rt.configure`` sets. ``None`` means: use the environment or the default."""
+
+    service_name: str | None = None
+    endpoint: str | None = None
+    protocol: str | None = None
+    headers: Mapping[str, str] | None = None
+    export: bool | None = None
+    span_exporters: tuple[SpanExporter, ...] = ()
+    metric_readers: tuple[MetricReader, ...] = ()
+    console_stream: IO[str] | None = None
+    state_dir: Path | None = None
+    redact_pattern: str = DEFAULT_REDACT_PATTERN
+    value_limit: int = DEFAULT_VALUE_LIMIT
+
+
+class Configuration:
+    """The single holder of process-wide settings."""
+
+    def __init__(self) -> None:
+        self.session_defaults: dict[str, Any] = {}
+        self.telemetry = TelemetrySettings()
+        self.encoder = ValueEncoder()
+        self.generation = 0
+        self._listeners: list[Callable[[], None]] = []
+
+    def on_change(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` whenever the telemetry settings change or are reset."""
+        self._listeners.append(listener)
+
+    def set_telemetry(self, settings: TelemetrySettings) -> None:
+        self.telemetry = settings
+        self.encoder = ValueEncoder(settings.value_limit, settings.redact_pattern)
+        self.generation += 1
+        for listener in self._listeners:
+            listener()
+
+    def reset(self) -> None:
+        """Forget every ``set_config`` default and ``configure`` setting."""
+        self.session_defaults = {}
+        self.set_telemetry(TelemetrySettings())
+
+    def state_dir(self) -> Path:
+        """Saved states' directory: configure(), then RAILTRACKS_STATE_DIR, then .railtracks."""
+        if self.telemetry.state_dir is not None:
+            return self.telemetry.state_dir
+        env = os.environ.get(ENV_STATE_DIR, "")
+        if env.strip():
+            return Path(env)
+        return Path(DEFAULT_STATE_DIR)
+
+
+CONFIG = Configuration()
+
+
+def configure(
+    *,
+    service_name: str | None = None,
+    endpoint: str | None = None,
+    protocol: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    export: bool | None = None,
+    span_exporters: Sequence[SpanExporter] = (),
+    metric_readers: Sequence[MetricReader] = (),
+    console_stream: IO[str] | None = None,
+    state_dir: str | os.PathLike[str] | None = None,
+    redact_pattern: str | None = None,
+    value_limit: int | None = None,
+) -> None:
+    """Set up telemetry in code; each argument overrides its ``OTEL_*`` counterpart.
+
+    Calling it again replaces the previous settings as a whole (arguments left
+    out go back to the environment or the default).
+
+    Args:
+        service_name: ``service.name`` of railtracks' own provider (else ``OTEL_SERVICE_NAME``).
+        endpoint: OTLP endpoint; setting it turns export on (else ``OTEL_EXPORTER_OTLP_ENDPOINT``).
+        protocol: ``"grpc"`` or ``"http/protobuf"`` (else ``OTEL_EXPORTER_OTLP_PROTOCOL``).
+        headers: extra OTLP headers (else ``OTEL_EXPORTER_OTLP_HEADERS``).
+        export: force OTLP export on or off regardless of the environment.
+        span_exporters: more exporters, each fed by its own non-dropping batch processor.
+        metric_readers: more metric readers for railtracks' own meter provider.
+        console_stream: where console spans and logs are written (default: stderr).
+        state_dir: directory of saved states (else ``RAILTRACKS_STATE_DIR``, else ``.railtracks``).
+        redact_pattern: regular expression of sensitive context keys (case-insensitive).
+        value_limit: longest attribute string before truncation (default 4096).
+    """
+    if protocol is not None and protocol not in ("grpc", "http/protobuf"):
+        raise ConfigurationError(
+            f"configure(protocol=...): expected 'grpc' or 'http/protobuf', got {protocol!r}"
+        )
+    if value_limit is not None and (
+        isinstance(value_limit, bool) or not isinstance(value_limit, int) or value_limit < 64
+    ):
+        raise ConfigurationError(
+            f"configure(value_limit=...): expected an integer >= 64, got {value_limit!r}"
+        )
+    if redact_pattern is not None:
+        try:
+            ValueEncoder(redact_pattern=redact_pattern)
+        except Exception as exc:
+            raise ConfigurationError(f"configure(redact_pattern=...): {exc}") from exc
+    if console_stream is not None and not callable(getattr(console_stream, "write", None)):
+        raise ConfigurationError("configure(console_stream=...): expected a text stream")
+    CONFIG.set_telemetry(
+        TelemetrySettings(
+            service_name=service_name,
+            endpoint=endpoint,
+            protocol=protocol,
+            headers=dict(headers) if headers is not None else None,
+            export=export,
+            span_exporters=tuple(span_exporters),
+            metric_readers=tuple(metric_readers),
+            console_stream=console_stream,
+            state_dir=Path(state_dir) if state_dir is not None else None,
+            redact_pattern=redact_pattern if redact_pattern is not None else DEFAULT_REDACT_PATTERN,
+            value_limit=value_limit if value_limit is not None else DEFAULT_VALUE_LIMIT,
+        )
+    )

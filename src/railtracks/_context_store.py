@@ -1,0 +1,70 @@
+"""A session's context: one shared mapping, copied from what the session was given."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any
+
+from opentelemetry.util.types import AttributeValue
+
+from . import _attributes as attr
+from ._encoding import ValueEncoder
+
+
+class SessionContext:
+    """The live context of one session, safe to use from nodes in worker threads.
+
+    Encoded span attributes are cached per version, so a node call does not
+    re-encode an unchanged context.
+    """
+
+    __slots__ = ("_cache", "_cache_key", "_data", "_lock", "_version")
+
+    def __init__(self, initial: Mapping[str, Any]) -> None:
+        self._data = dict(initial)
+        self._lock = threading.Lock()
+        self._version = 0
+        self._cache: dict[str, AttributeValue] = {}
+        self._cache_key: tuple[int, int] | None = None
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self._data.get(key, default)
+
+    def put(self, key: str, value: Any) -> None:
+        with self._lock:
+            self._data[key] = value
+            self._version += 1
+
+    def update(self, values: Mapping[str, Any]) -> None:
+        with self._lock:
+            self._data.update(values)
+            self._version += 1
+
+    def delete(self, key: str) -> None:
+        with self._lock:
+            del self._data[key]
+            self._version += 1
+
+    def keys(self) -> list[str]:
+        return list(self._data)
+
+    def items(self) -> list[tuple[str, Any]]:
+        return list(self._data.items())
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            return dict(self._data)
+
+    def view(self) -> Mapping[str, Any]:
+        return MappingProxyType(self._data)
+
+    def attributes(self, encoder: ValueEncoder) -> dict[str, AttributeValue]:
+        """``railtracks.context.{key}`` attributes of the current values, redacted."""
+        key = (self._version, id(encoder))
+        if self._cache_key != key:
+            with self._lock:
+                self._cache = encoder.context_attributes(attr.CONTEXT_PREFIX, self._data)
+                self._cache_key = key
+        return self._cache

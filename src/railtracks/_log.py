@@ -1,0 +1,254 @@
+"""railtracks' own log records, through loguru (SPEC 4).
+
+railtracks logs through a loguru logger of its own (its own core, its own
+sinks), so that a host application's ``logger.remove()`` can never silence
+railtracks and railtracks never touches the host's handlers. Each record is:
+
+* printed once on the console stream as ``RT.{Component} : {LEVEL} - {message}``,
+  at or above the level of the session's ``logging_setting``;
+* passed to stdlib ``logging`` (logger ``railtracks.{component}``);
+* handed once to the host's global loguru logger, when the host has set up
+  handlers of its own (loguru's stock stderr handler alone is not forwarded to:
+  it would print every record a second time);
+* given ``trace_id``/``span_id`` of the current span, and recorded as a span
+  event when it is a WARNING or worse;
+* written to the session's ``log_file``, when it has one (DEBUG and up).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+from contextvars import ContextVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+import loguru
+from loguru._logger import Core as _LoguruCore
+from loguru._logger import Logger as _LoguruLogger
+from opentelemetry import trace
+
+from . import _attributes as attr
+from ._config import CONFIG
+from ._options import resolve_options
+from ._settings import LoggingSetting
+
+if TYPE_CHECKING:
+    from loguru import Message, Record
+
+_FORMAT: Final = "RT.{extra[rt_component]} : {level} - {message}"
+_FILE_FORMAT: Final = (
+    "{time:YYYY-MM-DD HH:mm:ss.SSS} RT.{extra[rt_component]} : {level} - {message}"
+    " [trace_id={extra[trace_id]} span_id={extra[span_id]}]"
+)
+_NOTHING: Final = 1_000  # above every loguru level: prints nothing
+_STDLIB_ROOT: Final = "railtracks"
+
+# The logging_setting in force where a record is emitted; sessions set it.
+current_setting: ContextVar[LoggingSetting | None] = ContextVar(
+    "railtracks_logging_setting", default=None
+)
+# The session a record belongs to (for its log_file sink).
+current_session_id: ContextVar[str | None] = ContextVar("railtracks_log_session", default=None)
+
+_ZERO_TRACE: Final = "0" * 32
+_ZERO_SPAN: Final = "0" * 16
+
+
+def _threshold(setting: LoggingSetting) -> int:
+    level = setting.loguru_level
+    return _NOTHING if level is None else loguru.logger.level(level).no
+
+
+def _add_trace_context(record: Record) -> None:
+    """Patcher: runs in the emitting context, so the current span is the right one."""
+    span = trace.get_current_span()
+    context = span.get_span_context()
+    extra = record["extra"]
+    if context.is_valid:
+        extra["trace_id"] = format(context.trace_id, "032x")
+        extra["span_id"] = format(context.span_id, "016x")
+    else:
+        extra["trace_id"] = _ZERO_TRACE
+        extra["span_id"] = _ZERO_SPAN
+    if record["level"].no >= logging.WARNING and span.is_recording():
+        span.add_event(
+            attr.EVENT_LOG,
+            {
+                attr.LOG_LEVEL: record["level"].name,
+                attr.LOG_MESSAGE: record["message"],
+                attr.LOG_COMPONENT: extra.get("rt_component", ""),
+            },
+        )
+
+
+def _console_stream() -> Any:
+    return CONFIG.telemetry.console_stream or sys.stderr
+
+
+def _console_sink(message: Message) -> None:
+    stream = _console_stream()
+    try:
+        stream.write(str(message))
+        stream.flush()
+    except Exception:  # a closed or broken console stream never breaks a run
+        return
+
+
+def _stdlib_sink(message: Message) -> None:
+    record = message.record
+    component = str(record["extra"].get("rt_component", "")).lower() or "core"
+    logging.getLogger(f"{_STDLIB_ROOT}.{component}").log(
+        record["level"].no,
+        record["message"],
+        extra={"trace_id": record["extra"]["trace_id"], "span_id": record["extra"]["span_id"]},
+    )
+
+
+def _host_has_own_handlers() -> bool:
+    # loguru has no public way to list handlers. Id 0 is loguru's stock stderr
+    # handler; any other id was added by the application.
+    handlers = getattr(getattr(loguru.logger, "_core", None), "handlers", None)
+    if not isinstance(handlers, dict):
+        return True
+    return any(handler_id != 0 for handler_id in handlers)
+
+
+def _host_sink(message: Message) -> None:
+    if not _host_has_own_handlers():
+        return
+    record = message.record
+
+    def keep_origin(forwarded: Record) -> None:
+        forwarded["name"] = record["name"]
+        forwarded["function"] = record["function"]
+        forwarded["line"] = record["line"]
+        forwarded["module"] = record["module"]
+        forwarded["file"] = record["file"]
+
+    loguru.logger.patch(keep_origin).bind(**record["extra"]).log(
+        record["level"].name, record["message"]
+    )
+
+
+def _above_threshold(record: Record) -> bool:
+    return bool(record["level"].no >= record["extra"].get("rt_threshold", _NOTHING))
+
+
+class _Logs:
+    """The independent logger and its sinks; built once, on first use."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._logger: Any = None
+        self._warned: set[str] = set()
+
+    def logger(self) -> Any:
+        if self._logger is None:
+            with self._lock:
+                if self._logger is None:
+                    self._logger = self._build()
+        return self._logger
+
+    @staticmethod
+    def _build() -> Any:
+        # loguru offers no public constructor for an independent logger; these
+        # are the arguments loguru/__init__.py itself uses for the global one.
+        own = _LoguruLogger(  # type: ignore[no-untyped-call]  # loguru's private classes are untyped
+            core=_LoguruCore(),  # type: ignore[no-untyped-call]  # as above
+            exception=None,
+            depth=0,
+            record=False,
+            lazy=False,
+            colors=False,
+            raw=False,
+            capture=True,
+            patchers=[],
+            extra={},
+        ).patch(_add_trace_context)
+        own.add(
+            _console_sink, level=0, format=_FORMAT, filter=_above_threshold, colorize=False
+        )
+        own.add(_stdlib_sink, level=0, format="{message}", filter=_above_threshold)
+        own.add(_host_sink, level=0, format="{message}", filter=_above_threshold)
+        stdlib = logging.getLogger(_STDLIB_ROOT)
+        # Without a handler, stdlib's "last resort" would print our warnings a second time.
+        if not any(isinstance(h, logging.NullHandler) for h in stdlib.handlers):
+            stdlib.addHandler(logging.NullHandler())
+        return own
+
+    def emit(
+        self,
+        level: str,
+        component: str,
+        message: str,
+        *,
+        setting: LoggingSetting | None = None,
+        session_id: str | None = None,
+        has_file: bool = False,
+    ) -> None:
+        if setting is None:
+            setting = current_setting.get() or _default_setting()
+        threshold = _threshold(setting)
+        if loguru.logger.level(level).no < threshold and not has_file:
+            return
+        try:
+            self.logger().bind(
+                rt_component=component,
+                rt_threshold=threshold,
+                rt_session=session_id or current_session_id.get(),
+            ).opt(depth=2).log(level, message)
+        except Exception:  # a failing sink or patcher never reaches the run
+            return
+
+    def warn_once(self, key: str, message: str) -> None:
+        if key in self._warned:
+            return
+        self._warned.add(key)
+        self.emit("WARNING", "Telemetry", message)
+
+    def add_file(self, path: Path, session_id: str) -> int | None:
+        """A DEBUG-and-up file sink for one session's records; None when it cannot be opened."""
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            handler_id: int = self.logger().add(
+                path,
+                level=0,
+                format=_FILE_FORMAT,
+                filter=lambda record: record["extra"].get("rt_session") == session_id,
+                colorize=False,
+            )
+            return handler_id
+        except Exception as exc:  # an unwritable log file is reported, the run goes on
+            self.emit("ERROR", "Session", f"cannot open log file {path}: {exc}")
+            return None
+
+    def remove(self, handler_id: int) -> None:
+        try:
+            self.logger().remove(handler_id)
+        except ValueError:  # already removed
+            return
+
+    def reset_warnings(self) -> None:
+        self._warned.clear()
+
+
+def _default_setting() -> LoggingSetting:
+    try:
+        return resolve_options({}).logging_setting
+    except Exception:  # a bad environment value is reported where sessions start
+        return LoggingSetting.REGULAR
+
+
+LOGS = _Logs()
+
+
+def emit(level: str, component: str, message: str, **kwargs: Any) -> None:
+    """Log one railtracks record; see the module docstring for where it goes."""
+    LOGS.emit(level, component, message, **kwargs)
+
+
+def warn_once(key: str, message: str) -> None:
+    """Log a telemetry warning the first time ``key`` is seen in this process."""
+    LOGS.warn_once(key, message)

@@ -1,0 +1,224 @@
+"""Nodes and ``rt.call``: every call a child span of the current one (SPEC 1)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import functools
+import inspect
+import weakref
+from collections.abc import Awaitable, Callable
+from typing import Any, Generic, ParamSpec, TypeVar, overload
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
+
+from . import _attributes as attr
+from . import _spans
+from ._options import validate_option
+from ._session import _CURRENT, Session
+from .errors import ConfigurationError
+
+P = ParamSpec("P")
+R = TypeVar("R")
+T = TypeVar("T")
+
+_POSITIONAL_OR_KEYWORD = inspect.Parameter.POSITIONAL_OR_KEYWORD
+_KEYWORD_ONLY = inspect.Parameter.KEYWORD_ONLY
+
+
+class _Binder:
+    """Binds call arguments to parameter names, with a fast path for plain signatures."""
+
+    __slots__ = ("_node_name", "_parameters", "_positional", "_required", "_signature", "_simple")
+
+    def __init__(self, func: Callable[..., Any], node_name: str) -> None:
+        self._node_name = node_name
+        try:
+            self._signature: inspect.Signature | None = inspect.signature(func)
+        except (TypeError, ValueError):  # some builtins have no signature: nothing to check
+            self._signature = None
+        params = list(self._signature.parameters.values()) if self._signature else []
+        self._simple = self._signature is not None and all(
+            p.kind in (_POSITIONAL_OR_KEYWORD, _KEYWORD_ONLY) for p in params
+        )
+        self._positional = tuple(p.name for p in params if p.kind is _POSITIONAL_OR_KEYWORD)
+        self._parameters = frozenset(p.name for p in params)
+        self._required = frozenset(p.name for p in params if p.default is inspect.Parameter.empty)
+
+    def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+        """``{parameter: value}`` as passed; ``TypeError`` naming the node when it does not fit."""
+        if self._simple and len(args) <= len(self._positional):
+            bound = dict(zip(self._positional, args, strict=False))
+            for key, value in kwargs.items():
+                if key not in self._parameters or key in bound:
+                    return self._bind_slowly(args, kwargs)
+                bound[key] = value
+            if len(bound) == len(self._parameters) or bound.keys() >= self._required:
+                return bound
+        return self._bind_slowly(args, kwargs)
+
+    def _bind_slowly(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+        if self._signature is None:
+            return {"args": list(args), "kwargs": kwargs}
+        try:
+            return dict(self._signature.bind(*args, **kwargs).arguments)
+        except TypeError as exc:
+            raise TypeError(f"bad arguments for node {self._node_name!r}: {exc}") from None
+
+
+class Node(Generic[P, R]):
+    """A function made into a railtracks node by ``@rt.function_node``.
+
+    Calling it directly runs the plain function (no span, no session);
+    ``await rt.call(node, ...)`` runs it as a traced node.
+    """
+
+    def __init__(self, func: Callable[P, R], name: str | None = None) -> None:
+        if not callable(func):
+            raise TypeError(f"a node wraps a function, got {func!r}")
+        if name is None:
+            name = getattr(func, "__name__", None) or type(func).__name__
+        if not isinstance(name, str) or not name.strip():
+            raise ConfigurationError(
+                f"function_node(name=...): expected a non-empty string, got {name!r}"
+            )
+        self.func = func
+        self.name = name
+        self.is_async = inspect.iscoroutinefunction(func)
+        self.binder = _Binder(func, name)
+        functools.update_wrapper(self, func)
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        return self.func(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<railtracks node {self.name!r}>"
+
+
+@overload
+def function_node(func: Callable[P, R], /) -> Node[P, R]: ...
+
+
+@overload
+def function_node(*, name: str | None = None) -> Callable[[Callable[P, R]], Node[P, R]]: ...
+
+
+def function_node(
+    func: Callable[P, R] | None = None, /, *, name: str | None = None
+) -> Node[P, R] | Callable[[Callable[P, R]], Node[P, R]]:
+    """Make an ``async def`` or a plain ``def`` into a node.
+
+    ``@rt.function_node`` or ``@rt.function_node(name="...")``. A sync node runs
+    in a worker thread, with the caller's context (session, span) carried over.
+    """
+    if func is not None:
+        return Node(func, name)
+    return lambda f: Node(f, name)
+
+
+_PLAIN_NODES: weakref.WeakKeyDictionary[Callable[..., Any], Node[..., Any]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def as_node(target: Callable[..., Any]) -> Node[..., Any]:
+    """The node for ``target``: itself when decorated, else a cached wrapper."""
+    if isinstance(target, Node):
+        return target
+    try:
+        node = _PLAIN_NODES.get(target)
+    except TypeError:  # unhashable callables are wrapped each time
+        return Node(target)
+    if node is None:
+        node = Node(target)
+        with contextlib.suppress(TypeError):  # not weak-referenceable: wrapped each time
+            _PLAIN_NODES[target] = node
+    return node
+
+
+@overload
+async def call(node: Callable[P, Awaitable[T]], /, *args: P.args, **kwargs: P.kwargs) -> T: ...
+
+
+@overload
+async def call(node: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T: ...
+
+
+async def call(node: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+    """Run ``node`` with these arguments as a child span of the current one; return its result.
+
+    Arguments are bound against the node's signature first (``TypeError``
+    naming the node when they do not fit). Outside any session, the call runs
+    in a fresh implicit session named after the node. The node's own
+    exceptions reach the caller unchanged.
+    """
+    spec = as_node(node)
+    bound = spec.binder.bind(args, kwargs)
+    session = _CURRENT.get()
+    if session is not None and not session._ended:
+        return await _execute(session, spec, args, kwargs, bound)
+    implicit = Session(name=_implicit_name(spec.name))
+    async with implicit:
+        result = await _execute(implicit, spec, args, kwargs, bound)
+        implicit.set_answer(result)
+    return result
+
+
+def _implicit_name(node_name: str) -> str | None:
+    try:
+        name: str | None = validate_option("name", node_name)
+        return name
+    except ConfigurationError:  # e.g. a lambda's "<lambda>" is fine, "a/b" is not
+        return None
+
+
+async def _execute(
+    session: Session,
+    node: Node[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    bound: dict[str, Any],
+) -> Any:
+    session.check_running()
+    encoder = session._encoder
+    attributes = session.node_attributes(node.name)
+    attributes[attr.NODE_INPUT] = encoder.json(bound)
+    assert session._tracer is not None  # set when the session started
+    span = session._tracer.start_span(node.name, kind=SpanKind.INTERNAL, attributes=attributes)
+    token = otel_context.attach(trace.set_span_in_context(span))
+    task = asyncio.current_task()
+    tracked = task is not None and task is not session._task
+    if tracked:
+        session.register_task(task)  # type: ignore[arg-type]  # tracked implies a task
+    try:
+        if node.is_async:
+            result = await node.func(*args, **kwargs)
+        else:
+            run = functools.partial(contextvars.copy_context().run, node.func, *args, **kwargs)
+            result = await asyncio.get_running_loop().run_in_executor(None, run)
+    except asyncio.CancelledError:
+        interrupted = session._cancel_reason == attr.STATUS_TIMEOUT
+        _spans.mark_interrupted(
+            span,
+            attr.STATUS_TIMEOUT if interrupted else attr.STATUS_CANCELLED,
+            "GlobalTimeOutError: session timed out"
+            if interrupted
+            else "CancelledError: node cancelled",
+        )
+        raise
+    except BaseException as exc:
+        _spans.mark_failed(span, exc)
+        session.node_failed(exc)
+        raise
+    else:
+        span.set_attribute(attr.NODE_OUTPUT, encoder.json(result))
+        span.set_attribute(attr.STATUS, attr.STATUS_COMPLETED)
+        return result
+    finally:
+        if tracked:
+            session.unregister_task(task)  # type: ignore[arg-type]  # tracked implies a task
+        otel_context.detach(token)
+        span.end()

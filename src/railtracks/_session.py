@@ -1,0 +1,519 @@
+"""Sessions: the root span of a run, its context, timeout and lifecycle (SPEC 2)."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import functools
+import inspect
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from contextvars import ContextVar, Token
+from pathlib import Path
+from types import MappingProxyType, TracebackType
+from typing import TYPE_CHECKING, Any, Final, ParamSpec, TypeVar, overload
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.trace import SpanKind
+from opentelemetry.util.types import AttributeValue
+
+from . import _attributes as attr
+from . import _log, _spans
+from ._config import CONFIG
+from ._context_store import SessionContext
+from ._options import (
+    UNSET,
+    BroadcastCallback,
+    SessionOptions,
+    Unset,
+    resolve_options,
+    validate_option,
+)
+from ._settings import LoggingSetting
+from ._state import build_state
+from ._telemetry import TELEMETRY
+from .errors import ContextError, GlobalTimeOutError
+
+if TYPE_CHECKING:
+    from ._encoding import ValueEncoder
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+STATUS_PENDING: Final = "pending"
+_CURRENT: ContextVar[Session | None] = ContextVar("railtracks_session", default=None)
+
+# Hooks run when a session ends, after its spans are collected (the saved state).
+SessionEndHook = Callable[["Session"], None]
+_END_HOOKS: list[SessionEndHook] = []
+
+
+def on_session_end(hook: SessionEndHook) -> None:
+    """Register ``hook(session)`` to run when any session ends; it must not raise."""
+    _END_HOOKS.append(hook)
+
+
+class Session:
+    """One run of a workflow: a root span, its context, its options and its outcome.
+
+    Use it as ``with rt.Session(...):`` or ``async with rt.Session(...):`` inside
+    async code, or through the ``@rt.session`` decorator. All options are
+    keyword-only and optional; see ``rt.set_config`` for process-wide defaults.
+    """
+
+    def __init__(
+        self,
+        *,
+        name: str | Unset | None = UNSET,
+        context: Mapping[str, Any] | Unset | None = UNSET,
+        timeout: float | Unset | None = UNSET,
+        logging_setting: str | LoggingSetting | Unset = UNSET,
+        save_state: bool | Unset = UNSET,
+        end_on_error: bool | Unset = UNSET,
+        log_file: str | Path | Unset | None = UNSET,
+        broadcast_callback: BroadcastCallback | Unset | None = UNSET,
+    ) -> None:
+        given = {
+            "name": name,
+            "context": context,
+            "timeout": timeout,
+            "logging_setting": logging_setting,
+            "save_state": save_state,
+            "end_on_error": end_on_error,
+            "log_file": log_file,
+            "broadcast_callback": broadcast_callback,
+        }
+        self._options: SessionOptions = resolve_options(
+            {key: value for key, value in given.items() if value is not UNSET}
+        )
+        # SPEC 2 also names it `session._identifier` (the seed page prints it).
+        self._identifier = str(uuid.uuid4())
+        self._context = SessionContext(self._options.context)
+        self._final_context: Mapping[str, Any] | None = None
+        self._status: str = STATUS_PENDING
+        self._entered = False
+        self._ended = False
+        self._started_at: dt.datetime | None = None
+        self._ended_at: dt.datetime | None = None
+        self._duration: float | None = None
+        self._trace_id: str | None = None
+        self._span: trace.Span | None = None
+        self._spans: list[ReadableSpan] = []
+        self._answer: Any = UNSET
+        self._error: BaseException | None = None
+        self._state: dict[str, Any] | None = None
+        self._state_path: Path | None = None
+        # runtime, set on entry
+        self._tracer: trace.Tracer | None = None
+        self._encoder: ValueEncoder = CONFIG.encoder
+        self._node_attributes: dict[str, dict[str, AttributeValue]] = {}
+        self._tokens: tuple[Token[Any], ...] = ()
+        self._otel_token: object = None
+        self._log_handler: int | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task[Any] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._deadline: float | None = None
+        self._cancel_reason: str | None = None
+        self._cancelled_task: asyncio.Task[Any] | None = None
+        self._first_error: BaseException | None = None
+        self._node_tasks: dict[asyncio.Task[Any], int] = {}
+
+    # -- public, read-only view -------------------------------------------------
+    @property
+    def identifier(self) -> str:
+        """A fresh UUID4 string, unique to this session."""
+        return self._identifier
+
+    @property
+    def name(self) -> str | None:
+        return self._options.name
+
+    @property
+    def options(self) -> SessionOptions:
+        """The options in force after precedence (argument, set_config, environment, default)."""
+        return self._options
+
+    @property
+    def logging_setting(self) -> LoggingSetting:
+        return self._options.logging_setting
+
+    @property
+    def trace_id(self) -> str | None:
+        """The trace id (32 hex digits) once the session has started."""
+        return self._trace_id
+
+    @property
+    def span_id(self) -> str | None:
+        if self._span is None:
+            return None
+        return format(self._span.get_span_context().span_id, "016x")
+
+    @property
+    def status(self) -> str:
+        """``pending``, ``running``, ``completed``, ``failed``, ``timeout`` or ``cancelled``."""
+        return self._status
+
+    @property
+    def started_at(self) -> dt.datetime | None:
+        return self._started_at
+
+    @property
+    def ended_at(self) -> dt.datetime | None:
+        return self._ended_at
+
+    @property
+    def duration(self) -> float | None:
+        """Wall-clock seconds from start to end; None until the session ends."""
+        return self._duration
+
+    @property
+    def context(self) -> Mapping[str, Any]:
+        """A read-only view of the context (a frozen copy once the session has ended)."""
+        if self._final_context is not None:
+            return self._final_context
+        return self._context.view()
+
+    @property
+    def error(self) -> BaseException | None:
+        """The exception the session ended with, if any."""
+        return self._error
+
+    @property
+    def spans(self) -> tuple[ReadableSpan, ...]:
+        """Every finished span of this session (its own included), in end order."""
+        return tuple(self._spans)
+
+    @property
+    def state(self) -> dict[str, Any] | None:
+        """The saved-state document built from this session's spans (None while running)."""
+        if self._state is None and self._ended:
+            self._state = build_state(self._spans)
+        return self._state
+
+    @property
+    def state_path(self) -> Path | None:
+        """Where the state was written, or None (``save_state=False`` or the write failed)."""
+        return self._state_path
+
+    def __repr__(self) -> str:
+        return f"<Session name={self.name!r} id={self._identifier} status={self._status}>"
+
+    # -- context manager --------------------------------------------------------
+    def __enter__(self) -> Session:
+        self._start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        replacement = self._finish(exc)
+        if replacement is not None:
+            raise replacement from (exc if isinstance(exc, asyncio.CancelledError) else None)
+
+    async def __aenter__(self) -> Session:
+        return self.__enter__()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.__exit__(exc_type, exc, tb)
+
+    # -- lifecycle ----------------------------------------------------------------
+    def _start(self) -> None:
+        if self._entered:
+            raise RuntimeError("a Session can be entered only once: create a new Session per run")
+        self._entered = True
+        options = self._options
+        self._tracer = tracer = TELEMETRY.tracer()
+        self._encoder = encoder = CONFIG.encoder
+        TELEMETRY.collector.open(self._identifier)
+        self._started_at = dt.datetime.now(dt.UTC)
+        self._t0 = time.perf_counter()
+        span = tracer.start_span(
+            _spans.session_span_name(options.name),
+            kind=SpanKind.INTERNAL,
+            attributes=_spans.session_attributes(
+                identifier=self._identifier,
+                name=options.name,
+                timeout=options.timeout,
+                setting=options.logging_setting,
+                save_state=options.save_state,
+                context_attributes=self._context.attributes(encoder),
+            ),
+        )
+        self._span = span
+        self._trace_id = format(span.get_span_context().trace_id, "032x")
+        self._otel_token = otel_context.attach(trace.set_span_in_context(span))
+        self._tokens = (
+            _CURRENT.set(self),
+            _log.current_setting.set(options.logging_setting),
+            _log.current_session_id.set(self._identifier),
+        )
+        self._status = attr.STATUS_RUNNING
+        if options.log_file is not None:
+            self._log_handler = _log.LOGS.add_file(options.log_file, self._identifier)
+        self._arm_timeout()
+        _log.emit("DEBUG", "Session", f"{self._label()} started (trace {self._trace_id})")
+
+    def _arm_timeout(self) -> None:
+        try:
+            self._loop = asyncio.get_running_loop()
+            self._task = asyncio.current_task(self._loop)
+        except RuntimeError:  # a `with` block outside any event loop: no timer, calls still check
+            self._loop = None
+        timeout = self._options.timeout
+        if timeout is None:
+            return
+        self._deadline = time.monotonic() + timeout
+        if self._loop is not None:
+            self._timer = self._loop.call_later(timeout, self._interrupt, attr.STATUS_TIMEOUT)
+
+    def _interrupt(self, reason: str) -> None:
+        """Loop callback: stop everything the session runs (timeout or end_on_error)."""
+        if self._ended:
+            return
+        if self._cancel_reason is None:
+            self._cancel_reason = reason
+        self._cancel_nodes()
+        task = self._task
+        if task is not None and not task.done() and task is not asyncio.current_task():
+            task.cancel()
+            self._cancelled_task = task
+
+    def _cancel_nodes(self) -> None:
+        current = asyncio.current_task() if self._loop is not None else None
+        for task in list(self._node_tasks):
+            if task is not current and not task.done():
+                task.cancel()
+
+    def check_running(self) -> None:
+        """Raise if the session must not start another node (timed out or ended on error)."""
+        if self._cancel_reason is None:
+            if self._deadline is None or time.monotonic() < self._deadline:
+                return
+            self._cancel_reason = attr.STATUS_TIMEOUT
+            self._cancel_nodes()
+        if self._cancel_reason == attr.STATUS_TIMEOUT:
+            raise GlobalTimeOutError(self._options.timeout or 0.0, self.name)
+        assert self._first_error is not None  # the only other reason
+        raise self._first_error
+
+    def node_failed(self, exc: BaseException) -> None:
+        """A node raised: with ``end_on_error`` the first such error ends the session."""
+        if not self._options.end_on_error or self._cancel_reason is not None:
+            return
+        self._first_error = exc
+        self._cancel_reason = attr.STATUS_FAILED
+        if self._loop is not None:
+            # From a callback, not here: cancelling the running task would leave
+            # a cancellation pending past the session's end.
+            self._loop.call_soon(self._interrupt, attr.STATUS_FAILED)
+
+    def register_task(self, task: asyncio.Task[Any]) -> None:
+        self._node_tasks[task] = self._node_tasks.get(task, 0) + 1
+
+    def unregister_task(self, task: asyncio.Task[Any]) -> None:
+        count = self._node_tasks.get(task, 0) - 1
+        if count > 0:
+            self._node_tasks[task] = count
+        else:
+            self._node_tasks.pop(task, None)
+
+    def node_attributes(self, node_name: str) -> dict[str, AttributeValue]:
+        """Span attributes of a node call at this moment (identity plus current context)."""
+        base = self._node_attributes.get(node_name)
+        if base is None:
+            base = _spans.node_base_attributes(node_name, self._identifier, self._options.name)
+            self._node_attributes[node_name] = base
+        return {**base, **self._context.attributes(self._encoder)}
+
+    def set_answer(self, answer: Any) -> None:
+        self._answer = answer
+
+    def _outcome(self, exc: BaseException | None) -> tuple[str, BaseException | None]:
+        """The final status, and the exception to raise instead of ``exc`` (if any)."""
+        reason = self._cancel_reason
+        if reason == attr.STATUS_TIMEOUT:
+            if isinstance(exc, GlobalTimeOutError):
+                return attr.STATUS_TIMEOUT, None
+            return attr.STATUS_TIMEOUT, GlobalTimeOutError(self._options.timeout or 0.0, self.name)
+        if reason == attr.STATUS_FAILED:
+            first = self._first_error
+            return attr.STATUS_FAILED, (None if exc is first else first)
+        if exc is None:
+            return attr.STATUS_COMPLETED, None
+        if isinstance(exc, asyncio.CancelledError):
+            return attr.STATUS_CANCELLED, None
+        return attr.STATUS_FAILED, None
+
+    def _finish(self, exc: BaseException | None) -> BaseException | None:
+        self._ended = True
+        if self._timer is not None:
+            self._timer.cancel()
+        if self._cancelled_task is not None:
+            self._cancelled_task.uncancel()  # balance the cancel() this session made
+        status, replacement = self._outcome(exc)
+        self._error = replacement or exc
+        span = self._span
+        assert span is not None  # set by _start
+        try:
+            self._end_span(span, status)
+        finally:
+            self._restore_context()
+        self._spans = TELEMETRY.collector.close(self._identifier)
+        self._ended_at = dt.datetime.now(dt.UTC)
+        self._duration = time.perf_counter() - self._t0
+        self._final_context = MappingProxyType(self._context.snapshot())
+        self._status = status
+        for hook in _END_HOOKS:
+            try:
+                hook(self)
+            except Exception as hook_error:  # saving or reporting never changes the outcome
+                _log.emit(
+                    "ERROR",
+                    "Session",
+                    f"{self._label()}: {hook_error!r}",
+                    setting=self.logging_setting,
+                )
+        if self._log_handler is not None:
+            _log.LOGS.remove(self._log_handler)
+        return replacement
+
+    def _end_span(self, span: trace.Span, status: str) -> None:
+        if status == attr.STATUS_COMPLETED:
+            span.set_attribute(attr.STATUS, status)
+            if self._answer is not UNSET:
+                span.set_attribute(attr.SESSION_ANSWER, self._encoder.json(self._answer))
+        elif status == attr.STATUS_FAILED:
+            assert self._error is not None  # a failed outcome always has its exception
+            _spans.mark_failed(span, self._error)
+        elif status == attr.STATUS_TIMEOUT:
+            _spans.mark_interrupted(span, status, _spans.describe(self._error or TimeoutError()))
+        else:
+            _spans.mark_interrupted(span, status, "CancelledError: session cancelled")
+        span.end()
+
+    def _restore_context(self) -> None:
+        for token in reversed(self._tokens):
+            try:
+                token.var.reset(token)
+            except ValueError:  # exited in another context than entered: leave that one alone
+                continue
+        try:
+            otel_context.detach(self._otel_token)  # type: ignore[arg-type]  # the token attach() returned
+        except Exception:  # opentelemetry logs a mismatched detach itself
+            return
+
+    def _label(self) -> str:
+        return f"session {self.name!r}" if self.name else f"session {self._identifier}"
+
+
+def current_session() -> Session | None:
+    """The session running in this context, or None."""
+    return _CURRENT.get()
+
+
+def session_id() -> str | None:
+    """The identifier of the session running in this context, or None."""
+    current = _CURRENT.get()
+    return current.identifier if current is not None else None
+
+
+def require_session(caller: str) -> Session:
+    current = _CURRENT.get()
+    if current is None or current._ended:
+        raise ContextError(
+            f"{caller} was called outside a session: run it inside a function decorated "
+            "with @rt.session, a `with rt.Session(...)` block, or a node called with rt.call"
+        )
+    return current
+
+
+async def broadcast(message: Any) -> None:
+    """Send ``message`` to the session's ``broadcast_callback`` and record it as a span event.
+
+    The callback may be sync or async. A callback that raises is logged and
+    recorded on the span; the run goes on (broadcasts are a side channel).
+    """
+    current = require_session("rt.broadcast()")
+    span = trace.get_current_span()
+    if span.is_recording():
+        span.add_event(
+            attr.EVENT_BROADCAST, {attr.BROADCAST_MESSAGE: current._encoder.encode(message)}
+        )
+    callback = current.options.broadcast_callback
+    if callback is None:
+        return
+    try:
+        result = callback(message)
+        if inspect.isawaitable(result):
+            await result
+    except Exception as exc:
+        span.record_exception(exc)
+        _log.emit("ERROR", "Session", f"broadcast_callback failed: {_spans.describe(exc)}")
+
+
+SessionResult = Coroutine[Any, Any, tuple[R, Session]]
+
+
+def _decorate(
+    func: Callable[P, Awaitable[R]], options: dict[str, Any]
+) -> Callable[P, SessionResult[R]]:
+    if not inspect.iscoroutinefunction(func):
+        name = getattr(func, "__qualname__", repr(func))
+        raise TypeError(
+            f"@rt.session only works on async functions: {name} is not one "
+            "(define it with 'async def')"
+        )
+
+    @functools.wraps(func)
+    async def run(*args: P.args, **kwargs: P.kwargs) -> tuple[R, Session]:
+        session = Session(**options)
+        async with session:
+            result = await func(*args, **kwargs)
+            session.set_answer(result)
+        return result, session
+
+    return run
+
+
+@overload
+def session(func: Callable[P, Awaitable[R]], /) -> Callable[P, SessionResult[R]]: ...
+
+
+@overload
+def session(
+    *,
+    name: str | None = ...,
+    context: Mapping[str, Any] | None = ...,
+    timeout: float | None = ...,
+    logging_setting: str | LoggingSetting = ...,
+    save_state: bool = ...,
+    end_on_error: bool = ...,
+    log_file: str | Path | None = ...,
+    broadcast_callback: BroadcastCallback | None = ...,
+) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, SessionResult[R]]]: ...
+
+
+def session(func: Callable[P, Awaitable[R]] | None = None, /, **options: Any) -> Any:
+    """Run each call of an async function in its own new session.
+
+    ``@rt.session`` or ``@rt.session(...)`` with the options of ``rt.Session``.
+    Awaiting the decorated function returns ``(result, session)``. Options are
+    validated here, at decoration time; a sync function raises ``TypeError``.
+    """
+    for option, value in options.items():
+        validate_option(option, value)
+    if func is not None:
+        return _decorate(func, options)
+    return lambda f: _decorate(f, options)

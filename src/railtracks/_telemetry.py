@@ -1,0 +1,186 @@
+"""Who owns the tracer provider, and which processors railtracks feeds.
+
+At first use railtracks looks at the global tracer provider. If the host
+application installed an SDK ``TracerProvider``, railtracks adds its one
+fan-out processor to it and never replaces it. Otherwise railtracks builds a
+private provider (never made global) whose sampler still *records* every span
+it would drop, so the console and the saved state stay complete while the
+sampler decides what is exported.
+"""
+
+from __future__ import annotations
+
+import atexit
+import threading
+from collections.abc import Callable, Sequence
+
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+from opentelemetry.sdk.trace import SpanProcessor
+from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
+from opentelemetry.sdk.trace.sampling import (
+    Decision,
+    Sampler,
+    SamplingResult,
+    _get_from_env_or_default,
+)
+from opentelemetry.trace import Link, SpanKind
+from opentelemetry.trace.span import TraceState
+from opentelemetry.util.types import Attributes
+
+from ._collector import SessionSpanCollector
+from ._config import CONFIG
+from ._processors import FanOutSpanProcessor
+from ._version import __version__
+
+DEFAULT_SERVICE_NAME = "railtracks"
+INSTRUMENTATION_SCOPE = "railtracks"
+EXIT_FLUSH_SECONDS = 2.0
+
+
+class RecordLocallySampler(Sampler):
+    """Defers to ``inner`` for export, but turns DROP into RECORD_ONLY."""
+
+    def __init__(self, inner: Sampler) -> None:
+        self._inner = inner
+
+    def should_sample(  # noqa: PLR0917  # the signature is the SDK's Sampler interface
+        self,
+        parent_context: Context | None,
+        trace_id: int,
+        name: str,
+        kind: SpanKind | None = None,
+        attributes: Attributes = None,
+        links: Sequence[Link] | None = None,
+        trace_state: TraceState | None = None,
+    ) -> SamplingResult:
+        result = self._inner.should_sample(
+            parent_context, trace_id, name, kind, attributes, links, trace_state
+        )
+        if result.decision is Decision.DROP:
+            return SamplingResult(Decision.RECORD_ONLY, result.attributes, result.trace_state)
+        return result
+
+    def get_description(self) -> str:
+        return f"RecordLocally{{{self._inner.get_description()}}}"
+
+
+def service_resource() -> Resource:
+    """The resource of railtracks' own providers: ``OTEL_*`` plus a default service name."""
+    configured = CONFIG.telemetry.service_name
+    resource = Resource.create({SERVICE_NAME: configured} if configured else {})
+    service = str(resource.attributes.get(SERVICE_NAME, ""))
+    if not service or service.startswith("unknown_service"):
+        resource = resource.merge(Resource({SERVICE_NAME: DEFAULT_SERVICE_NAME}))
+    return resource
+
+
+PipelineBuilder = Callable[[SdkTracerProvider, bool], list[SpanProcessor]]
+
+
+class Telemetry:
+    """The tracer, the provider it comes from, and railtracks' processors on it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.fanout = FanOutSpanProcessor()
+        self.collector = SessionSpanCollector()
+        self.fanout.add(self.collector)
+        self._tracer: trace.Tracer | None = None
+        self._provider: SdkTracerProvider | None = None
+        self._owns_provider = False
+        self._pipeline: list[SpanProcessor] = []
+        self._builders: list[PipelineBuilder] = []
+        self._exit_registered = False
+        CONFIG.on_change(self.invalidate)
+
+    def add_pipeline_builder(self, builder: PipelineBuilder) -> None:
+        """Register a function that adds processors each time the pipeline is built."""
+        self._builders.append(builder)
+
+    @property
+    def provider(self) -> SdkTracerProvider:
+        self.tracer()
+        assert self._provider is not None  # set by tracer()
+        return self._provider
+
+    @property
+    def owns_provider(self) -> bool:
+        return self._owns_provider
+
+    def tracer(self) -> trace.Tracer:
+        tracer = self._tracer
+        if tracer is None:
+            with self._lock:
+                if self._tracer is None:
+                    self._tracer = self._build()
+                tracer = self._tracer
+        return tracer
+
+    def _build(self) -> trace.Tracer:
+        global_provider = trace.get_tracer_provider()
+        if isinstance(global_provider, SdkTracerProvider):
+            provider, owned = global_provider, False
+        else:
+            provider = SdkTracerProvider(
+                resource=service_resource(),
+                sampler=RecordLocallySampler(_get_from_env_or_default()),
+                shutdown_on_exit=False,
+            )
+            # OTEL_SDK_DISABLED turns export off (see _export); railtracks' own
+            # spans still drive the console and the saved state.
+            provider._disabled = False
+            owned = True
+        if self.fanout not in _installed_processors(provider):
+            provider.add_span_processor(self.fanout)
+        self._provider, self._owns_provider = provider, owned
+        for builder in self._builders:
+            for processor in builder(provider, owned):
+                self._pipeline.append(processor)
+                self.fanout.add(processor)
+        if not self._exit_registered:
+            atexit.register(self.shutdown)
+            self._exit_registered = True
+        return provider.get_tracer(INSTRUMENTATION_SCOPE, __version__)
+
+    def invalidate(self) -> None:
+        """Drop the pipeline after a configuration change; the next session rebuilds it."""
+        with self._lock:
+            self._retire_pipeline()
+            self._tracer = None
+            self._provider = None
+
+    def _retire_pipeline(self) -> None:
+        pipeline, self._pipeline = self._pipeline, []
+        for processor in pipeline:
+            self.fanout.remove(processor)
+        for processor in pipeline:
+            _shutdown_quietly(processor)
+
+    def flush(self, timeout_seconds: float = 30.0) -> bool:
+        """Hand every finished span to the exporters and wait, at most ``timeout_seconds``."""
+        return self.fanout.force_flush(int(timeout_seconds * 1000))
+
+    def shutdown(self) -> None:
+        """At exit: flush within a bound, then stop railtracks' processors."""
+        self.fanout.force_flush(int(EXIT_FLUSH_SECONDS * 1000))
+        with self._lock:
+            self._retire_pipeline()
+
+
+def _installed_processors(provider: SdkTracerProvider) -> tuple[SpanProcessor, ...]:
+    # The SDK keeps processors on a private multi-processor; reading it is the
+    # only way to stay idempotent when railtracks rebuilds its pipeline.
+    multi = getattr(provider, "_active_span_processor", None)
+    return tuple(getattr(multi, "_span_processors", ()))
+
+
+def _shutdown_quietly(processor: SpanProcessor) -> None:
+    try:
+        processor.shutdown()
+    except Exception:  # shutting down a broken exporter must not raise at exit
+        return
+
+
+TELEMETRY = Telemetry()

@@ -1,0 +1,73 @@
+"""The running session's context: ``rt.context.get/put/update/delete/keys/items/as_dict``.
+
+Every node of a session, concurrent ones and sync nodes in worker threads
+included, sees the same mapping; sessions never see each other's. Each
+session starts from a copy of the mapping it was given. Outside a session
+these functions raise ``rt.errors.ContextError``.
+
+Changes are recorded on the current span as ``railtracks.context.change``
+events (keys always; values only with ``logging_setting="VERBOSE"``, and
+sensitive keys always redacted).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from opentelemetry import trace
+
+from . import _spans
+from ._session import Session, require_session
+
+__all__ = ["as_dict", "delete", "get", "items", "keys", "put", "update"]
+
+
+def _record(session: Session, operation: str, changes: Mapping[str, Any]) -> None:
+    _spans.context_change_event(
+        trace.get_current_span(), operation, changes, session.logging_setting, session._encoder
+    )
+
+
+def get(key: str, default: Any = None) -> Any:
+    """The value of ``key``, or ``default`` when it is not set."""
+    return require_session("rt.context.get()")._context.get(key, default)
+
+
+def put(key: str, value: Any) -> None:
+    """Set ``key`` to ``value`` for the rest of the session."""
+    session = require_session("rt.context.put()")
+    session._context.put(key, value)
+    _record(session, "put", {key: value})
+
+
+def update(values: Mapping[str, Any]) -> None:
+    """Set several keys at once."""
+    session = require_session("rt.context.update()")
+    if not isinstance(values, Mapping):
+        raise TypeError(f"rt.context.update() takes a mapping, got {type(values).__name__}")
+    changes = dict(values)
+    session._context.update(changes)
+    _record(session, "update", changes)
+
+
+def delete(key: str) -> None:
+    """Remove ``key``; ``KeyError`` when it is not set."""
+    session = require_session("rt.context.delete()")
+    session._context.delete(key)
+    _record(session, "delete", {key: None})
+
+
+def keys() -> list[str]:
+    """The keys currently set."""
+    return require_session("rt.context.keys()")._context.keys()
+
+
+def items() -> list[tuple[str, Any]]:
+    """``(key, value)`` pairs currently set."""
+    return require_session("rt.context.items()")._context.items()
+
+
+def as_dict() -> dict[str, Any]:
+    """A copy of the whole context."""
+    return require_session("rt.context.as_dict()")._context.snapshot()
