@@ -167,9 +167,7 @@ class _Logs:
             patchers=[],
             extra={},
         ).patch(_add_trace_context)
-        own.add(
-            _console_sink, level=0, format=_FORMAT, filter=_above_threshold, colorize=False
-        )
+        own.add(_console_sink, level=0, format=_FORMAT, filter=_above_threshold, colorize=False)
         own.add(_stdlib_sink, level=0, format="{message}", filter=_above_threshold)
         own.add(_host_sink, level=0, format="{message}", filter=_above_threshold)
         stdlib = logging.getLogger(_STDLIB_ROOT)

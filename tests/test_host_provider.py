@@ -1,0 +1,77 @@
+"""Telemetry ownership: a host's SDK TracerProvider is used, never replaced."""
+
+from __future__ import annotations
+
+import subprocess
+import textwrap
+from pathlib import Path
+
+from .conftest import PYTHON
+
+HOST_APP = textwrap.dedent(
+    """
+    import asyncio
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    host_exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(host_exporter))
+    trace.set_tracer_provider(provider)
+
+    import railtracks as rt
+
+    @rt.function_node
+    async def work() -> int:
+        return 1
+
+    @rt.session(name="hosted", logging_setting="NONE")
+    async def flow():
+        return await rt.call(work)
+
+    async def request():
+        with trace.get_tracer("web").start_as_current_span("POST /run"):
+            return await flow()
+
+    for _ in range(2):
+        result, session = asyncio.run(request())
+    assert trace.get_tracer_provider() is provider, "global provider replaced"
+    names = [s.name for s in host_exporter.get_finished_spans()]
+    print(sorted(names))
+    print(len(session.state["nodes"]))
+    """
+)
+
+STANDALONE = textwrap.dedent(
+    """
+    import asyncio
+    from opentelemetry import trace
+    import railtracks as rt
+
+    async def main():
+        return await rt.call(lambda: 1)
+
+    asyncio.run(main())
+    print(type(trace.get_tracer_provider()).__name__)
+    """
+)
+
+
+def _run(script: str, cwd: Path) -> list[str]:
+    done = subprocess.run(
+        [PYTHON, "-c", script], cwd=cwd, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.splitlines()
+
+
+def test_railtracks_adds_its_processors_to_the_host_provider(tmp_path: Path) -> None:
+    lines = _run(HOST_APP, tmp_path)
+    assert lines[0] == str(sorted(["POST /run", "session hosted", "work"] * 2))
+    assert lines[1] == "1", "railtracks' own collector still builds the state"
+
+
+def test_without_a_host_provider_railtracks_never_sets_the_global_one(tmp_path: Path) -> None:
+    assert _run(STANDALONE, tmp_path) == ["ProxyTracerProvider"]
