@@ -83,12 +83,13 @@ def _add_trace_context(record: Record) -> None:
         )
 
 
-def _console_stream() -> Any:
+def console_stream() -> Any:
+    """Where the console goes now: ``configure(console_stream=...)`` or ``sys.stderr``."""
     return CONFIG.telemetry.console_stream or sys.stderr
 
 
 def _console_sink(message: Message) -> None:
-    stream = _console_stream()
+    stream = console_stream()
     try:
         stream.write(str(message))
         stream.flush()

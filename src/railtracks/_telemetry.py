@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import atexit
 import threading
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Sequence
 
 from opentelemetry import trace
 from opentelemetry.context import Context
@@ -31,6 +32,7 @@ from opentelemetry.util.types import Attributes
 
 from ._collector import SessionSpanCollector
 from ._config import CONFIG
+from ._pipeline import Pipeline, build_pipeline
 from ._processors import FanOutSpanProcessor
 from ._version import __version__
 
@@ -76,9 +78,6 @@ def service_resource() -> Resource:
     return resource
 
 
-PipelineBuilder = Callable[[SdkTracerProvider, bool], list[SpanProcessor]]
-
-
 class Telemetry:
     """The tracer, the provider it comes from, and railtracks' processors on it."""
 
@@ -90,14 +89,9 @@ class Telemetry:
         self._tracer: trace.Tracer | None = None
         self._provider: SdkTracerProvider | None = None
         self._owns_provider = False
-        self._pipeline: list[SpanProcessor] = []
-        self._builders: list[PipelineBuilder] = []
+        self._pipeline = Pipeline()
         self._exit_registered = False
         CONFIG.on_change(self.invalidate)
-
-    def add_pipeline_builder(self, builder: PipelineBuilder) -> None:
-        """Register a function that adds processors each time the pipeline is built."""
-        self._builders.append(builder)
 
     @property
     def provider(self) -> SdkTracerProvider:
@@ -132,13 +126,12 @@ class Telemetry:
             # spans still drive the console and the saved state.
             provider._disabled = False
             owned = True
+        pipeline = build_pipeline(owned, provider.resource)
         if self.fanout not in _installed_processors(provider):
             provider.add_span_processor(self.fanout)
-        self._provider, self._owns_provider = provider, owned
-        for builder in self._builders:
-            for processor in builder(provider, owned):
-                self._pipeline.append(processor)
-                self.fanout.add(processor)
+        self._provider, self._owns_provider, self._pipeline = provider, owned, pipeline
+        for processor in pipeline.processors:
+            self.fanout.add(processor)
         if not self._exit_registered:
             atexit.register(self.shutdown)
             self._exit_registered = True
@@ -147,26 +140,29 @@ class Telemetry:
     def invalidate(self) -> None:
         """Drop the pipeline after a configuration change; the next session rebuilds it."""
         with self._lock:
-            self._retire_pipeline()
+            self._retire_pipeline(time.monotonic() + EXIT_FLUSH_SECONDS)
             self._tracer = None
             self._provider = None
 
-    def _retire_pipeline(self) -> None:
-        pipeline, self._pipeline = self._pipeline, []
-        for processor in pipeline:
+    def _retire_pipeline(self, deadline: float) -> None:
+        pipeline, self._pipeline = self._pipeline, Pipeline()
+        for processor in pipeline.processors:
             self.fanout.remove(processor)
-        for processor in pipeline:
-            _shutdown_quietly(processor)
+        pipeline.close(deadline)
 
     def flush(self, timeout_seconds: float = 30.0) -> bool:
         """Hand every finished span to the exporters and wait, at most ``timeout_seconds``."""
-        return self.fanout.force_flush(int(timeout_seconds * 1000))
+        deadline = time.monotonic() + timeout_seconds
+        flushed = self.fanout.force_flush(int(timeout_seconds * 1000))
+        self._pipeline.flush_metrics(max(deadline - time.monotonic(), 0))
+        return flushed
 
     def shutdown(self) -> None:
-        """At exit: flush within a bound, then stop railtracks' processors."""
-        self.fanout.force_flush(int(EXIT_FLUSH_SECONDS * 1000))
+        """At exit: flush and stop railtracks' processors, within ``EXIT_FLUSH_SECONDS``."""
+        deadline = time.monotonic() + EXIT_FLUSH_SECONDS
+        self.fanout.force_flush(int(EXIT_FLUSH_SECONDS * 1000 * 0.75))
         with self._lock:
-            self._retire_pipeline()
+            self._retire_pipeline(deadline)
 
 
 def _installed_processors(provider: SdkTracerProvider) -> tuple[SpanProcessor, ...]:
@@ -174,13 +170,6 @@ def _installed_processors(provider: SdkTracerProvider) -> tuple[SpanProcessor, .
     # only way to stay idempotent when railtracks rebuilds its pipeline.
     multi = getattr(provider, "_active_span_processor", None)
     return tuple(getattr(multi, "_span_processors", ()))
-
-
-def _shutdown_quietly(processor: SpanProcessor) -> None:
-    try:
-        processor.shutdown()
-    except Exception:  # shutting down a broken exporter must not raise at exit
-        return
 
 
 TELEMETRY = Telemetry()
