@@ -15,6 +15,7 @@ The SDK's ``BatchSpanProcessor`` drops every span that arrives while its
 from __future__ import annotations
 
 import collections
+import contextlib
 import threading
 import time
 from typing import Final
@@ -72,7 +73,7 @@ class ReliableBatchSpanProcessor(SpanProcessor):
         if len(queue) >= self.max_queue_size:
             self.dropped += 1
             warn_once(
-                f"queue-full:{self.label}",
+                f"export:{self.label}",
                 f"export queue for {self.label} is full ({self.max_queue_size} spans): dropping "
                 "spans until the exporter catches up (raise OTEL_BSP_MAX_QUEUE_SIZE to keep more)",
             )
@@ -125,7 +126,7 @@ class ReliableBatchSpanProcessor(SpanProcessor):
             return
         self.failed += len(batch)
         warn_once(
-            f"export-failed:{self.label}",
+            f"export:{self.label}",
             f"exporting spans to {self.label} failed ({reason}); the run goes on, and spans "
             "are dropped while the collector is unreachable",
         )
@@ -142,22 +143,37 @@ class ReliableBatchSpanProcessor(SpanProcessor):
                 max(deadline - time.monotonic(), 0),
             )
 
-    def shutdown(self, timeout_millis: int = 2000) -> None:
-        """Export what is queued within the bound, then stop the worker and the exporter."""
-        self.force_flush(timeout_millis)
+    def shutdown(self) -> None:
+        self.close(stall_seconds=1.5)
+
+    def close(self, stall_seconds: float, cap_seconds: float = 120.0) -> None:
+        """Export what is queued while the exporter keeps making progress, then stop.
+
+        A healthy collector gets all the time it needs (up to ``cap_seconds``);
+        one that accepts nothing for ``stall_seconds`` is given up on. Stopping
+        the exporter also aborts its retry back-off.
+        """
+        started = time.monotonic()
+        last_progress, last_exported = started, self.exported
+        budget = max(stall_seconds - 0.4, 0.1)
+        while time.monotonic() - started < cap_seconds:
+            if self.force_flush(100):
+                break
+            if self.exported != last_exported:
+                last_progress, last_exported = time.monotonic(), self.exported
+            elif time.monotonic() - last_progress > budget:
+                break
         with self._condition:
             self._stopping = True
-            left = len(self._queue)
+            left = len(self._queue) + self._in_flight
             self._queue.clear()
             self._condition.notify_all()
+        with contextlib.suppress(Exception):  # a broken exporter cannot stop cleanly
+            self.exporter.shutdown()
+        self._worker.join(0.3)
         if left:
             self.dropped += left
             warn_once(
-                f"shutdown:{self.label}",
-                f"{left} spans were not exported to {self.label} before shutdown",
+                f"export:{self.label}",
+                f"{left} spans were not exported to {self.label}: it did not answer in time",
             )
-        try:
-            self.exporter.shutdown()  # also aborts an exporter's retry back-off
-        except Exception:  # a broken exporter cannot stop cleanly; nothing more to do
-            return
-        self._worker.join(0.5)

@@ -147,8 +147,9 @@ class ConsoleSpanProcessor(SpanProcessor):
         status = str(attributes.get(attr.STATUS, attr.STATUS_COMPLETED))
         if setting is LoggingSetting.QUIET and status == attr.STATUS_COMPLETED:
             return
-        lines = [_end_line(span, attributes, depth, status, is_session)]
-        if setting is LoggingSetting.VERBOSE:
+        verbose = setting is LoggingSetting.VERBOSE
+        lines = [_end_line(span, attributes, depth, status, is_session, show_output=not verbose)]
+        if verbose:
             lines.extend(_verbose_details(span, attributes, depth, is_session))
         self._write(lines)
 
@@ -161,7 +162,13 @@ class ConsoleSpanProcessor(SpanProcessor):
 
 
 def _end_line(
-    span: ReadableSpan, attributes: Mapping[str, Any], depth: int, status: str, is_session: bool
+    span: ReadableSpan,
+    attributes: Mapping[str, Any],
+    depth: int,
+    status: str,
+    is_session: bool,
+    *,
+    show_output: bool,
 ) -> Line:
     start, end = span.start_time or 0, span.end_time or 0
     line: Line = [
@@ -169,7 +176,7 @@ def _end_line(
         (status, status),
         (" " + format_duration((end - start) / 1e9), "dim"),
     ]
-    if status == attr.STATUS_COMPLETED:
+    if status == attr.STATUS_COMPLETED and show_output:
         output = attributes.get(attr.SESSION_ANSWER if is_session else attr.NODE_OUTPUT)
         if output is not None:
             line.append((f" -> {short(output)}", None))

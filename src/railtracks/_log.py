@@ -72,14 +72,15 @@ def _add_trace_context(record: Record) -> None:
     else:
         extra["trace_id"] = _ZERO_TRACE
         extra["span_id"] = _ZERO_SPAN
-    if record["level"].no >= logging.WARNING and span.is_recording():
+
+
+def _record_on_span(level: str, component: str, message: str) -> None:
+    """WARNING-and-up records are span events, whatever the logging setting."""
+    span = trace.get_current_span()
+    if span.is_recording():
         span.add_event(
             attr.EVENT_LOG,
-            {
-                attr.LOG_LEVEL: record["level"].name,
-                attr.LOG_MESSAGE: record["message"],
-                attr.LOG_COMPONENT: extra.get("rt_component", ""),
-            },
+            {attr.LOG_LEVEL: level, attr.LOG_MESSAGE: message, attr.LOG_COMPONENT: component},
         )
 
 
@@ -190,7 +191,10 @@ class _Logs:
         if setting is None:
             setting = current_setting.get() or _default_setting()
         threshold = _threshold(setting)
-        if loguru.logger.level(level).no < threshold and not has_file:
+        level_no = loguru.logger.level(level).no
+        if level_no >= logging.WARNING:
+            _record_on_span(level, component, message)
+        if level_no < threshold and not has_file:
             return
         try:
             self.logger().bind(

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import threading
 import time
 from collections.abc import Callable
@@ -46,14 +47,32 @@ class Pipeline:
         if self.meter_provider is not None:
             self.meter_provider.force_flush(int(timeout_seconds * 1000))
 
-    def close(self, deadline: float) -> None:
-        """Shut every part down in parallel, giving up at ``deadline`` (monotonic)."""
-        jobs: list[Callable[[], object]] = [p.shutdown for p in self.processors]
-        jobs.extend(self.closers)
-        threads = [threading.Thread(target=_quietly(job), daemon=True) for job in jobs]
-        for thread in threads:
+    def close(self, stall_seconds: float) -> None:
+        """Shut every part down in parallel.
+
+        Span exporters keep going while their collector accepts spans and stop
+        after ``stall_seconds`` without progress; everything else gets
+        ``stall_seconds`` in all.
+        """
+        exporting = [
+            threading.Thread(
+                target=_quietly(functools.partial(p.close, stall_seconds)), daemon=True
+            )
+            for p in self.processors
+            if isinstance(p, ReliableBatchSpanProcessor)
+        ]
+        others: list[Callable[[], object]] = [
+            p.shutdown for p in self.processors if not isinstance(p, ReliableBatchSpanProcessor)
+        ]
+        rest = [
+            threading.Thread(target=_quietly(job), daemon=True) for job in others + self.closers
+        ]
+        deadline = time.monotonic() + stall_seconds
+        for thread in exporting + rest:
             thread.start()
-        for thread in threads:
+        for thread in exporting:
+            thread.join()
+        for thread in rest:
             thread.join(max(deadline - time.monotonic(), 0))
 
 

@@ -263,7 +263,12 @@ class Session:
         if options.log_file is not None:
             self._log_handler = _log.LOGS.add_file(options.log_file, self._identifier)
         self._arm_timeout()
-        _log.emit("DEBUG", "Session", f"{self._label()} started (trace {self._trace_id})")
+        _log.emit(
+            "DEBUG",
+            "Session",
+            f"{self._label()} started (trace {self._trace_id})",
+            has_file=options.log_file is not None,
+        )
 
     def _arm_timeout(self) -> None:
         try:

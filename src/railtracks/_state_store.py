@@ -47,19 +47,22 @@ def save_session_state(session: Session) -> None:
     if not session.options.save_state:
         return
     path = state_path(session.name, session.identifier)
-    setting = session.logging_setting
+    log = {
+        "setting": session.logging_setting,
+        "session_id": session.identifier,
+        "has_file": session.options.log_file is not None,
+    }
     try:
         document = session.state
         assert document is not None  # the session has ended
         if path.exists():
-            _log.emit(
-                "WARNING", "Session", f"File {path} already exists, overwriting...", setting=setting
-            )
+            _log.emit("WARNING", "Session", f"File {path} already exists, overwriting...", **log)
         write_atomically(path, document)
     except Exception as exc:  # disk full, read-only directory, ...: the run's outcome stands
-        _log.emit("ERROR", "Session", f"could not save state to {path}: {exc}", setting=setting)
+        _log.emit("ERROR", "Session", f"could not save state to {path}: {exc}", **log)
         return
     session._state_path = path
+    _log.emit("DEBUG", "Session", f"state saved to {path}", **log)
 
 
 def resolve_state_path(path_or_name: str | os.PathLike[str]) -> Path:

@@ -38,7 +38,8 @@ from ._version import __version__
 
 DEFAULT_SERVICE_NAME = "railtracks"
 INSTRUMENTATION_SCOPE = "railtracks"
-EXIT_FLUSH_SECONDS = 2.0
+# At exit, a collector that accepts nothing for this long is given up on.
+EXIT_STALL_SECONDS = 1.5
 
 
 class RecordLocallySampler(Sampler):
@@ -140,15 +141,15 @@ class Telemetry:
     def invalidate(self) -> None:
         """Drop the pipeline after a configuration change; the next session rebuilds it."""
         with self._lock:
-            self._retire_pipeline(time.monotonic() + EXIT_FLUSH_SECONDS)
+            self._retire_pipeline()
             self._tracer = None
             self._provider = None
 
-    def _retire_pipeline(self, deadline: float) -> None:
+    def _retire_pipeline(self) -> None:
         pipeline, self._pipeline = self._pipeline, Pipeline()
         for processor in pipeline.processors:
             self.fanout.remove(processor)
-        pipeline.close(deadline)
+        pipeline.close(EXIT_STALL_SECONDS)
 
     def flush(self, timeout_seconds: float = 30.0) -> bool:
         """Hand every finished span to the exporters and wait, at most ``timeout_seconds``."""
@@ -158,11 +159,9 @@ class Telemetry:
         return flushed
 
     def shutdown(self) -> None:
-        """At exit: flush and stop railtracks' processors, within ``EXIT_FLUSH_SECONDS``."""
-        deadline = time.monotonic() + EXIT_FLUSH_SECONDS
-        self.fanout.force_flush(int(EXIT_FLUSH_SECONDS * 1000 * 0.75))
+        """At exit: export what is left while the collector accepts it, then stop."""
         with self._lock:
-            self._retire_pipeline(deadline)
+            self._retire_pipeline()
 
 
 def _installed_processors(provider: SdkTracerProvider) -> tuple[SpanProcessor, ...]:

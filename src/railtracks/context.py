@@ -17,8 +17,9 @@ from typing import Any
 
 from opentelemetry import trace
 
-from . import _spans
+from . import _log, _spans
 from ._session import Session, require_session
+from ._settings import LoggingSetting
 
 __all__ = ["as_dict", "delete", "get", "items", "keys", "put", "update"]
 
@@ -27,6 +28,10 @@ def _record(session: Session, operation: str, changes: Mapping[str, Any]) -> Non
     _spans.context_change_event(
         trace.get_current_span(), operation, changes, session.logging_setting, session._encoder
     )
+    has_file = session.options.log_file is not None
+    if has_file or session.logging_setting is LoggingSetting.VERBOSE:
+        keys = ", ".join(str(key) for key in changes)
+        _log.emit("DEBUG", "Context", f"{operation}: {keys}", has_file=has_file)
 
 
 def get(key: str, default: Any = None) -> Any:
