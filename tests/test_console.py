@@ -76,9 +76,8 @@ def test_aliases_print_like_their_setting(alias: str, setting: str, tmp_path: Pa
 def test_quiet_seed_examples_print_only_the_overwrite_warning(tmp_path: Path) -> None:
     script = GREET + (EXAMPLES / "example_2_configured.py").read_text()
     script += (EXAMPLES / "example_4_context_manager.py").read_text()
-    assert _stderr(script, tmp_path) == (
-        "RT.Session : WARNING - File .railtracks/my-unique-run.json already exists, overwriting...\n"
-    )
+    warning = "File .railtracks/my-unique-run.json already exists, overwriting..."
+    assert _stderr(script, tmp_path) == f"RT.Session : WARNING - {warning}\n"
 
 
 FAILING = """
@@ -108,7 +107,9 @@ for _ in range(2):
 
 
 def test_quiet_prints_failures_and_warnings_only(tmp_path: Path) -> None:
-    assert _stderr(FAILING.replace("SETTING", '"QUIET"'), tmp_path) == """\
+    assert (
+        _stderr(FAILING.replace("SETTING", '"QUIET"'), tmp_path)
+        == """\
   broken failed <t> ValueError: bad input
   broken failed <t> ValueError: bad input
 session run failed <t> ValueError: bad input
@@ -117,16 +118,20 @@ session run failed <t> ValueError: bad input
 session run failed <t> ValueError: bad input
 RT.Session : WARNING - File .railtracks/run.json already exists, overwriting...
 """
+    )
 
 
 def test_regular_indents_by_depth_and_prints_failures(tmp_path: Path) -> None:
-    assert _stderr(FAILING.replace("SETTING", '"REGULAR"').replace("range(2)", "range(1)"), tmp_path) == """\
+    assert (
+        _stderr(FAILING.replace("SETTING", '"REGULAR"').replace("range(2)", "range(1)"), tmp_path)
+        == """\
 session run started trace=<trace>
   ok completed <t> -> 1
   broken failed <t> ValueError: bad input
   broken failed <t> ValueError: bad input
 session run failed <t> ValueError: bad input
 """
+    )
 
 
 def test_none_prints_nothing_at_all(tmp_path: Path) -> None:
@@ -187,7 +192,9 @@ def test_nested_session_lines_are_indented_under_the_calling_node() -> None:
         return await rt.call(calls_inner)
 
     asyncio.run(outer())
-    assert _mask(stream.getvalue()) == """\
+    assert (
+        _mask(stream.getvalue())
+        == """\
 session outer started trace=<trace>
     session inner started trace=<trace>
       <lambda> completed <t> -> 2
@@ -195,6 +202,7 @@ session outer started trace=<trace>
   calls_inner completed <t> -> 2
 session outer completed <t> -> 2
 """
+    )
 
 
 def test_processor_ignores_spans_of_other_instrumentation() -> None:
