@@ -1,18 +1,40 @@
-"""The ``railtracks`` command line (SPEC 7)."""
+"""The ``railtracks`` command line (SPEC 7).
+
+    railtracks demo                      run a small workflow in a session
+    railtracks runs                      table of saved states
+    railtracks show RUN                  the call tree of one saved state
+    railtracks export RUN [--endpoint]   re-send a saved state as OTLP spans
+
+Bad arguments print one line and exit with status 2, never a traceback.
+"""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
+from pathlib import Path
+from typing import Any, NoReturn
 
-from . import _log
+from opentelemetry.sdk.trace.export import SpanExportResult
+
+from ._config import CONFIG
+from ._console import format_duration, short
+from ._export import ExportSettings, export_settings, span_exporter
+from ._replay import spans_from_state
+from ._state import iter_nodes
+from ._state_store import load_state, resolve_state_path
 from ._version import __version__
 from .errors import RailtracksError
 
 EXIT_USAGE = 2
+EXIT_FAILED = 1
+
+
+class UsageError(Exception):
+    """A bad argument: reported on one line, exit status 2."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -33,16 +55,126 @@ def _demo(_: argparse.Namespace) -> int:
     return 0
 
 
+def _summary(path: Path) -> list[str]:
+    try:
+        state = load_state(path)
+    except RailtracksError:
+        return [path.stem, "unreadable", "-", "-", "-"]
+    session = state["session"] or {}
+    duration = session.get("duration_seconds")
+    return [
+        session.get("name") or session.get("identifier") or path.stem,
+        str(session.get("status", "-")),
+        str(session.get("started_at") or "-"),
+        format_duration(duration) if isinstance(duration, int | float) else "-",
+        str(sum(1 for _ in iter_nodes(state["nodes"]))),
+    ]
+
+
+def _runs(_: argparse.Namespace) -> int:
+    directory = CONFIG.state_dir()
+    files = sorted(directory.glob("*.json")) if directory.is_dir() else []
+    if not files:
+        print(f"no saved runs in {directory}/")
+        return 0
+    rows = [_summary(path) for path in files]
+    rows.sort(key=lambda row: row[2], reverse=True)
+    header = ["NAME", "STATUS", "STARTED", "DURATION", "NODES"]
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        print(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        )
+    return 0
+
+
+def _tree_line(depth: int, record: dict[str, Any], *, session: bool) -> str:
+    duration = record.get("duration_seconds")
+    shown = format_duration(duration) if isinstance(duration, int | float) else "-"
+    name = record.get("span_name") if session else record.get("name")
+    line = f"{'  ' * depth}{name}  {record['status']}  {shown}"
+    if record["status"] != "completed" and record.get("error"):
+        line += f"  {short(record['error'].get('message') or record['error'].get('type'), 160)}"
+    elif not session and record.get("output") is not None:
+        line += f"  -> {short(json.dumps(record['output'], ensure_ascii=False))}"
+    return line
+
+
+def _show(args: argparse.Namespace) -> int:
+    state = load_state(args.run)
+    session = state["session"]
+    if session is None:
+        raise UsageError(f"{args.run} holds no session span")
+    print(f"{_tree_line(0, session, session=True)}  trace {session['trace_id']}")
+    if session.get("context"):
+        context = ", ".join(f"{k}={v!r}" for k, v in session["context"].items())
+        print(f"  context: {short(context, 200)}")
+    for depth, node in iter_nodes(state["nodes"]):
+        print(_tree_line(depth + 1, node, session=False))
+    if state.get("answer") is not None:
+        print(f"answer: {short(json.dumps(state['answer'], ensure_ascii=False), 200)}")
+    return 0
+
+
+def _export_settings(endpoint: str | None, protocol: str | None) -> ExportSettings:
+    if endpoint is not None or protocol is not None:
+        # the flags win over the environment for this one command
+        current = CONFIG.telemetry
+        CONFIG.set_telemetry(
+            dataclasses.replace(
+                current,
+                endpoint=endpoint if endpoint is not None else current.endpoint,
+                protocol=protocol if protocol is not None else current.protocol,
+                export=True,
+            )
+        )
+    settings = export_settings()
+    if settings is None or settings.traces_endpoint is None:
+        raise UsageError("no endpoint: pass --endpoint URL or set OTEL_EXPORTER_OTLP_ENDPOINT")
+    return settings
+
+
+def _export(args: argparse.Namespace) -> int:
+    path = resolve_state_path(args.run)
+    state = load_state(path)
+    if state["session"] is None:
+        raise UsageError(f"{path} holds no session span")
+    settings = _export_settings(args.endpoint, args.protocol)
+    spans = list(spans_from_state(state))
+    exporter = span_exporter(settings)
+    try:
+        batch = settings.max_export_batch_size
+        for start in range(0, len(spans), batch):
+            if exporter.export(spans[start : start + batch]) is not SpanExportResult.SUCCESS:
+                print(
+                    f"railtracks: error: export to {settings.traces_endpoint} failed",
+                    file=sys.stderr,
+                )
+                return EXIT_FAILED
+    finally:
+        exporter.shutdown()
+    trace_id = state["session"]["trace_id"]
+    print(f"exported {len(spans)} spans of trace {trace_id} to {settings.traces_endpoint}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
-        prog="railtracks",
-        description="railtracks: every session an OpenTelemetry trace.",
-    )
+    parser = _Parser(prog="railtracks", description="railtracks: every session a trace.")
     parser.add_argument("--version", action="version", version=f"railtracks {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     commands.required = True
     demo = commands.add_parser("demo", help="run a small multi-node workflow in a session")
     demo.set_defaults(handler=_demo)
+    runs = commands.add_parser("runs", help="list saved states (name, status, start, nodes)")
+    runs.set_defaults(handler=_runs)
+    show = commands.add_parser("show", help="print the call tree of one saved state")
+    show.add_argument("run", metavar="RUN", help="a session name, identifier or state file")
+    show.set_defaults(handler=_show)
+    export = commands.add_parser("export", help="re-send a saved state as OTLP spans")
+    export.add_argument("run", metavar="RUN", help="a session name, identifier or state file")
+    export.add_argument("--endpoint", help="OTLP endpoint (default: OTEL_EXPORTER_OTLP_ENDPOINT)")
+    export.add_argument("--protocol", choices=["grpc", "http/protobuf"], help="default: grpc")
+    export.set_defaults(handler=_export)
     return parser
 
 
@@ -51,11 +183,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         code: int = args.handler(args)
-    except RailtracksError as exc:
+    except (UsageError, RailtracksError) as exc:
+        # a missing or unreadable state, a bad endpoint: all about what was asked for
         print(f"railtracks: error: {exc}", file=sys.stderr)
-        return 1
+        return EXIT_USAGE
     except KeyboardInterrupt:
-        _log.emit("WARNING", "CLI", "interrupted")
+        print("railtracks: interrupted", file=sys.stderr)
         return 130
     return code
 

@@ -21,8 +21,10 @@ SCHEMA_VERSION: Final = 1
 
 # Attributes shown as fields of their own, so not repeated under "attributes".
 _NODE_FIELDS: Final = frozenset({attr.NODE_INPUT, attr.NODE_OUTPUT, attr.NODE_NAME, attr.STATUS})
+# The session's answer attribute stays under "attributes" as written: with
+# `with rt.Session()` there is none, and "answer" is derived (see build_state).
 _SESSION_FIELDS: Final = frozenset(
-    {attr.SESSION_ID, attr.SESSION_NAME, attr.SESSION_TIMEOUT, attr.SESSION_ANSWER, attr.STATUS}
+    {attr.SESSION_ID, attr.SESSION_NAME, attr.SESSION_TIMEOUT, attr.STATUS}
 )
 
 
