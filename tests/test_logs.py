@@ -47,7 +47,12 @@ HOST_APP = textwrap.dedent(
 
 def test_host_loguru_handlers_see_their_records_unchanged_and_ours_once(tmp_path: Path) -> None:
     done = subprocess.run(
-        [PYTHON, "-c", HOST_APP], cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False
+        [PYTHON, "-c", HOST_APP],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert done.returncode == 0, done.stderr
     out = done.stdout.splitlines()
@@ -75,7 +80,12 @@ def test_untouched_loguru_prints_our_records_once(tmp_path: Path) -> None:
     )
     script = script.replace('logger.add(seen.append, format="{level}|{message}|{extra}")', "")
     done = subprocess.run(
-        [PYTHON, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False
+        [PYTHON, "-c", script],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert done.returncode == 0, done.stderr
     assert done.stderr.count(OVERWRITE) == 1, done.stderr
@@ -102,7 +112,9 @@ def stdlib_records() -> Any:
     logger.removeHandler(handler)
 
 
-def test_stdlib_logging_receives_railtracks_records(stdlib_records: list[logging.LogRecord]) -> None:
+def test_stdlib_logging_receives_railtracks_records(
+    stdlib_records: list[logging.LogRecord],
+) -> None:
     @rt.session(name="twice", logging_setting="QUIET")
     async def flow() -> None:
         return None
