@@ -183,9 +183,13 @@ def build_state(spans: Iterable[ReadableSpan]) -> dict[str, Any]:
             roots.append(record)
             if record["status"] == attr.STATUS_COMPLETED:
                 last_top_level = record
-    if session is not None and attr.SESSION_ANSWER not in (session_span.attributes or {}):  # type: ignore[union-attr]  # session implies its span
-        # `with rt.Session()` cannot see the block's result: the answer is the
-        # output of the last top-level node that completed.
+    if (
+        session is not None
+        and session["status"] == attr.STATUS_COMPLETED
+        and attr.SESSION_ANSWER not in session["attributes"]
+    ):
+        # `with rt.Session()` cannot see the block's result: the answer of a
+        # completed session is the output of the last top-level node that completed.
         answer = last_top_level["output"] if last_top_level is not None else None
     return {
         "schema_version": SCHEMA_VERSION,
