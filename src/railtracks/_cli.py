@@ -41,7 +41,7 @@ class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line and exit status 2."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+        self.exit(EXIT_USAGE, f"railtracks: error: {message} (see '{self.prog} --help')\n")
 
 
 def _demo(_: argparse.Namespace) -> int:
