@@ -1,28 +1,43 @@
 """Per-call overhead of ``rt.call`` against a bare await and a raw OpenTelemetry span.
 
-Run:  .venv/bin/python benchmarks/overhead.py [--calls N] [--repeats R]
+Run:  .venv/bin/python benchmarks/overhead.py [--calls N] [--rounds R]
 
-All three are measured in this one process, on the same event loop, with the
-same tracer provider and the same span processors (railtracks' fan-out with
-its session collector; no exporter), and the raw span carries the same
-number of attributes as a node span (set at start, plus two at the end).
-Each figure is the best of R runs of N sequential calls, in microseconds.
+Everything is measured in this one process. The raw span uses the same
+tracer provider and the same span processors railtracks feeds (its fan-out,
+session collector and console printer), carries the same number of
+attributes as a node span (set at start, plus two at the end), and is made
+the idiomatic way, ``tracer.start_as_current_span``. Rows:
+
+* bare await of a trivial ``async def``;
+* the raw span around it (no exporter);
+* ``rt.call`` in a session with ``logging_setting="NONE"``, no exporter;
+* ``rt.call`` with ``logging_setting="REGULAR"``, the console on a null stream;
+* the raw span and ``rt.call`` (NONE) with OTLP/HTTP export on, to a local
+  receiver in another process (export runs in railtracks' worker thread).
+
+Each figure is the best of R rounds of N sequential calls, in microseconds
+per call; rounds of the different rows are interleaved so that drift on a
+busy machine hits each the same.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import io
 import statistics
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 
-from opentelemetry import trace
-
 import railtracks as rt
 from railtracks import _attributes as attr
 from railtracks._telemetry import TELEMETRY
+
+try:
+    from _otlp_sink import otlp_sink
+except ImportError:  # run as a module
+    from benchmarks._otlp_sink import otlp_sink
 
 
 async def trivial(x: int) -> int:
@@ -61,10 +76,13 @@ async def raw_span(calls: int) -> None:
         TELEMETRY.collector.close(session_id)
 
 
-async def railtracks_call(calls: int) -> None:
-    with rt.Session(name="bench", logging_setting="NONE", save_state=False):
-        for i in range(calls):
-            await rt.call(node, i)
+def railtracks_call(setting: str) -> Callable[[int], Awaitable[None]]:
+    async def run(calls: int) -> None:
+        with rt.Session(name="bench", logging_setting=setting, save_state=False):
+            for i in range(calls):
+                await rt.call(node, i)
+
+    return run
 
 
 def per_call(run: Callable[[int], Awaitable[None]], calls: int) -> float:
@@ -73,35 +91,66 @@ def per_call(run: Callable[[int], Awaitable[None]], calls: int) -> float:
     return (time.perf_counter() - started) / calls * 1e6
 
 
+def measure(
+    rows: dict[str, Callable[[int], Awaitable[None]]], calls: int, rounds: int, setup: Callable[[], None]
+) -> dict[str, list[float]]:
+    setup()
+    for run in rows.values():  # warm imports, caches and the pipeline
+        asyncio.run(run(500))
+    results: dict[str, list[float]] = {name: [] for name in rows}
+    for _ in range(rounds):
+        for name, run in rows.items():
+            results[name].append(per_call(run, calls))
+            rt.flush(30)
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=20_000)
-    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--rounds", type=int, default=7)
     args = parser.parse_args()
-    assert isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
-    for warm in (bare, raw_span, railtracks_call):  # warm imports, caches and the provider
-        asyncio.run(warm(500))
-    # interleave the three so drift on a busy machine hits each the same
-    rounds: dict[str, list[float]] = {"bare": [], "raw": [], "rt": []}
-    for _ in range(args.repeats):
-        rounds["bare"].append(per_call(bare, args.calls))
-        rounds["raw"].append(per_call(raw_span, args.calls))
-        rounds["rt"].append(per_call(railtracks_call, args.calls))
-    figures = {name: min(values) for name, values in rounds.items()}
-    spread = {name: statistics.median(values) for name, values in rounds.items()}
-    print(f"calls per run: {args.calls}, runs: {args.repeats} (best and median per call)")
-    print(
-        f"  bare await                     {figures['bare']:8.2f} us   median {spread['bare']:8.2f} us"
+    null = io.StringIO()
+
+    def local() -> None:
+        rt.configure(console_stream=null, export=False)
+
+    results = measure(
+        {
+            "bare await": bare,
+            "raw OTel span": raw_span,
+            "rt.call, NONE": railtracks_call("NONE"),
+            "rt.call, REGULAR to a null stream": railtracks_call("REGULAR"),
+        },
+        args.calls,
+        args.rounds,
+        local,
     )
-    print(
-        f"  raw OTel span (same processors){figures['raw']:8.2f} us   median {spread['raw']:8.2f} us"
-    )
-    print(
-        f"  rt.call in a session (NONE)    {figures['rt']:8.2f} us   median {spread['rt']:8.2f} us"
-    )
-    print(
-        f"  ratio rt.call / raw span       {figures['rt'] / figures['raw']:8.2f}x  (target <= 1.25x)"
-    )
+    with otlp_sink() as sink:
+
+        def exporting() -> None:
+            rt.configure(console_stream=null, endpoint=sink.endpoint, protocol="http/protobuf")
+
+        results |= measure(
+            {
+                "raw OTel span, OTLP export on": raw_span,
+                "rt.call, NONE, OTLP export on": railtracks_call("NONE"),
+            },
+            args.calls,
+            args.rounds,
+            exporting,
+        )
+        rt.flush(30)
+        received = sink.received
+    baseline = min(results["raw OTel span"])
+    print(f"{args.calls} sequential calls per round, {args.rounds} rounds; microseconds per call")
+    print(f"{'':36}{'best':>9}{'median':>9}{'vs raw span':>13}")
+    for name, values in results.items():
+        best = min(values)
+        print(f"{name:36}{best:9.2f}{statistics.median(values):9.2f}{best / baseline:12.2f}x")
+    print(f"spans received by the local OTLP receiver: {received}")
+    ratio = min(results["rt.call, NONE"]) / baseline
+    print(f"rt.call (NONE) / raw span = {ratio:.2f}x (target <= 1.25x)")
 
 
 if __name__ == "__main__":

@@ -214,7 +214,7 @@ def test_sensitive_context_is_redacted_on_spans_but_live_in_rt_context(
     saved = session.state_path.read_text()
     for value in secrets.values():
         assert f'"{value}"' not in saved
-    assert '"region": "eu"' in saved
+    assert '"region":"eu"' in saved
 
 
 def test_redaction_pattern_is_configurable(rt_spans: SpanCapture) -> None:

@@ -33,7 +33,7 @@ def write_atomically(path: Path, document: dict[str, Any]) -> None:
     fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(document, handle, ensure_ascii=False, indent=1, allow_nan=True)
+            handle.write(json.dumps(document, ensure_ascii=False, separators=(",", ":")))
             handle.write("\n")
         os.replace(temporary, path)
     except BaseException:
