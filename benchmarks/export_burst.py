@@ -1,4 +1,4 @@
-"""How much of a 20,000-call session reaches a collector: the SDK's stock batch processor vs railtracks'.
+"""How much of a 20,000-call session reaches a collector: stock batch processor vs railtracks'.
 
 Run:  .venv/bin/python benchmarks/export_burst.py [--calls N]
 
@@ -62,14 +62,12 @@ def main() -> None:
         stock.shutdown()
         sink.reset()
         # railtracks' own pipeline, configured like a user would
-        rt.configure(
-            console_stream=io.StringIO(), endpoint=sink.endpoint, protocol="http/protobuf"
-        )
+        rt.configure(console_stream=io.StringIO(), endpoint=sink.endpoint, protocol="http/protobuf")
         elapsed = burst(args.calls)
         rt.flush(60)
         time.sleep(0.5)
         rows.append(("railtracks ReliableBatchSpanProcessor", sink.received, elapsed))
-    print(f"session of {args.calls} concurrent node calls ({expected} spans), OTLP/HTTP to 127.0.0.1")
+    print(f"session of {args.calls} concurrent calls ({expected} spans), OTLP/HTTP to 127.0.0.1")
     print(f"{'processor':40}{'received':>10}{'lost':>8}{'run time':>11}")
     for name, received, elapsed in rows:
         lost = expected - received

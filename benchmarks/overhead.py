@@ -91,8 +91,11 @@ def per_call(run: Callable[[int], Awaitable[None]], calls: int) -> float:
     return (time.perf_counter() - started) / calls * 1e6
 
 
+Run = Callable[[int], Awaitable[None]]
+
+
 def measure(
-    rows: dict[str, Callable[[int], Awaitable[None]]], calls: int, rounds: int, setup: Callable[[], None]
+    rows: dict[str, Run], calls: int, rounds: int, setup: Callable[[], None]
 ) -> dict[str, list[float]]:
     setup()
     for run in rows.values():  # warm imports, caches and the pipeline

@@ -79,8 +79,8 @@ def main() -> None:
         call_us = run_seconds / size * 1e6
         per_node_us = built / size * 1e6
         print(
-            f"{size:>8}{call_us:>9.1f}us{built:>8.2f}s{per_node_us:>8.1f}us{per_node_us / call_us:>7.0%}"
-            f"{written:>8.2f}s{size_mb:>8.1f}MB{peak / 1e6:>8.0f}MB"
+            f"{size:>8}{call_us:>9.1f}us{built:>8.2f}s{per_node_us:>8.1f}us"
+            f"{per_node_us / call_us:>7.0%}{written:>8.2f}s{size_mb:>8.1f}MB{peak / 1e6:>8.0f}MB"
         )
         del spans, session
         gc.collect()
