@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,32 @@ import railtracks as rt
 
 REPO = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
+RAILTRACKS = str(Path(sys.executable).with_name("railtracks"))
+
+
+def run(
+    command: Sequence[str],
+    cwd: Path,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 120,
+) -> subprocess.CompletedProcess[str]:
+    """Run a command as a user would: its own process, this environment plus ``env``."""
+    return subprocess.run(
+        list(command),
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def run_python(
+    script: str, cwd: Path, env: Mapping[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """Run ``script`` with this interpreter in a fresh process."""
+    return run([PYTHON, "-c", script], cwd, env, timeout)
 
 
 @pytest.fixture(autouse=True)

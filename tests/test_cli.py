@@ -3,35 +3,25 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import socket
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-RAILTRACKS = str(Path(sys.executable).with_name("railtracks"))
+from .conftest import PYTHON, RAILTRACKS, run
 
 
-def run(
+def railtracks(
     *args: str, cwd: Path, module: bool = False, **env: str
 ) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "railtracks", *args] if module else [RAILTRACKS, *args]
-    return subprocess.run(
-        command,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        env={**os.environ, **env},
-    )
+    command = [PYTHON, "-m", "railtracks", *args] if module else [RAILTRACKS, *args]
+    return run(command, cwd, env)
 
 
 def test_demo_runs_prints_and_saves(tmp_path: Path) -> None:
-    done = run("demo", cwd=tmp_path)
+    done = railtracks("demo", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     result = json.loads("\n".join(lines[:-2]))
@@ -49,18 +39,18 @@ def test_demo_runs_prints_and_saves(tmp_path: Path) -> None:
         "sk-demo-not-a-secret"
         not in (tmp_path / ".railtracks" / "railtracks-demo.json").read_text()
     )
-    second = run("demo", cwd=tmp_path, module=True)
+    second = railtracks("demo", cwd=tmp_path, module=True)
     assert second.returncode == 0
     warning = "File .railtracks/railtracks-demo.json already exists, overwriting..."
     assert f"RT.Session : WARNING - {warning}" in second.stderr
 
 
 def test_runs_and_show(tmp_path: Path) -> None:
-    empty = run("runs", cwd=tmp_path)
+    empty = railtracks("runs", cwd=tmp_path)
     assert (empty.returncode, empty.stdout) == (0, "no saved runs in .railtracks/\n")
-    assert run("demo", cwd=tmp_path).returncode == 0
+    assert railtracks("demo", cwd=tmp_path).returncode == 0
     (tmp_path / ".railtracks" / "broken.json").write_text("{")
-    listed = run("runs", cwd=tmp_path)
+    listed = railtracks("runs", cwd=tmp_path)
     assert listed.returncode == 0, listed.stderr
     header, *rows = listed.stdout.splitlines()
     assert header.split() == ["NAME", "STATUS", "STARTED", "DURATION", "NODES"]
@@ -68,7 +58,7 @@ def test_runs_and_show(tmp_path: Path) -> None:
     assert demo_row[1] == "completed"
     assert demo_row[4] == "22"
     assert any(row.split()[:2] == ["broken", "unreadable"] for row in rows)
-    shown = run("show", "railtracks-demo", cwd=tmp_path)
+    shown = railtracks("show", "railtracks-demo", cwd=tmp_path)
     assert shown.returncode == 0, shown.stderr
     lines = shown.stdout.splitlines()
     assert lines[0].startswith("session railtracks-demo  completed  ")
@@ -78,7 +68,7 @@ def test_runs_and_show(tmp_path: Path) -> None:
         line.startswith("    reserve  failed  ") and "OutOfStockError" in line for line in lines
     )
     assert lines[-1].startswith('answer: {"reserved": ')
-    by_path = run("show", ".railtracks/railtracks-demo.json", cwd=tmp_path)
+    by_path = railtracks("show", ".railtracks/railtracks-demo.json", cwd=tmp_path)
     assert by_path.stdout == shown.stdout
 
 
@@ -106,9 +96,9 @@ def _closed_port() -> int:
 def test_bad_arguments_give_one_line_and_exit_2(
     tmp_path: Path, args: tuple[str, ...], message: str
 ) -> None:
-    assert run("demo", cwd=tmp_path).returncode == 0
+    assert railtracks("demo", cwd=tmp_path).returncode == 0
     (tmp_path / ".railtracks" / "broken.json").write_text("{")
-    done = run(*args, cwd=tmp_path)
+    done = railtracks(*args, cwd=tmp_path)
     assert done.returncode == 2
     assert len(done.stderr.splitlines()) == 1, done.stderr
     assert done.stderr.startswith("railtracks: error: ")
@@ -117,8 +107,8 @@ def test_bad_arguments_give_one_line_and_exit_2(
 
 
 def test_export_to_a_dead_endpoint_fails_in_one_line(tmp_path: Path) -> None:
-    assert run("demo", cwd=tmp_path).returncode == 0
-    done = run(
+    assert railtracks("demo", cwd=tmp_path).returncode == 0
+    done = railtracks(
         "export",
         "railtracks-demo",
         "--endpoint",
@@ -134,9 +124,9 @@ def test_export_to_a_dead_endpoint_fails_in_one_line(tmp_path: Path) -> None:
 
 
 def test_help_and_version(tmp_path: Path) -> None:
-    done = run("--help", cwd=tmp_path)
+    done = railtracks("--help", cwd=tmp_path)
     assert done.returncode == 0
     for command in ("demo", "runs", "show", "export"):
         assert command in done.stdout
-    version = run("--version", cwd=tmp_path)
+    version = railtracks("--version", cwd=tmp_path)
     assert version.stdout.startswith("railtracks ")

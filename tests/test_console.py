@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
-import os
 import re
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -14,7 +12,7 @@ import pytest
 import railtracks as rt
 from railtracks._console import ConsoleSpanProcessor
 
-from .conftest import PYTHON
+from .conftest import run_python
 from .test_seed import EXAMPLES, GREET, PREAMBLE
 
 EXAMPLE_1 = (EXAMPLES / "example_1_decorator.py").read_text()
@@ -27,16 +25,7 @@ def _mask(text: str) -> str:
 
 
 def _stderr(script: str, cwd: Path, **env: str) -> str:
-    (cwd / "example.py").write_text(PREAMBLE + script)
-    done = subprocess.run(
-        [PYTHON, "example.py"],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        env={**os.environ, **env},
-    )
+    done = run_python(PREAMBLE + script, cwd, env)
     assert done.returncode == 0, done.stderr
     return _mask(done.stderr)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
 import subprocess
 import textwrap
@@ -25,7 +24,7 @@ from railtracks._telemetry import TELEMETRY
 from railtracks.errors import ConfigurationError
 from railtracks.testing import SpanCapture
 
-from .conftest import PYTHON
+from .conftest import run_python
 
 pytestmark = pytest.mark.usefixtures("quiet")
 
@@ -233,15 +232,7 @@ DEAD_COLLECTOR_RUN = textwrap.dedent(
 
 def _timed_run(cwd: Path, **env: str) -> tuple[float, subprocess.CompletedProcess[str]]:
     started = time.monotonic()
-    done = subprocess.run(
-        [PYTHON, "-c", DEAD_COLLECTOR_RUN],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        env={**os.environ, **env},
-    )
+    done = run_python(DEAD_COLLECTOR_RUN, cwd, env)
     return time.monotonic() - started, done
 
 

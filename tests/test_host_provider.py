@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import subprocess
 import textwrap
 from pathlib import Path
 
-from .conftest import PYTHON
+from .conftest import run_python
 
 HOST_APP = textwrap.dedent(
     """
@@ -60,9 +59,7 @@ STANDALONE = textwrap.dedent(
 
 
 def _run(script: str, cwd: Path) -> list[str]:
-    done = subprocess.run(
-        [PYTHON, "-c", script], cwd=cwd, capture_output=True, text=True, timeout=60, check=False
-    )
+    done = run_python(script, cwd)
     assert done.returncode == 0, done.stderr
     return done.stdout.splitlines()
 

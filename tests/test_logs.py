@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import subprocess
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ import railtracks as rt
 from railtracks import _attributes as attr
 from railtracks.testing import SpanCapture
 
-from .conftest import PYTHON
+from .conftest import run_python
 
 OVERWRITE = "File .railtracks/twice.json already exists, overwriting..."
 
@@ -46,14 +45,7 @@ HOST_APP = textwrap.dedent(
 
 
 def test_host_loguru_handlers_see_their_records_unchanged_and_ours_once(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [PYTHON, "-c", HOST_APP],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = run_python(HOST_APP, tmp_path)
     assert done.returncode == 0, done.stderr
     out = done.stdout.splitlines()
     assert [line for line in out if line.startswith("HOST")] == [
@@ -79,14 +71,7 @@ def test_untouched_loguru_prints_our_records_once(tmp_path: Path) -> None:
         'logger.add(sys.stdout, format="HOST {level} {message}")', ""
     )
     script = script.replace('logger.add(seen.append, format="{level}|{message}|{extra}")', "")
-    done = subprocess.run(
-        [PYTHON, "-c", script],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = run_python(script, tmp_path)
     assert done.returncode == 0, done.stderr
     assert done.stderr.count(OVERWRITE) == 1, done.stderr
     assert f"RT.Session : WARNING - {OVERWRITE}" in done.stderr.splitlines()

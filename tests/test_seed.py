@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import PYTHON, REPO
+from .conftest import REPO, run_python
 
 SEED_PAGE = REPO.parent / "shared" / "seed" / "session-management.txt"
 EXAMPLES = REPO / "tests" / "seed"
@@ -25,12 +25,18 @@ OVERWRITE = (
 )
 
 
+PAGE_ORDER = (
+    "example_1_decorator.py",
+    "example_2_configured.py",
+    "example_3_multiple.py",
+    "example_4_context_manager.py",
+)
+SEED_PAGE_SCRIPT = "".join((EXAMPLES / name).read_text() + "\n" for name in PAGE_ORDER)
+"""The whole page as one script, examples in page order (imports not included)."""
+
+
 def _run(script: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    path = cwd / "example.py"
-    path.write_text(PREAMBLE + script)
-    return subprocess.run(
-        [PYTHON, str(path)], cwd=cwd, capture_output=True, text=True, timeout=60, check=False
-    )
+    return run_python(PREAMBLE + script, cwd)
 
 
 def _lines(text: str) -> list[str]:
@@ -77,16 +83,7 @@ def test_context_manager_example(tmp_path: Path) -> None:
 
 
 def test_whole_page_in_one_script_warns_on_overwrite(tmp_path: Path) -> None:
-    script = "".join(
-        (EXAMPLES / name).read_text() + "\n"
-        for name in (
-            "example_1_decorator.py",
-            "example_2_configured.py",
-            "example_3_multiple.py",
-            "example_4_context_manager.py",
-        )
-    )
-    done = _run(script, tmp_path)
+    done = _run(SEED_PAGE_SCRIPT, tmp_path)
     assert done.returncode == 0, done.stderr
     lines = _lines(done.stdout)
     assert lines[0] == "Hello, Alice!"

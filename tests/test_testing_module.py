@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import subprocess
 import textwrap
 from pathlib import Path
 
-from .conftest import PYTHON
+from .conftest import PYTHON, run
 
 USER_TEST = textwrap.dedent(
     '''
@@ -54,13 +53,8 @@ USER_TEST = textwrap.dedent(
 
 def test_the_rt_spans_fixture_is_available_to_user_suites(tmp_path: Path) -> None:
     (tmp_path / "test_user_flow.py").write_text(USER_TEST)
-    done = subprocess.run(
-        [PYTHON, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_user_flow.py"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    done = run(
+        [PYTHON, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_user_flow.py"], tmp_path
     )
     # the third test is wrong on purpose: the fixture really compares trees
     assert "1 failed, 2 passed" in done.stdout, done.stdout + done.stderr

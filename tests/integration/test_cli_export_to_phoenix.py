@@ -4,31 +4,20 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import subprocess
-import sys
 import uuid
 from pathlib import Path
 
 import pytest
 
+from ..conftest import RAILTRACKS, run
 from .conftest import OtlpProtocol, PhoenixServer
 
 pytestmark = pytest.mark.integration
 
-RAILTRACKS = str(Path(sys.executable).with_name("railtracks"))
-
 
 def _railtracks(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [RAILTRACKS, *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-        env={**os.environ, **env},
-    )
+    return run([RAILTRACKS, *args], cwd, env, timeout=180)
 
 
 def _same_instant(phoenix_time: str, unix_nano: int) -> bool:

@@ -7,9 +7,7 @@ Each run happens in a subprocess configured only through the standard
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import textwrap
 import uuid
 from pathlib import Path
@@ -17,20 +15,12 @@ from typing import Any
 
 import pytest
 
-from ..test_seed import EXAMPLES, PREAMBLE
+from ..conftest import run_python
+from ..test_seed import PREAMBLE, SEED_PAGE_SCRIPT
 from .conftest import OtlpProtocol, PhoenixServer, Span
 
 pytestmark = pytest.mark.integration
 
-SEED_PAGE = "".join(
-    (EXAMPLES / name).read_text() + "\n"
-    for name in (
-        "example_1_decorator.py",
-        "example_2_configured.py",
-        "example_3_multiple.py",
-        "example_4_context_manager.py",
-    )
-)
 
 FAILING = textwrap.dedent(
     """
@@ -54,15 +44,8 @@ FAILING = textwrap.dedent(
 
 
 def _run(script: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        env={**os.environ, **env, "OTEL_METRICS_EXPORTER": "none"},  # Phoenix takes traces only
-    )
+    # Phoenix takes traces only: metrics would be refused
+    done = run_python(script, cwd, {**env, "OTEL_METRICS_EXPORTER": "none"}, timeout=300)
     assert done.returncode == 0, done.stderr
     assert "RT.Telemetry" not in done.stderr, done.stderr
     return done
@@ -80,7 +63,7 @@ def test_seed_page_spans_arrive_with_parentage_and_attributes(
     phoenix: PhoenixServer, tmp_path: Path, protocol: OtlpProtocol
 ) -> None:
     project = f"seed-{protocol.replace('/', '-')}-{uuid.uuid4().hex[:6]}"
-    _run(PREAMBLE + SEED_PAGE, tmp_path, phoenix.otel_env(project, protocol))
+    _run(PREAMBLE + SEED_PAGE_SCRIPT, tmp_path, phoenix.otel_env(project, protocol))
     state = json.loads((tmp_path / ".railtracks" / "my-unique-run.json").read_text())
     trace_id = state["session"]["trace_id"]
     spans = phoenix.spans(project, trace_id, min_count=3, timeout=120)
