@@ -59,7 +59,7 @@ def test_hostile_values_run_and_stay_bounded(rt_spans: SpanCapture) -> None:
         for s in sorted(rt_spans.named("swallow"), key=lambda s: s.start_time or 0)
     ]
     assert outputs[0] == '"<unrepresentable BadRepr>"'
-    assert str(outputs[1]).endswith("...[truncated, 5242882 chars]")
+    assert str(outputs[1]).endswith("...[truncated]")
     assert json.loads(str(outputs[2])) == {
         "(1, 2)": "tuple key",
         "None": "none key",
@@ -88,7 +88,7 @@ def test_value_encoding_rules() -> None:
     long = encoder.encode("y" * 1000)
     assert isinstance(long, str)
     assert len(long) <= 100
-    assert long.endswith("...[truncated, 1000 chars]")
+    assert long.endswith("...[truncated]")
     assert encoder.encode(["z" * 80, "z" * 80]).__class__ is str
 
 

@@ -144,14 +144,15 @@ class ReliableBatchSpanProcessor(SpanProcessor):
             )
 
     def shutdown(self) -> None:
-        self.close(stall_seconds=1.5)
+        self.close(stall_seconds=1.5, cap_seconds=2.0)
 
-    def close(self, stall_seconds: float, cap_seconds: float = 120.0) -> None:
+    def close(self, stall_seconds: float, cap_seconds: float) -> None:
         """Export what is queued while the exporter keeps making progress, then stop.
 
-        A healthy collector gets all the time it needs (up to ``cap_seconds``);
-        one that accepts nothing for ``stall_seconds`` is given up on. Stopping
-        the exporter also aborts its retry back-off.
+        Gives up when the exporter accepts nothing for ``stall_seconds`` (a dead
+        collector) or after ``cap_seconds`` in all (a slow one); what is left is
+        counted as dropped, with one warning. Stopping the exporter also aborts
+        its retry back-off.
         """
         started = time.monotonic()
         last_progress, last_exported = started, self.exported

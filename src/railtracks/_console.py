@@ -83,16 +83,22 @@ class ConsoleSpanProcessor(SpanProcessor):
         # session id -> setting, and span id -> depth, for spans still open
         self._settings: dict[str, LoggingSetting] = {}
         self._depths: dict[int, int] = {}
+        # isatty() is a system call: asked once per stream, not once per line
+        self._tty: tuple[int, bool] | None = None
 
-    @staticmethod
-    def _colour_enabled(stream: IO[str]) -> bool:
+    def _colour_enabled(self, stream: IO[str]) -> bool:
         if os.environ.get("NO_COLOR", "") != "":
             return False
+        known = self._tty
+        if known is not None and known[0] == id(stream):
+            return known[1]
         isatty = getattr(stream, "isatty", None)
         try:
-            return bool(isatty and isatty())
+            terminal = bool(isatty and isatty())
         except Exception:  # a closed stream has no answer: no colour
-            return False
+            terminal = False
+        self._tty = (id(stream), terminal)
+        return terminal
 
     def _write(self, lines: list[Line]) -> None:
         with self._lock:

@@ -187,12 +187,13 @@ class _Logs:
         setting: LoggingSetting | None = None,
         session_id: str | None = None,
         has_file: bool = False,
+        on_span: bool = True,
     ) -> None:
         if setting is None:
             setting = current_setting.get() or _default_setting()
         threshold = _threshold(setting)
         level_no = loguru.logger.level(level).no
-        if level_no >= logging.WARNING:
+        if on_span and level_no >= logging.WARNING:
             _record_on_span(level, component, message)
         if level_no < threshold and not has_file:
             return

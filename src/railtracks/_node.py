@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import contextvars
 import functools
 import inspect
-import weakref
+import types
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
@@ -19,7 +18,7 @@ from . import _attributes as attr
 from . import _spans
 from ._options import validate_option
 from ._session import _CURRENT, Session
-from .errors import ConfigurationError
+from .errors import ConfigurationError, GlobalTimeOutError
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -69,11 +68,18 @@ class _Binder:
             raise TypeError(f"bad arguments for node {self._node_name!r}: {exc}") from None
 
 
+def _is_async(func: Callable[..., Any]) -> bool:
+    """An ``async def``, or an object whose ``__call__`` is one."""
+    call_method = getattr(type(func), "__call__", None)  # noqa: B004  # the method itself, not callable()
+    return inspect.iscoroutinefunction(func) or inspect.iscoroutinefunction(call_method)
+
+
 class Node(Generic[P, R]):
     """A function made into a railtracks node by ``@rt.function_node``.
 
     Calling it directly runs the plain function (no span, no session);
-    ``await rt.call(node, ...)`` runs it as a traced node.
+    ``await rt.call(node, ...)`` runs it as a traced node. Decorated methods
+    work too: ``rt.call(agent.act, ...)`` binds ``agent`` like Python does.
     """
 
     def __init__(self, func: Callable[P, R], name: str | None = None) -> None:
@@ -85,17 +91,43 @@ class Node(Generic[P, R]):
             raise ConfigurationError(
                 f"function_node(name=...): expected a non-empty string, got {name!r}"
             )
+        # Copies __name__, __doc__, __wrapped__...: never the function's own
+        # __dict__, which could shadow the attributes set below.
+        functools.update_wrapper(self, func, updated=())
         self.func = func
         self.name = name
-        self.is_async = inspect.iscoroutinefunction(func)
-        self.binder = _Binder(func, name)
-        functools.update_wrapper(self, func)
+        self.is_async = _is_async(func)
+        self.binder: _Binder | _BoundBinder = _Binder(func, name)
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         return self.func(*args, **kwargs)
 
+    def __get__(self, instance: object, owner: type | None = None) -> Node[..., Any]:
+        if instance is None:
+            return self
+        bound: Node[..., Any] = Node.__new__(Node)
+        bound.__dict__.update(self.__dict__)
+        bound.func = types.MethodType(self.func, instance)
+        bound.binder = _BoundBinder(self.binder, instance)
+        return bound
+
     def __repr__(self) -> str:
         return f"<railtracks node {self.name!r}>"
+
+
+class _BoundBinder:
+    """A method's binder: the instance fills the first parameter and is not recorded."""
+
+    __slots__ = ("_binder", "_instance")
+
+    def __init__(self, binder: _Binder | _BoundBinder, instance: object) -> None:
+        self._binder = binder
+        self._instance = instance
+
+    def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+        bound = self._binder.bind((self._instance, *args), kwargs)
+        bound.pop(next(iter(bound)), None)  # the instance, first in parameter order
+        return bound
 
 
 @overload
@@ -119,24 +151,16 @@ def function_node(
     return lambda f: Node(f, name)
 
 
-_PLAIN_NODES: weakref.WeakKeyDictionary[Callable[..., Any], Node[..., Any]] = (
-    weakref.WeakKeyDictionary()
-)
-
-
 def as_node(target: Callable[..., Any]) -> Node[..., Any]:
-    """The node for ``target``: itself when decorated, else a cached wrapper."""
+    """The node for ``target``: itself when decorated, else a fresh wrapper.
+
+    Plain callables are wrapped on every call rather than cached: a cache keyed
+    by the callable would keep bound methods and closures (and their objects)
+    alive, and could hand one caller's equal-comparing object to another.
+    """
     if isinstance(target, Node):
         return target
-    try:
-        node = _PLAIN_NODES.get(target)
-    except TypeError:  # unhashable callables are wrapped each time
-        return Node(target)
-    if node is None:
-        node = Node(target)
-        with contextlib.suppress(TypeError):  # not weak-referenceable: wrapped each time
-            _PLAIN_NODES[target] = node
-    return node
+    return Node(target)
 
 
 @overload
@@ -192,25 +216,32 @@ async def _execute(
     task = asyncio.current_task()
     tracked = task is not None and task is not session._task
     if tracked:
-        session.register_task(task)  # type: ignore[arg-type]  # tracked implies a task
+        session.register_node(task, span)  # type: ignore[arg-type]  # tracked implies a task
     try:
         if node.is_async:
             result = await node.func(*args, **kwargs)
         else:
             run = functools.partial(contextvars.copy_context().run, node.func, *args, **kwargs)
             result = await asyncio.get_running_loop().run_in_executor(None, run)
+            if inspect.isawaitable(result):  # a plain function that returned a coroutine
+                result = await result
     except asyncio.CancelledError:
         interrupted = session._cancel_reason == attr.STATUS_TIMEOUT
-        _spans.mark_interrupted(
-            span,
-            attr.STATUS_TIMEOUT if interrupted else attr.STATUS_CANCELLED,
-            "GlobalTimeOutError: session timed out"
-            if interrupted
-            else "CancelledError: node cancelled",
-        )
+        if span.is_recording():
+            _spans.mark_interrupted(
+                span,
+                attr.STATUS_TIMEOUT if interrupted else attr.STATUS_CANCELLED,
+                "GlobalTimeOutError: session timed out"
+                if interrupted
+                else "CancelledError: node cancelled",
+            )
+        raise
+    except GlobalTimeOutError:
+        # the deadline passed while this node ran, before the timer could fire
+        _spans.mark_interrupted(span, attr.STATUS_TIMEOUT, "GlobalTimeOutError: session timed out")
         raise
     except BaseException as exc:
-        _spans.mark_failed(span, exc)
+        _spans.mark_failed(span, exc, encoder)
         session.node_failed(exc)
         raise
     else:
@@ -219,6 +250,7 @@ async def _execute(
         return result
     finally:
         if tracked:
-            session.unregister_task(task)  # type: ignore[arg-type]  # tracked implies a task
+            session.unregister_node(task, span)  # type: ignore[arg-type]  # tracked implies a task
         otel_context.detach(token)
-        span.end()
+        if span.is_recording():  # the session may have ended it already (see Session._finish)
+            span.end()

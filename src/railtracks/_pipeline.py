@@ -47,16 +47,17 @@ class Pipeline:
         if self.meter_provider is not None:
             self.meter_provider.force_flush(int(timeout_seconds * 1000))
 
-    def close(self, stall_seconds: float) -> None:
-        """Shut every part down in parallel.
+    def close(self, stall_seconds: float, cap_seconds: float) -> None:
+        """Shut every part down in parallel, within ``cap_seconds``.
 
         Span exporters keep going while their collector accepts spans and stop
-        after ``stall_seconds`` without progress; everything else gets
-        ``stall_seconds`` in all.
+        after ``stall_seconds`` without progress; everything else (the last
+        metrics export among them) gets ``stall_seconds``.
         """
         exporting = [
             threading.Thread(
-                target=_quietly(functools.partial(p.close, stall_seconds)), daemon=True
+                target=_quietly(functools.partial(p.close, stall_seconds, cap_seconds)),
+                daemon=True,
             )
             for p in self.processors
             if isinstance(p, ReliableBatchSpanProcessor)
@@ -67,13 +68,13 @@ class Pipeline:
         rest = [
             threading.Thread(target=_quietly(job), daemon=True) for job in others + self.closers
         ]
-        deadline = time.monotonic() + stall_seconds
+        started = time.monotonic()
         for thread in exporting + rest:
             thread.start()
-        for thread in exporting:
-            thread.join()
-        for thread in rest:
-            thread.join(max(deadline - time.monotonic(), 0))
+        for thread in exporting:  # each gives up on its own, by cap_seconds at the latest
+            thread.join(max(started + cap_seconds - time.monotonic(), 0) + 0.2)
+        for thread in rest:  # a metrics export to a dead collector only retries: not waited for
+            thread.join(max(started + stall_seconds - time.monotonic(), 0))
 
 
 def _quietly(job: Callable[[], object]) -> Callable[[], None]:

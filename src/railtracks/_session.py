@@ -120,7 +120,8 @@ class Session:
         self._cancel_reason: str | None = None
         self._cancelled_task: asyncio.Task[Any] | None = None
         self._first_error: BaseException | None = None
-        self._node_tasks: dict[asyncio.Task[Any], int] = {}
+        # node spans open in tasks other than the session's own (gather, create_task)
+        self._node_tasks: dict[asyncio.Task[Any], list[trace.Span]] = {}
 
     # -- public, read-only view -------------------------------------------------
     @property
@@ -236,20 +237,19 @@ class Session:
         options = self._options
         self._tracer = tracer = TELEMETRY.tracer()
         self._encoder = encoder = CONFIG.encoder
+        attributes = _spans.session_attributes(
+            identifier=self._identifier,
+            name=options.name,
+            timeout=options.timeout,
+            setting=options.logging_setting,
+            save_state=options.save_state,
+            context_attributes=self._context.attributes(encoder),
+        )
         TELEMETRY.collector.open(self._identifier)
         self._started_at = dt.datetime.now(dt.UTC)
         self._t0 = time.perf_counter()
         span = tracer.start_span(
-            _spans.session_span_name(options.name),
-            kind=SpanKind.INTERNAL,
-            attributes=_spans.session_attributes(
-                identifier=self._identifier,
-                name=options.name,
-                timeout=options.timeout,
-                setting=options.logging_setting,
-                save_state=options.save_state,
-                context_attributes=self._context.attributes(encoder),
-            ),
+            _spans.session_span_name(options.name), kind=SpanKind.INTERNAL, attributes=attributes
         )
         self._span = span
         self._trace_id = format(span.get_span_context().trace_id, "032x")
@@ -291,7 +291,12 @@ class Session:
             self._cancel_reason = reason
         self._cancel_nodes()
         task = self._task
-        if task is not None and not task.done() and task is not asyncio.current_task():
+        if (
+            self._cancelled_task is None  # once: _finish balances exactly one cancel()
+            and task is not None
+            and not task.done()
+            and task is not asyncio.current_task()
+        ):
             task.cancel()
             self._cancelled_task = task
 
@@ -319,20 +324,45 @@ class Session:
             return
         self._first_error = exc
         self._cancel_reason = attr.STATUS_FAILED
+        if self._timer is not None:
+            self._timer.cancel()  # the session now ends on this error, not on its timeout
         if self._loop is not None:
             # From a callback, not here: cancelling the running task would leave
             # a cancellation pending past the session's end.
             self._loop.call_soon(self._interrupt, attr.STATUS_FAILED)
 
-    def register_task(self, task: asyncio.Task[Any]) -> None:
-        self._node_tasks[task] = self._node_tasks.get(task, 0) + 1
-
-    def unregister_task(self, task: asyncio.Task[Any]) -> None:
-        count = self._node_tasks.get(task, 0) - 1
-        if count > 0:
-            self._node_tasks[task] = count
+    def register_node(self, task: asyncio.Task[Any], span: trace.Span) -> None:
+        open_spans = self._node_tasks.get(task)
+        if open_spans is None:
+            self._node_tasks[task] = [span]
         else:
-            self._node_tasks.pop(task, None)
+            open_spans.append(span)
+
+    def unregister_node(self, task: asyncio.Task[Any], span: trace.Span) -> None:
+        open_spans = self._node_tasks.get(task)
+        if open_spans is None:
+            return
+        if len(open_spans) == 1:
+            del self._node_tasks[task]
+        else:
+            open_spans.remove(span)
+
+    def _end_detached_nodes(self) -> None:
+        """Cancel node tasks still running at the end, and end their spans now.
+
+        A node started with ``asyncio.create_task`` and never awaited would
+        otherwise outlive its session (and its timeout) and miss its state.
+        """
+        for task, open_spans in list(self._node_tasks.items()):
+            if not task.done():
+                task.cancel()
+            for span in reversed(open_spans):
+                if span.is_recording():
+                    _spans.mark_interrupted(
+                        span, attr.STATUS_CANCELLED, "CancelledError: the session ended first"
+                    )
+                    span.end()
+        self._node_tasks.clear()
 
     def node_attributes(self, node_name: str) -> dict[str, AttributeValue]:
         """Span attributes of a node call at this moment (identity plus current context)."""
@@ -357,7 +387,7 @@ class Session:
             return attr.STATUS_FAILED, (None if exc is first else first)
         if exc is None:
             return attr.STATUS_COMPLETED, None
-        if isinstance(exc, asyncio.CancelledError):
+        if isinstance(exc, asyncio.CancelledError | GeneratorExit):
             return attr.STATUS_CANCELLED, None
         return attr.STATUS_FAILED, None
 
@@ -371,6 +401,7 @@ class Session:
         self._error = replacement or exc
         span = self._span
         assert span is not None  # set by _start
+        self._end_detached_nodes()
         try:
             self._end_span(span, status)
         finally:
@@ -401,7 +432,7 @@ class Session:
                 span.set_attribute(attr.SESSION_ANSWER, self._encoder.json(self._answer))
         elif status == attr.STATUS_FAILED:
             assert self._error is not None  # a failed outcome always has its exception
-            _spans.mark_failed(span, self._error)
+            _spans.mark_failed(span, self._error, self._encoder)
         elif status == attr.STATUS_TIMEOUT:
             _spans.mark_interrupted(span, status, _spans.describe(self._error or TimeoutError()))
         else:
@@ -425,12 +456,13 @@ class Session:
 
 def current_session() -> Session | None:
     """The session running in this context, or None."""
-    return _CURRENT.get()
+    current = _CURRENT.get()
+    return current if current is not None and not current._ended else None
 
 
 def session_id() -> str | None:
     """The identifier of the session running in this context, or None."""
-    current = _CURRENT.get()
+    current = current_session()
     return current.identifier if current is not None else None
 
 
@@ -464,8 +496,8 @@ async def broadcast(message: Any) -> None:
         if inspect.isawaitable(result):
             await result
     except Exception as exc:
-        span.record_exception(exc)
-        _log.emit("ERROR", "Session", f"broadcast_callback failed: {_spans.describe(exc)}")
+        description = current._encoder.truncate(_spans.describe(exc))
+        _log.emit("ERROR", "Session", f"broadcast_callback failed: {description}")
 
 
 SessionResult = Coroutine[Any, Any, tuple[R, Session]]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import traceback
 from collections.abc import Mapping
 from typing import Any
 
@@ -9,7 +10,7 @@ from opentelemetry.trace import Span, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
 from . import _attributes as attr
-from ._encoding import ValueEncoder, safe_repr
+from ._encoding import ValueEncoder, safe_repr, safe_str
 from ._settings import LoggingSetting
 
 
@@ -66,20 +67,40 @@ def error_type(exc: BaseException) -> str:
 
 def describe(exc: BaseException) -> str:
     """``"{Type}: {message}"``, robust to an exception whose ``str`` raises."""
-    try:
-        message = str(exc)
-    except Exception:  # a hostile __str__ is described by repr instead
-        message = safe_repr(exc)
+    message = _message(exc)
     return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
 
 
-def mark_failed(span: Span, exc: BaseException) -> None:
-    """ERROR status, an ``exception`` event and ``error.type``; status ``failed``."""
-    span.set_status(Status(StatusCode.ERROR, describe(exc)))
+def _message(exc: BaseException) -> str:
     try:
-        span.record_exception(exc, escaped=True)
+        return str(exc)
+    except Exception:  # a hostile __str__ is described by repr instead
+        return safe_repr(exc)
+
+
+def _stacktrace(exc: BaseException) -> str:
+    try:
+        return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     except Exception:  # formatting a hostile traceback must not break the run
-        span.add_event("exception", {"exception.type": error_type(exc)})
+        return f"{type(exc).__qualname__}: <traceback unavailable>"
+
+
+def mark_failed(span: Span, exc: BaseException, encoder: ValueEncoder) -> None:
+    """ERROR status, an ``exception`` event and ``error.type``; status ``failed``.
+
+    The event has the semantic-convention keys ``record_exception`` writes,
+    with message and stack trace bounded by the value limit like every value.
+    """
+    span.set_status(Status(StatusCode.ERROR, encoder.truncate(describe(exc))))
+    span.add_event(
+        "exception",
+        {
+            "exception.type": type(exc).__qualname__,
+            "exception.message": encoder.truncate(_message(exc)),
+            "exception.stacktrace": encoder.truncate(_stacktrace(exc)),
+            "exception.escaped": "True",
+        },
+    )
     span.set_attribute(attr.ERROR_TYPE, error_type(exc))
     span.set_attribute(attr.STATUS, attr.STATUS_FAILED)
 
@@ -103,7 +124,7 @@ def context_change_event(
         return
     attributes: dict[str, AttributeValue] = {
         attr.CONTEXT_CHANGE_OPERATION: operation,
-        attr.CONTEXT_CHANGE_KEYS: tuple(str(key) for key in changes),
+        attr.CONTEXT_CHANGE_KEYS: tuple(safe_str(key) for key in changes),
     }
     if setting is LoggingSetting.VERBOSE and operation != "delete":
         attributes.update(encoder.context_attributes(attr.CONTEXT_PREFIX, changes))

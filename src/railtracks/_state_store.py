@@ -51,6 +51,8 @@ def save_session_state(session: Session) -> None:
         "setting": session.logging_setting,
         "session_id": session.identifier,
         "has_file": session.options.log_file is not None,
+        # the session's span has ended: the current span is whatever encloses it
+        "on_span": False,
     }
     try:
         document = session.state

@@ -38,8 +38,10 @@ from ._version import __version__
 
 DEFAULT_SERVICE_NAME = "railtracks"
 INSTRUMENTATION_SCOPE = "railtracks"
-# At exit, a collector that accepts nothing for this long is given up on.
+# At exit, a collector that accepts nothing for this long is given up on, and
+# no collector, however slow, holds the process longer than the cap (SPEC 5).
 EXIT_STALL_SECONDS = 1.5
+EXIT_CAP_SECONDS = 2.0
 
 
 class RecordLocallySampler(Sampler):
@@ -149,7 +151,7 @@ class Telemetry:
         pipeline, self._pipeline = self._pipeline, Pipeline()
         for processor in pipeline.processors:
             self.fanout.remove(processor)
-        pipeline.close(EXIT_STALL_SECONDS)
+        pipeline.close(EXIT_STALL_SECONDS, EXIT_CAP_SECONDS)
 
     def flush(self, timeout_seconds: float = 30.0) -> bool:
         """Hand every finished span to the exporters and wait, at most ``timeout_seconds``."""
