@@ -16,9 +16,11 @@ result, session = asyncio.run(flow())
 
 from . import context, errors, testing
 from ._config import configure
+from ._current import broadcast, current_session, session_id
+from ._decorator import session
 from ._node import call, function_node
 from ._options import set_config
-from ._session import Session, broadcast, current_session, on_session_end, session, session_id
+from ._session import Session, on_session_end
 from ._state_store import load_state, save_session_state
 from ._telemetry import TELEMETRY
 from ._version import __version__

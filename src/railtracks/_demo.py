@@ -7,8 +7,9 @@ import random
 from typing import Any
 
 from . import context
+from ._decorator import session
 from ._node import call, function_node
-from ._session import Session, session
+from ._session import Session
 
 CATALOGUE = {"sku-espresso": 12.5, "sku-grinder": 89.0, "sku-filters": 4.25}
 

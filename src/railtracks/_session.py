@@ -1,18 +1,20 @@
-"""Sessions: the root span of a run, its context, timeout and lifecycle (SPEC 2)."""
+"""Sessions: the root span of a run, its context, timeout and lifecycle (SPEC 2).
+
+The decorator form lives in ``_decorator``; ``rt.current_session``,
+``rt.session_id`` and ``rt.broadcast`` in ``_current``.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import functools
-import inspect
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from collections.abc import Callable, Mapping
 from contextvars import ContextVar, Token
 from pathlib import Path
 from types import MappingProxyType, TracebackType
-from typing import TYPE_CHECKING, Any, Final, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Final
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -30,18 +32,14 @@ from ._options import (
     SessionOptions,
     Unset,
     resolve_options,
-    validate_option,
 )
 from ._settings import LoggingSetting
 from ._state import build_state
 from ._telemetry import TELEMETRY
-from .errors import ContextError, GlobalTimeOutError
+from .errors import GlobalTimeOutError
 
 if TYPE_CHECKING:
     from ._encoding import ValueEncoder
-
-P = ParamSpec("P")
-R = TypeVar("R")
 
 STATUS_PENDING: Final = "pending"
 _CURRENT: ContextVar[Session | None] = ContextVar("railtracks_session", default=None)
@@ -452,105 +450,3 @@ class Session:
 
     def _label(self) -> str:
         return f"session {self.name!r}" if self.name else f"session {self._identifier}"
-
-
-def current_session() -> Session | None:
-    """The session running in this context, or None."""
-    current = _CURRENT.get()
-    return current if current is not None and not current._ended else None
-
-
-def session_id() -> str | None:
-    """The identifier of the session running in this context, or None."""
-    current = current_session()
-    return current.identifier if current is not None else None
-
-
-def require_session(caller: str) -> Session:
-    current = _CURRENT.get()
-    if current is None or current._ended:
-        raise ContextError(
-            f"{caller} was called outside a session: run it inside a function decorated "
-            "with @rt.session, a `with rt.Session(...)` block, or a node called with rt.call"
-        )
-    return current
-
-
-async def broadcast(message: Any) -> None:
-    """Send ``message`` to the session's ``broadcast_callback`` and record it as a span event.
-
-    The callback may be sync or async. A callback that raises is logged and
-    recorded on the span; the run goes on (broadcasts are a side channel).
-    """
-    current = require_session("rt.broadcast()")
-    span = trace.get_current_span()
-    if span.is_recording():
-        span.add_event(
-            attr.EVENT_BROADCAST, {attr.BROADCAST_MESSAGE: current._encoder.encode(message)}
-        )
-    callback = current.options.broadcast_callback
-    if callback is None:
-        return
-    try:
-        result = callback(message)
-        if inspect.isawaitable(result):
-            await result
-    except Exception as exc:
-        description = current._encoder.truncate(_spans.describe(exc))
-        _log.emit("ERROR", "Session", f"broadcast_callback failed: {description}")
-
-
-SessionResult = Coroutine[Any, Any, tuple[R, Session]]
-
-
-def _decorate(
-    func: Callable[P, Awaitable[R]], options: dict[str, Any]
-) -> Callable[P, SessionResult[R]]:
-    if not inspect.iscoroutinefunction(func):
-        name = getattr(func, "__qualname__", repr(func))
-        raise TypeError(
-            f"@rt.session only works on async functions: {name} is not one "
-            "(define it with 'async def')"
-        )
-
-    @functools.wraps(func)
-    async def run(*args: P.args, **kwargs: P.kwargs) -> tuple[R, Session]:
-        session = Session(**options)
-        async with session:
-            result = await func(*args, **kwargs)
-            session.set_answer(result)
-        return result, session
-
-    return run
-
-
-@overload
-def session(func: Callable[P, Awaitable[R]], /) -> Callable[P, SessionResult[R]]: ...
-
-
-@overload
-def session(
-    *,
-    name: str | None = ...,
-    context: Mapping[str, Any] | None = ...,
-    timeout: float | None = ...,
-    logging_setting: str | LoggingSetting = ...,
-    save_state: bool = ...,
-    end_on_error: bool = ...,
-    log_file: str | Path | None = ...,
-    broadcast_callback: BroadcastCallback | None = ...,
-) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, SessionResult[R]]]: ...
-
-
-def session(func: Callable[P, Awaitable[R]] | None = None, /, **options: Any) -> Any:
-    """Run each call of an async function in its own new session.
-
-    ``@rt.session`` or ``@rt.session(...)`` with the options of ``rt.Session``.
-    Awaiting the decorated function returns ``(result, session)``. Options are
-    validated here, at decoration time; a sync function raises ``TypeError``.
-    """
-    for option, value in options.items():
-        validate_option(option, value)
-    if func is not None:
-        return _decorate(func, options)
-    return lambda f: _decorate(f, options)

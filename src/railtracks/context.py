@@ -18,7 +18,8 @@ from typing import Any
 from opentelemetry import trace
 
 from . import _log, _spans
-from ._session import Session, require_session
+from ._current import require_session
+from ._session import Session
 from ._settings import LoggingSetting
 
 __all__ = ["as_dict", "delete", "get", "items", "keys", "put", "update"]
