@@ -90,21 +90,9 @@ class Telemetry:
         self.collector = SessionSpanCollector()
         self.fanout.add(self.collector)
         self._tracer: trace.Tracer | None = None
-        self._provider: SdkTracerProvider | None = None
-        self._owns_provider = False
         self._pipeline = Pipeline()
         self._exit_registered = False
         CONFIG.on_change(self.invalidate)
-
-    @property
-    def provider(self) -> SdkTracerProvider:
-        self.tracer()
-        assert self._provider is not None  # set by tracer()
-        return self._provider
-
-    @property
-    def owns_provider(self) -> bool:
-        return self._owns_provider
 
     def tracer(self) -> trace.Tracer:
         tracer = self._tracer
@@ -132,7 +120,7 @@ class Telemetry:
         pipeline = build_pipeline(owned, provider.resource)
         if self.fanout not in _installed_processors(provider):
             provider.add_span_processor(self.fanout)
-        self._provider, self._owns_provider, self._pipeline = provider, owned, pipeline
+        self._pipeline = pipeline
         for processor in pipeline.processors:
             self.fanout.add(processor)
         if not self._exit_registered:
@@ -145,7 +133,6 @@ class Telemetry:
         with self._lock:
             self._retire_pipeline()
             self._tracer = None
-            self._provider = None
 
     def _retire_pipeline(self) -> None:
         pipeline, self._pipeline = self._pipeline, Pipeline()
