@@ -19,7 +19,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 import railtracks as rt
 from railtracks._batch import ReliableBatchSpanProcessor
-from railtracks._export import export_settings
+from railtracks._export import export_settings, metric_exporter, span_exporter
 from railtracks._telemetry import TELEMETRY
 from railtracks.errors import ConfigurationError
 from railtracks.testing import SpanCapture
@@ -264,3 +264,23 @@ def test_sdk_disabled_turns_export_off_but_keeps_state(
     assert result == 3
     assert rt.load_state("work")["answer"] == 3
     assert rt_spans.tree() == "session work\n  work"
+
+
+def test_each_signal_uses_its_own_protocol_and_endpoint(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4317")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "http/protobuf")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "http://127.0.0.1:4318/v1/metrics")
+    settings = export_settings()
+    assert settings is not None
+    assert (settings.protocol, settings.traces_endpoint) == ("grpc", "http://127.0.0.1:4317")
+    assert (settings.metrics_protocol, settings.metrics_endpoint) == (
+        "http/protobuf",
+        "http://127.0.0.1:4318/v1/metrics",
+    )
+    spans, metrics = span_exporter(settings), metric_exporter(settings)
+    try:
+        assert type(spans).__module__.endswith("proto.grpc.trace_exporter")
+        assert type(metrics).__module__.endswith("proto.http.metric_exporter")
+    finally:
+        spans.shutdown()
+        metrics.shutdown()

@@ -11,10 +11,11 @@ variable, when the first session starts.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import logging
 import os
 from collections.abc import Mapping
-from typing import Final, Literal
+from typing import Any, Final, Literal
 from urllib.parse import urlparse
 
 from opentelemetry.sdk.metrics.export import MetricExporter
@@ -34,6 +35,7 @@ class ExportSettings:
     """Where and how OTLP goes, per signal."""
 
     protocol: Protocol
+    metrics_protocol: Protocol
     traces_endpoint: str | None
     metrics_endpoint: str | None
     headers: Mapping[str, str] | None
@@ -131,12 +133,14 @@ def export_settings() -> ExportSettings | None:
     delay_ms = _positive_int("OTEL_BSP_SCHEDULE_DELAY", int(DEFAULT_SCHEDULE_DELAY * 1000))
     traces_protocol = _protocol("TRACES")
     traces_endpoint = _endpoint("TRACES", traces_protocol)
-    metrics_endpoint = _endpoint("METRICS", _protocol("METRICS"))
+    metrics_protocol = _protocol("METRICS")
+    metrics_endpoint = _endpoint("METRICS", metrics_protocol)
     wanted = CONFIG.telemetry.export
     if wanted is False or disabled or (traces_endpoint is None and metrics_endpoint is None):
         return None
     return ExportSettings(
         protocol=traces_protocol,
+        metrics_protocol=metrics_protocol,
         traces_endpoint=traces_endpoint,
         metrics_endpoint=metrics_endpoint,
         headers=CONFIG.telemetry.headers,
@@ -157,35 +161,44 @@ def _quiet_exporter_logs() -> None:
         exporter_logger.addHandler(logging.NullHandler())
 
 
+# The exporter classes per (signal, protocol), imported only when used: gRPC's
+# import alone costs a few hundred milliseconds.
+_EXPORTERS: Final = {
+    ("traces", "grpc"): "opentelemetry.exporter.otlp.proto.grpc.trace_exporter.OTLPSpanExporter",
+    ("traces", "http/protobuf"): (
+        "opentelemetry.exporter.otlp.proto.http.trace_exporter.OTLPSpanExporter"
+    ),
+    (
+        "metrics",
+        "grpc",
+    ): "opentelemetry.exporter.otlp.proto.grpc.metric_exporter.OTLPMetricExporter",
+    ("metrics", "http/protobuf"): (
+        "opentelemetry.exporter.otlp.proto.http.metric_exporter.OTLPMetricExporter"
+    ),
+}
+
+
+def _exporter(
+    settings: ExportSettings, signal: str, protocol: Protocol, endpoint: str | None
+) -> Any:
+    _quiet_exporter_logs()
+    module, _, name = _EXPORTERS[(signal, protocol)].rpartition(".")
+    exporter_class = getattr(importlib.import_module(module), name)
+    headers = dict(settings.headers) if settings.headers is not None else None
+    return exporter_class(endpoint=endpoint, headers=headers)
+
+
 def span_exporter(settings: ExportSettings) -> SpanExporter:
     """The OTLP span exporter for these settings (gRPC or HTTP/protobuf)."""
-    _quiet_exporter_logs()
-    headers = dict(settings.headers) if settings.headers is not None else None
-    if settings.protocol == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (  # noqa: PLC0415  # gRPC loads only when used
-            OTLPSpanExporter as GrpcSpanExporter,
-        )
-
-        return GrpcSpanExporter(endpoint=settings.traces_endpoint, headers=headers)
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # noqa: PLC0415  # loads only when used
-        OTLPSpanExporter as HttpSpanExporter,
+    exporter: SpanExporter = _exporter(
+        settings, "traces", settings.protocol, settings.traces_endpoint
     )
-
-    return HttpSpanExporter(endpoint=settings.traces_endpoint, headers=headers)
+    return exporter
 
 
 def metric_exporter(settings: ExportSettings) -> MetricExporter:
     """The OTLP metric exporter for these settings, with cumulative temporality."""
-    _quiet_exporter_logs()
-    headers = dict(settings.headers) if settings.headers is not None else None
-    if settings.protocol == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (  # noqa: PLC0415  # gRPC loads only when used
-            OTLPMetricExporter as GrpcMetricExporter,
-        )
-
-        return GrpcMetricExporter(endpoint=settings.metrics_endpoint, headers=headers)
-    from opentelemetry.exporter.otlp.proto.http.metric_exporter import (  # noqa: PLC0415  # loads only when used
-        OTLPMetricExporter as HttpMetricExporter,
+    exporter: MetricExporter = _exporter(
+        settings, "metrics", settings.metrics_protocol, settings.metrics_endpoint
     )
-
-    return HttpMetricExporter(endpoint=settings.metrics_endpoint, headers=headers)
+    return exporter
