@@ -76,22 +76,22 @@ def compose_binary() -> Path:
     return binary
 
 
-@pytest.fixture(scope="session")
-def promtool() -> str:
-    path = shutil.which("promtool")
+def _installed(command: str, what: str) -> str:
+    path = shutil.which(command)
     if path is None:
-        backend_missing("promtool (Debian package prometheus)")
+        backend_missing(what)
     assert path is not None
     return path
+
+
+@pytest.fixture(scope="session")
+def promtool() -> str:
+    return _installed("promtool", "promtool (Debian package prometheus)")
 
 
 @pytest.fixture(scope="session")
 def prometheus_binary() -> str:
-    path = shutil.which("prometheus")
-    if path is None:
-        backend_missing("Prometheus (Debian package prometheus)")
-    assert path is not None
-    return path
+    return _installed("prometheus", "Prometheus (Debian package prometheus)")
 
 
 @pytest.fixture(scope="session")
