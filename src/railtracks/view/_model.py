@@ -1,0 +1,240 @@
+"""The viewer's run model: one shape for saved states and for spans received live.
+
+A run is a set of spans (the session span, node spans, foreign spans) keyed
+by span id. The page gets two views of it: ``outline`` (one compact row per
+span, in call-tree order, for the waterfall) and ``detail`` (everything about
+one span, fetched when it is selected), so a 100,000-node run stays small on
+the wire until a span is looked at.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from typing import Any, Final
+
+from .. import _attributes as attr
+from ._redact import redact, redact_mapping
+
+RUNNING: Final = attr.STATUS_RUNNING
+STATUSES: Final = frozenset(
+    {
+        attr.STATUS_COMPLETED,
+        attr.STATUS_FAILED,
+        attr.STATUS_TIMEOUT,
+        attr.STATUS_CANCELLED,
+        RUNNING,
+    }
+)
+_SPAN_KINDS: Final = frozenset({"INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUMER"})
+_MAX_TEXT: Final = 256
+
+
+@dataclasses.dataclass(slots=True)
+class Span:
+    """One span as the viewer shows it; every field already checked and redacted."""
+
+    span_id: str
+    parent_id: str | None
+    name: str
+    status: str
+    role: str  # "session", "node" or "foreign"
+    kind: str = "INTERNAL"
+    start: int | None = None
+    end: int | None = None
+    input: Any = None
+    output: Any = None
+    context: dict[str, Any] = dataclasses.field(default_factory=dict)
+    context_changes: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    events: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    error: dict[str, Any] | None = None
+    attributes: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+def text(value: Any, default: str = "") -> str:
+    """A short display string from an untrusted value."""
+    if isinstance(value, str):
+        return value[:_MAX_TEXT]
+    if value is None:
+        return default
+    return str(value)[:_MAX_TEXT]
+
+
+def nanos(value: Any) -> int | None:
+    """A unix-nanosecond time from an untrusted value (int, or a decimal string as in OTLP/JSON)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    if isinstance(value, int) and 0 < value < 2**63:
+        return value
+    return None
+
+
+def iso(unix_nano: int | None) -> str | None:
+    if unix_nano is None:
+        return None
+    moment = dt.datetime.fromtimestamp(unix_nano / 1e9, tz=dt.UTC)
+    return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def status_of(value: Any, failed: bool) -> str:
+    if isinstance(value, str) and value in STATUSES:
+        return value
+    return attr.STATUS_FAILED if failed else attr.STATUS_COMPLETED
+
+
+def events_of(value: Any) -> list[dict[str, Any]]:
+    """Events from an untrusted list: name, time and redacted attributes each."""
+    if not isinstance(value, list):
+        return []
+    result = []
+    for event in value:
+        if isinstance(event, dict):
+            time = nanos(event.get("time_unix_nano"))
+            result.append(
+                {
+                    "name": text(event.get("name"), "event"),
+                    "time": iso(time),
+                    "time_unix_nano": str(time) if time is not None else None,
+                    "attributes": redact_mapping(event.get("attributes")),
+                }
+            )
+    return result
+
+
+def error_of(value: Any) -> dict[str, Any] | None:
+    if not isinstance(value, dict):
+        return None
+    kind, message = value.get("type"), value.get("message")
+    return {
+        "type": kind if isinstance(kind, str) else None,
+        "message": redact(message) if isinstance(message, str) else None,
+    }
+
+
+@dataclasses.dataclass(slots=True)
+class Run:
+    """One run (a session's trace, saved or received live)."""
+
+    source: str  # "saved" or "live"
+    key: str  # file stem for saved runs, trace id for live ones
+    name: str
+    trace_id: str | None
+    spans: dict[str, Span]
+    root_id: str | None = None
+    dropped: int = 0
+    version: int = 0
+
+    @property
+    def status(self) -> str:
+        root = self.spans.get(self.root_id) if self.root_id else None
+        if root is not None:
+            return root.status
+        return RUNNING if self.source == "live" else "unknown"
+
+    def bounds(self) -> tuple[int | None, int | None]:
+        starts = [s.start for s in self.spans.values() if s.start is not None]
+        ends = [s.end for s in self.spans.values() if s.end is not None]
+        return (min(starts) if starts else None, max(ends) if ends else None)
+
+    def summary(self) -> dict[str, Any]:
+        start, end = self.bounds()
+        root = self.spans.get(self.root_id) if self.root_id else None
+        if root is not None and root.start is not None and root.end is not None:
+            start, end = root.start, root.end
+        nodes = sum(1 for s in self.spans.values() if s.role != "session")
+        return {
+            "source": self.source,
+            "key": self.key,
+            "name": self.name,
+            "status": self.status,
+            "trace_id": self.trace_id,
+            "start": iso(start),
+            "start_ms": start / 1e6 if start is not None else None,
+            "duration_s": (end - start) / 1e9 if start is not None and end is not None else None,
+            "nodes": nodes,
+            "spans": len(self.spans),
+            "dropped": self.dropped,
+            "version": self.version,
+        }
+
+    def tree_order(self) -> list[tuple[int, Span]]:
+        """``(depth, span)`` depth first, children by start time; orphans become roots."""
+        children: dict[str | None, list[Span]] = {}
+        for span in self.spans.values():
+            parent = span.parent_id if span.parent_id in self.spans else None
+            if parent == span.span_id:
+                parent = None
+            children.setdefault(parent, []).append(span)
+        for group in children.values():
+            group.sort(key=lambda s: (s.start or 0, s.span_id))
+        order: list[tuple[int, Span]] = []
+        seen: set[str] = set()
+        stack = [(0, span) for span in reversed(children.get(None, []))]
+        while stack:
+            depth, span = stack.pop()
+            if span.span_id in seen:  # a cycle in a hostile file
+                continue
+            seen.add(span.span_id)
+            order.append((depth, span))
+            stack.extend((depth + 1, c) for c in reversed(children.get(span.span_id, [])))
+        return order
+
+    def outline(self) -> dict[str, Any]:
+        """The waterfall's data: one row per span, ``[id, depth, name, status, role, t0, t1]``.
+
+        Times are microseconds from the run's start (floats: unix nanoseconds
+        do not fit a JavaScript number).
+        """
+        start, end = self.bounds()
+        origin = start or 0
+        rows = [
+            [
+                span.span_id,
+                depth,
+                span.name,
+                span.status,
+                span.role,
+                (span.start - origin) / 1e3 if span.start is not None else None,
+                (span.end - origin) / 1e3 if span.end is not None else None,
+            ]
+            for depth, span in self.tree_order()
+        ]
+        summary = self.summary()
+        summary["total_us"] = (end - origin) / 1e3 if start is not None and end is not None else 0
+        summary["rows"] = rows
+        return summary
+
+    def detail(self, span_id: str) -> dict[str, Any] | None:
+        span = self.spans.get(span_id)
+        if span is None:
+            return None
+        return {
+            "span_id": span.span_id,
+            "parent_span_id": span.parent_id,
+            "trace_id": self.trace_id,
+            "name": span.name,
+            "status": span.status,
+            "role": span.role,
+            "kind": span.kind,
+            "start": iso(span.start),
+            "end": iso(span.end),
+            "duration_ms": (span.end - span.start) / 1e6
+            if span.start is not None and span.end is not None
+            else None,
+            "input": span.input,
+            "output": span.output,
+            "context": span.context,
+            "context_changes": span.context_changes,
+            "events": span.events,
+            "error": span.error,
+            "attributes": span.attributes,
+        }
+
+    def details(self) -> dict[str, Any]:
+        return {span_id: self.detail(span_id) for span_id in self.spans}
+
+
+def kind_of(value: Any) -> str:
+    return value if isinstance(value, str) and value in _SPAN_KINDS else "INTERNAL"
