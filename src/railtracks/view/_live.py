@@ -14,6 +14,7 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Any, Final
 
+from .. import _attributes as attr
 from ._model import Run, Span
 
 MAX_RUNS: Final = 100
@@ -70,10 +71,13 @@ class LiveRuns:
             # the outermost session names the run (nested sessions share its trace)
             if current is None or current.role != "session" or span.parent_id not in run.spans:
                 run.root_id, run.name = span.span_id, session_name
-        elif span.parent_id is None and (
-            run.root_id is None or run.spans[run.root_id].role != "session"
-        ):
-            run.root_id, run.name = span.span_id, span.name
+        elif run.root_id is None or run.spans[run.root_id].role != "session":
+            # until the session span ends and arrives, its nodes say which session they are in
+            named = span.attributes.get(attr.SESSION_NAME) or span.attributes.get(attr.SESSION_ID)
+            if isinstance(named, str) and named:
+                run.name = named[:256]
+            elif span.parent_id is None:
+                run.root_id, run.name = span.span_id, span.name
 
     def _evict(self) -> None:
         while len(self._runs) > self.max_runs or (

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import gc
+import threading
+from collections.abc import Callable
 from typing import Any, Final
 
 from .. import _attributes as attr
@@ -49,6 +52,8 @@ class Span:
     events: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     error: dict[str, Any] | None = None
     attributes: dict[str, Any] = dataclasses.field(default_factory=dict)
+    # the untrusted record the heavy fields above are read from on first use (saved runs)
+    raw: dict[str, Any] | None = None
 
 
 def text(value: Any, default: str = "") -> str:
@@ -125,6 +130,9 @@ class Run:
     root_id: str | None = None
     dropped: int = 0
     version: int = 0
+    expand: Callable[[Span], None] | None = None
+    _lock: threading.Lock = dataclasses.field(default_factory=threading.Lock, repr=False)
+    _outline: tuple[int, dict[str, Any]] | None = dataclasses.field(default=None, repr=False)
 
     @property
     def status(self) -> str:
@@ -162,13 +170,19 @@ class Run:
     def tree_order(self) -> list[tuple[int, Span]]:
         """``(depth, span)`` depth first, children by start time; orphans become roots."""
         children: dict[str | None, list[Span]] = {}
-        for span in self.spans.values():
-            parent = span.parent_id if span.parent_id in self.spans else None
-            if parent == span.span_id:
+        spans = self.spans
+        for span in spans.values():
+            parent = span.parent_id
+            if parent not in spans or parent == span.span_id:
                 parent = None
-            children.setdefault(parent, []).append(span)
+            group = children.get(parent)
+            if group is None:
+                children[parent] = [span]
+            else:
+                group.append(span)
         for group in children.values():
-            group.sort(key=lambda s: (s.start or 0, s.span_id))
+            if len(group) > 1:
+                group.sort(key=_start_key)  # stable: ties keep the order they were recorded in
         order: list[tuple[int, Span]] = []
         seen: set[str] = set()
         stack = [(0, span) for span in reversed(children.get(None, []))]
@@ -187,9 +201,25 @@ class Run:
         Times are microseconds from the run's start (floats: unix nanoseconds
         do not fit a JavaScript number).
         """
+        if self._outline is not None and self._outline[0] == self.version:
+            return self._outline[1]
         start, end = self.bounds()
         origin = start or 0
-        rows = [
+        paused = gc.isenabled()
+        gc.disable()  # 100,000 fresh rows: no cycles for the collector to find
+        try:
+            rows = self._rows(origin)
+        finally:
+            if paused:
+                gc.enable()
+        summary = self.summary()
+        summary["total_us"] = (end - origin) / 1e3 if start is not None and end is not None else 0
+        summary["rows"] = rows
+        self._outline = (self.version, summary)
+        return summary
+
+    def _rows(self, origin: int) -> list[list[Any]]:
+        return [
             [
                 span.span_id,
                 depth,
@@ -201,15 +231,15 @@ class Run:
             ]
             for depth, span in self.tree_order()
         ]
-        summary = self.summary()
-        summary["total_us"] = (end - origin) / 1e3 if start is not None and end is not None else 0
-        summary["rows"] = rows
-        return summary
 
     def detail(self, span_id: str) -> dict[str, Any] | None:
         span = self.spans.get(span_id)
         if span is None:
             return None
+        with self._lock:
+            if span.raw is not None and self.expand is not None:
+                self.expand(span)
+                span.raw = None
         return {
             "span_id": span.span_id,
             "parent_span_id": span.parent_id,
@@ -234,6 +264,10 @@ class Run:
 
     def details(self) -> dict[str, Any]:
         return {span_id: self.detail(span_id) for span_id in self.spans}
+
+
+def _start_key(span: Span) -> int:
+    return span.start or 0
 
 
 def kind_of(value: Any) -> str:

@@ -8,6 +8,7 @@ is listed as unreadable. Parsed runs are cached by file size and mtime.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import re
@@ -51,26 +52,37 @@ def _is_foreign(record: dict[str, Any]) -> bool:
 
 
 def _span(record: dict[str, Any], role: str, name: str, fallback_id: str) -> Span:
-    error = error_of(record.get("error"))
-    span = Span(
+    """What the outline needs; the rest is read from ``raw`` when the span is looked at."""
+    return Span(
         span_id=_span_id(record.get("span_id")) or fallback_id,
         parent_id=_span_id(record.get("parent_span_id")),
         name=name,
-        status=status_of(record.get("status"), error is not None),
+        status=status_of(record.get("status"), isinstance(record.get("error"), dict)),
         role=role,
-        kind=kind_of(record.get("kind")),
         start=nanos(record.get("start_time_unix_nano")),
         end=nanos(record.get("end_time_unix_nano")),
-        context=redact_mapping(record.get("context")),
-        context_changes=events_of(record.get("context_changes")),
-        events=events_of(record.get("events")),
-        error=error,
-        attributes=redact_mapping(record.get("attributes")),
+        raw=record,
     )
-    if role != "session":
+
+
+def _expand(span: Span) -> None:
+    """Read (and redact) a saved span's details from its record."""
+    record = span.raw or {}
+    span.kind = kind_of(record.get("kind"))
+    span.context = redact_mapping(record.get("context"))
+    span.context_changes = events_of(record.get("context_changes"))
+    span.events = events_of(record.get("events"))
+    span.error = error_of(record.get("error"))
+    attributes = redact_mapping(record.get("attributes"))
+    if span.role == "session":
+        span.output = redact(record.get("answer"))
+        for field in ("identifier", "timeout", "started_at", "ended_at"):
+            if field in record:
+                attributes.setdefault(f"session.{field}", redact(record[field]))
+    else:
         span.input = redact(record.get("input"))
         span.output = redact(record.get("output"))
-    return span
+    span.attributes = attributes
 
 
 def run_from_state(document: Any, key: str) -> Run:
@@ -90,10 +102,8 @@ def run_from_state(document: Any, key: str) -> Run:
         trace = session.get("trace_id")
         trace_id = trace if isinstance(trace, str) and _TRACE_ID.fullmatch(trace) else None
         root = _span(session, "session", text(session.get("span_name"), "session"), "0" * 16)
-        root.output = redact(document.get("answer"))
-        for field in ("identifier", "timeout", "started_at", "ended_at"):
-            if field in session:
-                root.attributes.setdefault(f"session.{field}", redact(session[field]))
+        # the answer is read with the session's other details
+        root.raw = {**session, "answer": document.get("answer")}
         spans[root.span_id] = root
         root_id = root.span_id
     stack: list[tuple[Any, str | None]] = [(node, root_id) for node in reversed(nodes)]
@@ -111,18 +121,25 @@ def run_from_state(document: Any, key: str) -> Run:
         children = record.get("children")
         if isinstance(children, list):
             stack.extend((child, span.span_id) for child in reversed(children))
-    return Run(source="saved", key=key, name=name, trace_id=trace_id, spans=spans, root_id=root_id)
+    return Run("saved", key, name, trace_id, spans, root_id=root_id, expand=_expand)
 
 
 def read_run(path: Path) -> Run:
     """Parse one state file into a run; ``StateUnreadable`` when it is not one."""
+    # a state is a large tree of fresh, acyclic containers: the cyclic collector
+    # would rescan them over and over while they are built (as in _state.py)
+    paused = gc.isenabled()
+    gc.disable()
     try:
         if path.stat().st_size > _MAX_FILE_BYTES:
             raise StateUnreadable("larger than 1 GiB")
         document = json.loads(path.read_bytes().decode("utf-8"))
+        return run_from_state(document, path.stem)
     except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise StateUnreadable(f"not readable JSON: {type(exc).__name__}") from exc
-    return run_from_state(document, path.stem)
+    finally:
+        if paused:
+            gc.enable()
 
 
 class SavedRuns:

@@ -311,7 +311,7 @@
     this.zoomBar = h("div", { class: "zoom" },
       h("button", { type: "button", title: "zoom in (+)", text: "+", onclick: function () { self.zoom(0.5); } }),
       h("button", { type: "button", title: "zoom out (−)", text: "−", onclick: function () { self.zoom(2); } }),
-      h("button", { type: "button", title: "zoom to selected span (z)", text: "fit span", onclick: function () { self.zoomToSelected(); } }),
+      h("button", { type: "button", title: "zoom to selected span (z)", text: "fit", onclick: function () { self.zoomToSelected(); } }),
       h("button", { type: "button", title: "whole run (0)", text: "reset", onclick: function () { self.resetZoom(); } }));
     this.count = h("span", { class: "n" });
     this.grid = h("div", { class: "wf-grid" });
@@ -362,7 +362,7 @@
       h("div", { class: "facts" },
         h("div", null, h("b", { text: "Started" }), h("span", { text: fmtTime(run.start), title: run.start || "" })),
         h("div", null, h("b", { text: "Duration" }), h("span", { text: run.duration_s === null ? "–" : fmtDur(run.duration_s * 1e6) })),
-        h("div", null, h("b", { text: "Nodes" }), h("span", { text: String(run.nodes) })),
+        h("div", null, h("b", { text: "Nodes" }), h("span", { text: Number(run.nodes).toLocaleString() })),
         h("div", null, h("b", { text: "Trace" }), h("span", { class: "mono", text: run.trace_id || "–" }))),
       run.dropped ? h("span", { class: "warn", text: run.dropped + " spans over the viewer's limit were not kept" }) : null);
     this.count.textContent = rows.length.toLocaleString() + " spans";
@@ -697,8 +697,13 @@
           h("div", { class: "etype", text: d.error.type || "error" }),
           h("div", { class: "emsg", text: d.error.message || "" })));
       }
-      exceptions.forEach(function (e) {
+      exceptions.forEach(function (e, i) {
         var a = e.attributes || {};
+        if (i === 0 && d.error && a["exception.stacktrace"]) {
+          // the status already says what failed: the first exception adds its traceback
+          box.firstChild.append(h("pre", { class: "code", text: show(a["exception.stacktrace"]) }));
+          return;
+        }
         box.append(h("div", { class: "error-box" },
           h("div", { class: "etype", text: show(a["exception.type"] || "exception") }),
           h("div", { class: "emsg", text: show(a["exception.message"] || "") }),
