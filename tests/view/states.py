@@ -89,9 +89,10 @@ def big_state(path: Path, parents: int = 100, children: int = 999) -> int:
         parent["end_time_unix_nano"] = start + 999_000_000
         for c in range(children):
             status = "failed" if c % 97 == 0 else "completed"
-            parent["children"].append(
-                _node(next_id, parent_id, f"item_{p}_{c}", start + c * 1_000_000, status)
-            )
+            child = _node(next_id, parent_id, f"item_{p}_{c}", start + c * 1_000_000, status)
+            if c % 50 == 1:  # other instrumentation's span (an HTTP call, say) under its node
+                child["foreign"] = True
+            parent["children"].append(child)
             next_id += 1
         nodes.append(parent)
     end = base + parents * 1_000_000_000

@@ -235,6 +235,7 @@ def test_a_100000_node_run_stays_responsive(page: Page, viewer: Viewer, state_di
     print(f"100,000-node run: first rows on screen after {time.monotonic() - started:.2f}s")
     # only what is visible is in the DOM
     assert p.locator(".row").count() < 200
+    assert p.locator(".row.foreign .badge.foreign:visible").count() >= 1
     assert p.locator(".wf-title .n").text_content() == "100,001 spans"
     page.screenshot("huge-run")
     p.locator(".row .name:text-is('item_0_3')").click()

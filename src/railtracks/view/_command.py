@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+import threading
 import webbrowser
 from pathlib import Path
 from typing import Any, Final
@@ -88,6 +89,8 @@ def run_view(args: argparse.Namespace) -> int:
             webbrowser.open(url + fragment)
         except Exception:  # no browser here: the printed URL is enough
             print("railtracks view: could not open a browser; open the URL above", file=sys.stderr)
+    # read the saved runs while the browser starts: the first page load finds them parsed
+    threading.Thread(target=server.saved.summaries, name="rt-view-warm", daemon=True).start()
     try:
         server.serve_forever()
     except KeyboardInterrupt:

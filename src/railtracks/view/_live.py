@@ -95,10 +95,13 @@ class LiveRuns:
         with self._lock:
             return self._runs.get(trace_id)
 
-    def snapshot(self, trace_id: str, span_id: str | None = None) -> dict[str, Any] | None:
-        """The outline of a run (or one span's detail) taken under the lock."""
+    def outline_json(self, trace_id: str) -> bytes | None:
+        """A run's outline as JSON, taken under the lock (spans may be arriving)."""
         with self._lock:
             run = self._runs.get(trace_id)
-            if run is None:
-                return None
-            return run.outline() if span_id is None else run.detail(span_id)
+            return None if run is None else run.outline_json()
+
+    def detail(self, trace_id: str, span_id: str) -> dict[str, Any] | None:
+        with self._lock:
+            run = self._runs.get(trace_id)
+            return None if run is None else run.detail(span_id)

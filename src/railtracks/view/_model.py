@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import gc
+import json
 import threading
 from collections.abc import Callable
 from typing import Any, Final
@@ -133,6 +134,7 @@ class Run:
     expand: Callable[[Span], None] | None = None
     _lock: threading.Lock = dataclasses.field(default_factory=threading.Lock, repr=False)
     _outline: tuple[int, dict[str, Any]] | None = dataclasses.field(default=None, repr=False)
+    _encoded: tuple[int, bytes] | None = dataclasses.field(default=None, repr=False)
 
     @property
     def status(self) -> str:
@@ -217,6 +219,15 @@ class Run:
         summary["rows"] = rows
         self._outline = (self.version, summary)
         return summary
+
+    def outline_json(self) -> bytes:
+        """``outline()`` as UTF-8 JSON, encoded once per version of the run."""
+        cached = self._encoded
+        if cached is not None and cached[0] == self.version:
+            return cached[1]
+        encoded = json.dumps(self.outline(), ensure_ascii=False, separators=(",", ":")).encode()
+        self._encoded = (self.version, encoded)
+        return encoded
 
     def _rows(self, origin: int) -> list[list[Any]]:
         return [

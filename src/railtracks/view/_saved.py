@@ -190,6 +190,11 @@ class SavedRuns:
 
     def _load(self, path: Path, stamp: tuple[int, int]) -> Run:
         run = read_run(path)
+        # A 100,000-node run is about a million containers. Frozen, they are left
+        # out of the collector's full passes, which would otherwise rescan them
+        # all during later requests (half a second each); refcounting still frees
+        # them when the run leaves the cache.
+        gc.freeze()
         with self._lock:
             self._runs[path.stem] = (stamp, run)
             self._runs.move_to_end(path.stem)

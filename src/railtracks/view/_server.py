@@ -155,17 +155,20 @@ class _Handler(BaseHTTPRequestHandler):
         if span_id is not None and parts[5] != "spans":
             self._error(HTTPStatus.NOT_FOUND, "not found")
             return
-        document: dict[str, Any] | None = None
+        found: bytes | dict[str, Any] | None = None
         if source == "live":
-            document = self.server.live.snapshot(key, span_id)
+            live = self.server.live
+            found = live.outline_json(key) if span_id is None else live.detail(key, span_id)
         elif source == "saved":
             run = self.server.saved.get(key)
             if run is not None:
-                document = run.outline() if span_id is None else run.detail(span_id)
-        if document is None:
+                found = run.outline_json() if span_id is None else run.detail(span_id)
+        if found is None:
             self._error(HTTPStatus.NOT_FOUND, "no such run or span")
-            return
-        self._json(HTTPStatus.OK, document)
+        elif isinstance(found, bytes):
+            self._send(HTTPStatus.OK, found, "application/json; charset=utf-8")
+        else:
+            self._json(HTTPStatus.OK, found)
 
     # -- OTLP/HTTP ---------------------------------------------------------------
 

@@ -1,0 +1,78 @@
+"""``railtracks view`` as a user runs it: a subprocess, its printed URL, its errors."""
+
+from __future__ import annotations
+
+import json
+import signal
+import urllib.request
+from pathlib import Path
+
+from ..conftest import RAILTRACKS, run
+from .conftest import Viewer
+from .states import big_state
+
+
+def test_serves_on_loopback_and_stops_on_ctrl_c(state_dir: Path) -> None:
+    big_state(state_dir / "tiny.json", parents=2, children=2)
+    viewer = Viewer(state_dir)
+    try:
+        assert viewer.port > 0
+        with urllib.request.urlopen(viewer.url, timeout=10) as response:
+            assert response.status == 200
+            assert "script-src 'self'" in response.headers["Content-Security-Policy"]
+            page = response.read().decode()
+        assert '<script src="/static/viewer.js">' in page
+        assert "http" not in page.replace(viewer.url, "")  # nothing loads from elsewhere
+        with urllib.request.urlopen(viewer.url + "api/runs", timeout=10) as response:
+            runs = json.loads(response.read())["runs"]
+        assert [(r["name"], r["status"], r["nodes"]) for r in runs] == [("tiny", "completed", 6)]
+        viewer.process.send_signal(signal.SIGINT)
+        assert viewer.process.wait(10) == 0
+        assert "Traceback" not in viewer.stderr()
+    finally:
+        viewer.stop()
+
+
+def test_opening_one_run_prints_its_url(state_dir: Path) -> None:
+    big_state(state_dir / "one run.json", parents=1, children=1)
+    viewer = Viewer(state_dir, "one run")
+    try:
+        assert viewer.fragment == "#/run/saved/one%20run"
+    finally:
+        viewer.stop()
+
+
+def test_bad_arguments_are_one_line_and_exit_2(tmp_path: Path, state_dir: Path) -> None:
+    env = {"RAILTRACKS_STATE_DIR": str(state_dir)}
+    (state_dir / "bad.json").write_text("[]")
+    big_state(state_dir / "ok.json", parents=1, children=1)
+    cases = [
+        ["view", "--port", "99999", "--no-browser"],
+        ["view", "--port", "x", "--no-browser"],
+        ["view", "missing", "--no-browser"],
+        ["view", "missing\x1b[31m", "--html", "x.html"],
+        ["view", "--html", "x.html"],
+        ["view", "bad", "--html", "x.html"],
+        ["view", "ok", "--html", str(tmp_path / "no" / "such" / "dir.html")],
+    ]
+    for args in cases:
+        done = run([RAILTRACKS, *args], tmp_path, env)
+        assert done.returncode == 2, (args, done.stdout, done.stderr)
+        assert len(done.stderr.strip().splitlines()) == 1, (args, done.stderr)
+        assert "Traceback" not in done.stderr
+        assert "\x1b" not in done.stderr
+    assert not (tmp_path / "x.html").exists()
+
+
+def test_busy_port_is_one_line(state_dir: Path, tmp_path: Path) -> None:
+    viewer = Viewer(state_dir)
+    try:
+        done = run(
+            [RAILTRACKS, "view", "--no-browser", "--port", str(viewer.port)],
+            tmp_path,
+            {"RAILTRACKS_STATE_DIR": str(state_dir)},
+        )
+        assert done.returncode == 2
+        assert done.stderr.startswith("railtracks: error: cannot listen on 127.0.0.1:")
+    finally:
+        viewer.stop()
