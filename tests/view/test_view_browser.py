@@ -177,6 +177,7 @@ def test_live_runs_arrive_over_otlp_while_they_run(
         assert p.locator(".run-head h1").inner_text() == "live-checkout"
         assert len(rows(page)) == 8
         p.locator(".row", has_text="session live-checkout").click()
+        p.wait_for_selector(".details h2:text-is('session live-checkout')")
         context = p.locator(".details [data-section='context at call']")
         context.wait_for()
         assert "[REDACTED]" in context.inner_text()

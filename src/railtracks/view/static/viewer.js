@@ -437,10 +437,11 @@
       el.bar.style.left = x0 + "px";
       el.bar.style.width = Math.max(x1 - x0, 2) + "px";
       el.dur.textContent = fmtDur(t1 - t0);
-      var labelRight = x1 + 6 + 60 > barWidth;
-      el.dur.style.left = labelRight ? "" : Math.max(x1 + 6, 4) + "px";
-      el.dur.style.right = labelRight ? Math.max(barWidth - x0 + 6, 4) + "px" : "";
-      if (labelRight && x0 < 70) { el.dur.style.right = ""; el.dur.style.left = "4px"; }
+      // the duration goes after the bar, else before it, else inside it
+      var after = x1 + 66 <= barWidth, before = x0 >= 70;
+      el.dur.className = after || before ? "dur" : "dur inside";
+      el.dur.style.left = after ? x1 + 6 + "px" : before ? "" : Math.max(x0, 0) + 6 + "px";
+      el.dur.style.right = !after && before ? barWidth - x0 + 6 + "px" : "";
     }
     this.drawAxis(barLeft, barWidth);
   };
