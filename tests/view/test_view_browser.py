@@ -93,8 +93,15 @@ def test_runs_list_run_page_and_span_selection(
     assert rows(page)[4:] == ["enrich", "broken"]
     p.keyboard.press("ArrowRight")
     assert rows(page)[4:] == ["enrich", "fetch", "fetch", "broken"]
+    # zoom in twice around the middle, then back to the whole run
+    whole = p.locator(".ticks .tick").all_inner_texts()
     p.keyboard.press("+")
+    p.keyboard.press("+")
+    zoomed = p.locator(".ticks .tick").all_inner_texts()
+    assert zoomed != whole
+    assert zoomed[0] != "0ns"  # the window no longer starts at the run's start
     p.keyboard.press("0")
+    assert p.locator(".ticks .tick").all_inner_texts() == whole
 
     # a deep link opens the same span in a fresh page
     fresh = page.context.new_page()

@@ -142,6 +142,32 @@ def test_otlp_json_is_received_grouped_and_redacted(server: ViewerServer) -> Non
     assert "sk-plain-secret" not in json.dumps(server.runs())
 
 
+def test_other_instrumentation_is_shown_as_foreign(server: ViewerServer) -> None:
+    http_call = {
+        "traceId": TRACE,
+        "spanId": "1111111111111111",
+        "parentSpanId": "00f067aa0ba902b7",
+        "name": "GET /inventory",
+        "kind": 3,
+        "startTimeUnixNano": "1544712660150000000",
+        "endTimeUnixNano": "1544712660250000000",
+        "attributes": [kv("http.request.method", "GET"), kv("http.response.status_code", 200)],
+    }
+    post = {"Content-Type": "application/json", "Host": f"127.0.0.1:{server.port}"}
+    body = otlp_json([http_call, NODE_SPAN, SESSION_SPAN])
+    assert request(server, "POST", "/v1/traces", body, post)[0] == 200
+    outline = json.loads(request(server, "GET", f"/api/runs/live/{TRACE}", headers=post)[2])
+    assert [row[1:5] for row in outline["rows"]] == [
+        [0, "session live-json", "completed", "session"],
+        [1, "fetch", "failed", "node"],
+        [2, "GET /inventory", "completed", "foreign"],
+    ]
+    spans = f"/api/runs/live/{TRACE}/spans"
+    detail = json.loads(request(server, "GET", f"{spans}/1111111111111111", headers=post)[2])
+    assert detail["kind"] == "CLIENT"
+    assert detail["attributes"] == {"http.request.method": "GET", "http.response.status_code": 200}
+
+
 def test_otlp_gzip_and_rejections(server: ViewerServer) -> None:
     host = {"Host": f"127.0.0.1:{server.port}"}
     bad_ids = {**NODE_SPAN, "spanId": "xyz", "traceId": TRACE}
