@@ -175,12 +175,16 @@ def test_live_runs_arrive_over_otlp_while_they_run(
         live_row.locator(".run-name").click()
         p.wait_for_selector(".row .name:text('broken')", timeout=20_000)
         assert p.locator(".run-head .pill").inner_text() == "running"
+        # the session has not ended: it stands as a running placeholder over its nodes
+        assert rows(page)[0] == "running…"
+        assert p.locator(".row.pending").count() == 1
         page.screenshot("live-running")
         release.touch()
         assert program.wait(30) == 0, program.stderr.read() if program.stderr else ""
         # the page updates by itself when the session span arrives
         p.wait_for_selector(".run-head .pill:text('completed')", timeout=20_000)
         assert rows(page)[0] == "session live-checkout"
+        assert p.locator(".row.pending").count() == 0
         assert p.locator(".run-head h1").inner_text() == "live-checkout"
         assert len(rows(page)) == 8
         p.locator(".row", has_text="session live-checkout").click()

@@ -170,18 +170,24 @@ class Run:
         }
 
     def tree_order(self) -> list[tuple[int, Span]]:
-        """``(depth, span)`` depth first, children by start time; orphans become roots."""
+        """``(depth, span)`` depth first, children by start time; orphans become roots.
+
+        In a live run a parent that has not arrived is still running (spans are
+        exported when they end): it is shown as a ``pending`` placeholder
+        holding its children, until it arrives.
+        """
         children: dict[str | None, list[Span]] = {}
         spans = self.spans
+        pending: dict[str, Span] = {}
         for span in spans.values():
-            parent = span.parent_id
-            if parent not in spans or parent == span.span_id:
-                parent = None
+            parent = self._parent_of(span, pending)
             group = children.get(parent)
             if group is None:
                 children[parent] = [span]
             else:
                 group.append(span)
+        if pending:
+            children.setdefault(None, []).extend(pending.values())
         for group in children.values():
             if len(group) > 1:
                 group.sort(key=_start_key)  # stable: ties keep the order they were recorded in
@@ -196,6 +202,21 @@ class Run:
             order.append((depth, span))
             stack.extend((depth + 1, c) for c in reversed(children.get(span.span_id, [])))
         return order
+
+    def _parent_of(self, span: Span, pending: dict[str, Span]) -> str | None:
+        parent = span.parent_id
+        if parent is None or parent == span.span_id:
+            return None
+        if parent in self.spans:
+            return parent
+        if self.source != "live":
+            return None  # a saved tree has every parent: this one is broken data
+        placeholder = pending.get(parent)
+        if placeholder is None:
+            pending[parent] = Span(parent, None, "running…", RUNNING, "pending", start=span.start)
+        elif span.start is not None:
+            placeholder.start = min(placeholder.start or span.start, span.start)
+        return parent
 
     def outline(self) -> dict[str, Any]:
         """The waterfall's data: one row per span, ``[id, depth, name, status, role, t0, t1]``.

@@ -630,6 +630,13 @@
     var token = ++this.detailToken;
     var id = row[0];
     clearTimeout(this.detailTimer);
+    if (row[4] === "pending") {
+      fill(this.details, h("h2", { text: "A span still running" }),
+        h("p", { class: "muted", text: "Spans are exported when they end: this one's children have arrived, " +
+          "its own details will when it ends." }),
+        h("dl", { class: "kv" }, h("dt", { text: "Span id" }), h("dd", { class: "mono", text: id })));
+      return;
+    }
     // while keys are held down, only the span the selection stops on is fetched
     this.detailTimer = setTimeout(function () {
       api.span(self.route.src, self.route.key, id).then(function (d) {
