@@ -73,11 +73,11 @@ class ViewerServer(ThreadingHTTPServer):
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}/"
 
-    def allowed_hosts(self) -> set[str]:
-        names = {self.host, f"[{self.host}]"}
-        if self.host in ("127.0.0.1", "::1", "localhost"):
-            names.update(_LOOPBACK_NAMES)
-        return {f"{name}:{self.port}" for name in names}
+    def allowed_hosts(self) -> set[str] | None:
+        """``Host`` values accepted; None (any) when bound beyond loopback on purpose."""
+        if self.host not in ("127.0.0.1", "::1", "localhost"):
+            return None  # reached by names this process cannot know; --host opted in
+        return {f"{name}:{self.port}" for name in (*_LOOPBACK_NAMES, self.host)}
 
     def start_in_thread(self) -> threading.Thread:
         thread = threading.Thread(target=self.serve_forever, name="railtracks-view", daemon=True)
@@ -124,7 +124,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _host_ok(self) -> bool:
         host = (self.headers.get("Host") or "").lower()
-        if host in self.server.allowed_hosts():
+        allowed = self.server.allowed_hosts()
+        if allowed is None or host in allowed:
             return True
         self._error(HTTPStatus.MISDIRECTED_REQUEST, "unexpected Host header")
         return False
