@@ -135,6 +135,7 @@ class Run:
     _lock: threading.Lock = dataclasses.field(default_factory=threading.Lock, repr=False)
     _outline: tuple[int, dict[str, Any]] | None = dataclasses.field(default=None, repr=False)
     _encoded: tuple[int, bytes] | None = dataclasses.field(default=None, repr=False)
+    _summary: tuple[int, dict[str, Any]] | None = dataclasses.field(default=None, repr=False)
 
     @property
     def status(self) -> str:
@@ -149,12 +150,15 @@ class Run:
         return (min(starts) if starts else None, max(ends) if ends else None)
 
     def summary(self) -> dict[str, Any]:
+        cached = self._summary
+        if cached is not None and cached[0] == self.version:
+            return dict(cached[1])
         start, end = self.bounds()
         root = self.spans.get(self.root_id) if self.root_id else None
         if root is not None and root.start is not None and root.end is not None:
             start, end = root.start, root.end
         nodes = sum(1 for s in self.spans.values() if s.role != "session")
-        return {
+        summary = {
             "source": self.source,
             "key": self.key,
             "name": self.name,
@@ -168,6 +172,8 @@ class Run:
             "dropped": self.dropped,
             "version": self.version,
         }
+        self._summary = (self.version, summary)
+        return dict(summary)
 
     def tree_order(self) -> list[tuple[int, Span]]:
         """``(depth, span)`` depth first, children by start time; orphans become roots.

@@ -279,8 +279,10 @@
       r.selectSpan = function (id, fromHash) { view.selectById(id, fromHash); };
       view.selectById(r.span || (run.rows.length ? run.rows[0][0] : null), true);
       if (!FILE && run.source === "live") {
+        var ticks = 0;
         timers.push(setInterval(function () {
-          if (view.run.status !== "running") return;
+          // once the session has ended, late spans are still looked for, less often
+          if (view.run.status !== "running" && ++ticks % 5) return;
           api.run(r.src, r.key).then(function (next) {
             if (current === r && next.version !== view.run.version) view.update(next);
           }).catch(function () { /* the next poll retries */ });
@@ -326,7 +328,8 @@
       h("div", { class: "wf-foot" },
         h("kbd", { text: "↑↓" }), " move  ", h("kbd", { text: "←→" }), " fold  ",
         h("kbd", { text: "+" }), h("kbd", { text: "−" }), " zoom  ", h("kbd", { text: "z" }), " fit span  ",
-        h("kbd", { text: "0" }), " reset  · ctrl+wheel zooms, drag pans  ", FILE ? null : h("kbd", { text: "esc" }), FILE ? null : " runs"));
+        h("kbd", { text: "0" }), " reset  · ctrl+wheel zooms, drag pans  ", FILE ? null : h("kbd", { text: "esc" }), FILE ? null : " runs",
+        legend()));
     app.replaceChildren(topbar(FILE ? this.crumbName : h("span", null, h("a", { href: "#/", text: "Runs" }), " / ", this.crumbName)),
       this.head, h("div", { class: "run-body" }, wf, this.details));
     this.scroller.addEventListener("scroll", function () { self.render(); });
@@ -334,6 +337,15 @@
     this.bindPointer();
     keyHandler = function (ev) { return self.key(ev); };
   };
+
+  function legend() {
+    var el = h("span", { class: "legend" });
+    ["completed", "failed", "timeout", "cancelled", "running", "foreign"].forEach(function (s) {
+      var bar = s === "foreign" ? "bar completed foreign" : "bar " + s;
+      el.append(h("span", null, h("i", { class: bar }), s));
+    });
+    return el;
+  }
 
   RunView.prototype.update = function (run) {
     var selectedId = this.selected >= 0 && this.run ? this.run.rows[this.visible[this.selected]][0] : null;
@@ -424,6 +436,7 @@
       el.root.className = "row " + row[4] + (vi === this.selected ? " sel" : "");
       el.root.dataset.vi = String(vi);
       el.root.setAttribute("aria-selected", vi === this.selected ? "true" : "false");
+      el.root.setAttribute("aria-level", String(row[1] + 1));
       el.cell.style.paddingLeft = 8 + row[1] * 14 + "px";
       el.toggle.textContent = this.hasKids[ri] ? (this.collapsed.has(row[0]) ? "▸" : "▾") : "";
       el.dot.className = "dot " + row[3];
