@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
+import struct
 import urllib.request
 from pathlib import Path
 
@@ -74,5 +76,24 @@ def test_busy_port_is_one_line(state_dir: Path, tmp_path: Path) -> None:
         )
         assert done.returncode == 2
         assert done.stderr.startswith("railtracks: error: cannot listen on 127.0.0.1:")
+    finally:
+        viewer.stop()
+
+
+def test_a_client_leaving_mid_response_prints_nothing(state_dir: Path) -> None:
+    big_state(state_dir / "wide.json", parents=20, children=999)
+    viewer = Viewer(state_dir)
+    try:
+        for _ in range(3):
+            with socket.create_connection(("127.0.0.1", viewer.port), timeout=10) as client:
+                host = f"Host: 127.0.0.1:{viewer.port}"
+                client.sendall(f"GET /api/runs/saved/wide HTTP/1.1\r\n{host}\r\n\r\n".encode())
+                assert client.recv(64).startswith(b"HTTP/1.1 200")
+                client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        with urllib.request.urlopen(viewer.url + "api/runs", timeout=30) as response:
+            assert response.status == 200  # still serving
+        viewer.process.send_signal(signal.SIGINT)
+        assert viewer.process.wait(10) == 0
+        assert viewer.stderr() == ""
     finally:
         viewer.stop()

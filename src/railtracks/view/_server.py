@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import socket
+import sys
 import threading
 import zlib
 from http import HTTPStatus
@@ -79,6 +80,13 @@ class ViewerServer(ThreadingHTTPServer):
             return None  # reached by names this process cannot know; --host opted in
         return {f"{name}:{self.port}" for name in (*_LOOPBACK_NAMES, self.host)}
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """One line on stderr, never a traceback: a closed tab is not an error."""
+        error = sys.exc_info()[1]
+        if isinstance(error, ConnectionError | TimeoutError):
+            return
+        print(f"railtracks view: request failed: {type(error).__name__}", file=sys.stderr)
+
     def start_in_thread(self) -> threading.Thread:
         thread = threading.Thread(target=self.serve_forever, name="railtracks-view", daemon=True)
         thread.start()
@@ -95,6 +103,7 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "railtracks-view"
     sys_version = ""
     protocol_version = "HTTP/1.1"
+    timeout = 60  # an idle or stalled connection does not hold its thread for ever
 
     def log_message(self, format: str, *args: Any) -> None:  # the base class's parameter name
         return  # request lines hold untrusted paths: never echoed to the terminal
