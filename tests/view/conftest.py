@@ -103,13 +103,16 @@ def page(browser: Any) -> Iterator[Page]:
 class Viewer:
     """A ``railtracks view --no-browser --port 0`` subprocess and the URL it printed."""
 
-    def __init__(self, state_dir: Path, *args: str) -> None:
+    def __init__(
+        self, state_dir: Path, *args: str, browser: bool = False, env: dict[str, str] | None = None
+    ) -> None:
+        flags = [] if browser else ["--no-browser"]
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "railtracks", "view", "--no-browser", "--port", "0", *args],
+            [sys.executable, "-m", "railtracks", "view", *flags, "--port", "0", *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-            env={**os.environ, "RAILTRACKS_STATE_DIR": str(state_dir)},
+            env={**os.environ, "RAILTRACKS_STATE_DIR": str(state_dir), **(env or {})},
         )
         assert self.process.stdout is not None
         first = self.process.stdout.readline()

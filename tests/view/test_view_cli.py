@@ -10,7 +10,7 @@ import urllib.request
 from pathlib import Path
 
 from ..conftest import RAILTRACKS, run
-from .conftest import Viewer
+from .conftest import Viewer, wait_for
 from .states import big_state
 
 
@@ -40,6 +40,33 @@ def test_opening_one_run_prints_its_url(state_dir: Path) -> None:
     viewer = Viewer(state_dir, "one run")
     try:
         assert viewer.fragment == "#/run/saved/one%20run"
+    finally:
+        viewer.stop()
+
+
+def test_the_browser_is_opened_on_the_run(state_dir: Path, tmp_path: Path) -> None:
+    big_state(state_dir / "shown.json", parents=1, children=1)
+    opened = tmp_path / "opened.txt"
+    browser = tmp_path / "browser.sh"
+    browser.write_text(f'#!/bin/sh\nprintf "%s" "$1" > {opened}\n')
+    browser.chmod(0o755)
+    viewer = Viewer(state_dir, "shown", browser=True, env={"BROWSER": f"{browser} %s"})
+    try:
+        assert wait_for(opened.exists)
+        assert wait_for(lambda: opened.read_text() == f"{viewer.url}#/run/saved/shown")
+    finally:
+        viewer.stop()
+    # no display and no BROWSER: never a console browser in this terminal, one line instead
+    quiet = {"BROWSER": "", "DISPLAY": "", "WAYLAND_DISPLAY": ""}
+    viewer = Viewer(state_dir, browser=True, env=quiet)
+    try:
+        assert viewer.process.stdout is not None
+        for line in iter(viewer.process.stdout.readline, ""):
+            if "press Ctrl-C" in line:  # the browser is tried before this last line
+                break
+        viewer.process.send_signal(signal.SIGINT)
+        assert viewer.process.wait(10) == 0
+        assert viewer.stderr() == "railtracks view: no browser to open here; open the URL above\n"
     finally:
         viewer.stop()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 import threading
@@ -70,12 +71,25 @@ def run_view(args: argparse.Namespace) -> int:
         server = ViewerServer(args.host, args.port, directory)
     except OSError as exc:
         raise StateError(f"cannot listen on {visible(args.host)}:{args.port}: {exc}") from exc
-    url = server.url
+    try:
+        _announce(server.url, fragment, directory, args)
+        # read the saved runs while the browser starts: the first page load finds them parsed
+        threading.Thread(target=server.saved.summaries, name="rt-view-warm", daemon=True).start()
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
+def _announce(url: str, fragment: str, directory: Path, args: argparse.Namespace) -> None:
     print(f"railtracks view: {url}{fragment}")
     print(f"  saved runs from {visible(str(directory))}/")
     print(
         f"  live runs: OTEL_EXPORTER_OTLP_ENDPOINT={url.rstrip('/')} "
-        "OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf"
+        "OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf",
+        flush=True,
     )
     if args.host not in _LOOPBACK:
         print(
@@ -83,21 +97,26 @@ def run_view(args: argparse.Namespace) -> int:
             "anyone who can reach this address can read your runs",
             file=sys.stderr,
         )
-    print("  press Ctrl-C to stop", flush=True)
     if not args.no_browser:
+        _open_browser(url + fragment)
+    print("  press Ctrl-C to stop", flush=True)
+
+
+def _open_browser(url: str) -> None:
+    """Open ``url`` in a graphical browser; never a console one in this terminal."""
+    graphical = (
+        sys.platform in ("darwin", "win32")
+        or bool(os.environ.get("BROWSER"))
+        or bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    )
+    opened = False
+    if graphical:
         try:
-            webbrowser.open(url + fragment)
-        except Exception:  # no browser here: the printed URL is enough
-            print("railtracks view: could not open a browser; open the URL above", file=sys.stderr)
-    # read the saved runs while the browser starts: the first page load finds them parsed
-    threading.Thread(target=server.saved.summaries, name="rt-view-warm", daemon=True).start()
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
-    return 0
+            opened = webbrowser.open(url)
+        except Exception:  # a broken browser set-up: the printed URL is enough
+            opened = False
+    if not opened:
+        print("railtracks view: no browser to open here; open the URL above", file=sys.stderr)
 
 
 def _write_html(args: argparse.Namespace) -> int:
