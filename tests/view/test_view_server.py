@@ -165,6 +165,7 @@ def test_other_instrumentation_is_shown_as_foreign(server: ViewerServer) -> None
     spans = f"/api/runs/live/{TRACE}/spans"
     detail = json.loads(request(server, "GET", f"{spans}/1111111111111111", headers=post)[2])
     assert detail["kind"] == "CLIENT"
+    assert detail["extra"] == {"resource": {}, "scope": None}
     assert detail["attributes"] == {"http.request.method": "GET", "http.response.status_code": 200}
 
 
@@ -224,7 +225,15 @@ def test_hostile_state_files_are_listed_as_unreadable(server: ViewerServer) -> N
         "unknown_field": True,
         "nodes": [
             {"name": 5, "span_id": "not-hex", "status": "weird", "children": [7, None]},
-            {"name": "ok", "span_id": "00000000000000aa", "foreign": True, "events": "x"},
+            {
+                "name": "ok",
+                "span_id": "00000000000000aa",
+                "foreign": True,
+                "events": "x",
+                "limits": {"events_dropped": 3},  # fields of newer formats are shown as they are
+                "sampled": False,
+                "api_token": "t-1",
+            },
             {"name": "dup", "span_id": "00000000000000aa", "input": {"secret": 1}},
             [],
         ],
@@ -239,6 +248,15 @@ def test_hostile_state_files_are_listed_as_unreadable(server: ViewerServer) -> N
     assert outline is not None
     roles = {span.name: span.role for span in outline.spans.values()}
     assert roles == {"5": "node", "ok": "foreign"}
+    detail = outline.detail("00000000000000aa")
+    assert detail is not None
+    assert detail["extra"] == {
+        "foreign": True,
+        "limits": {"events_dropped": 3},
+        "sampled": False,
+        "api_token": "[REDACTED]",
+    }
+    assert detail["events"] == []
 
 
 def test_live_runs_are_bounded() -> None:

@@ -53,6 +53,8 @@ class Span:
     events: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     error: dict[str, Any] | None = None
     attributes: dict[str, Any] = dataclasses.field(default_factory=dict)
+    # everything else known about the span: resource, scope, fields of newer state formats
+    extra: dict[str, Any] = dataclasses.field(default_factory=dict)
     # the untrusted record the heavy fields above are read from on first use (saved runs)
     raw: dict[str, Any] | None = None
 
@@ -298,6 +300,7 @@ class Run:
             "events": span.events,
             "error": span.error,
             "attributes": span.attributes,
+            "extra": span.extra,
         }
 
     def details(self) -> dict[str, Any]:

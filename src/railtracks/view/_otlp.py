@@ -245,6 +245,10 @@ def to_span(record: dict[str, Any]) -> tuple[str, Span, str | None] | None:
         if failed
         else None,
         attributes=redact_mapping(rest),
+        extra={
+            "resource": redact_mapping(record["resource"]),
+            "scope": text(record["scope"]) or None,
+        },
     )
     if is_node:
         span.input = redact(_decoded(attributes.get(attr.NODE_INPUT)))

@@ -36,6 +36,16 @@ _MAX_FILE_BYTES: Final = 1 << 30
 _CACHED_RUNS: Final = 4
 
 
+# Record fields the page shows in places of their own.
+_SHOWN: Final = frozenset(
+    {
+        "name", "span_id", "parent_span_id", "status", "kind", "start_time_unix_nano",
+        "end_time_unix_nano", "duration_seconds", "context", "error", "context_changes",
+        "events", "attributes", "input", "output", "children", "answer", "span_name", "trace_id",
+    }
+)  # fmt: skip
+
+
 class StateUnreadable(Exception):
     """The file is not a railtracks state this viewer can read."""
 
@@ -73,16 +83,19 @@ def _expand(span: Span) -> None:
     span.context_changes = events_of(record.get("context_changes"))
     span.events = events_of(record.get("events"))
     span.error = error_of(record.get("error"))
-    attributes = redact_mapping(record.get("attributes"))
+    span.attributes = redact_mapping(record.get("attributes"))
     if span.role == "session":
         span.output = redact(record.get("answer"))
-        for field in ("identifier", "timeout", "started_at", "ended_at"):
-            if field in record:
-                attributes.setdefault(f"session.{field}", redact(record[field]))
     else:
         span.input = redact(record.get("input"))
         span.output = redact(record.get("output"))
-    span.attributes = attributes
+    # the session's own fields, and whatever newer railtracks versions add
+    # (limit counts, sampling markers, ...), are shown as they are
+    span.extra = {
+        key: redact({key: value})[key]
+        for key, value in record.items()
+        if isinstance(key, str) and key not in _SHOWN
+    }
 
 
 def run_from_state(document: Any, key: str) -> Run:

@@ -738,6 +738,7 @@
     out.push(section("Context changes", (d.context_changes || []).length, eventList(d.context_changes)));
     out.push(section("Events", others.length, eventList(others)));
     out.push(section("Attributes", Object.keys(d.attributes || {}).length, attrTable(d.attributes), false));
+    if (!isEmpty(d.extra)) out.push(section("More", Object.keys(d.extra).length, attrTable(d.extra), false));
     return out;
   }
 
