@@ -296,3 +296,21 @@ def test_html_export_escapes_everything(tmp_path: Path) -> None:
     assert "\\u003c/script\\u003e" in html
     assert "'unsafe-inline'" not in html
     assert "script-src 'sha256-" in html
+
+
+def test_the_page_never_turns_strings_into_markup() -> None:
+    from railtracks.view._server import static_file
+
+    script = static_file("viewer.js").decode()
+    for sink in (
+        "innerHTML",
+        "outerHTML",
+        "insertAdjacentHTML",
+        "document.write",
+        "eval(",
+        "Function(",
+    ):
+        assert sink not in script, sink
+    page = static_file("index.html").decode()
+    assert "<script>" not in page  # no inline script: the CSP forbids it anyway
+    assert "http" not in page  # nothing from elsewhere
