@@ -314,3 +314,16 @@ def test_the_page_never_turns_strings_into_markup() -> None:
     page = static_file("index.html").decode()
     assert "<script>" not in page  # no inline script: the CSP forbids it anyway
     assert "http" not in page  # nothing from elsewhere
+
+
+def test_parsed_runs_kept_are_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from railtracks.view import _saved
+
+    monkeypatch.setattr(_saved, "_CACHED_SPANS", 10)
+    for name in ("a", "b", "c"):
+        big_state(tmp_path / f"{name}.json", parents=2, children=2)  # 7 spans each
+    saved = _saved.SavedRuns(tmp_path)
+    for name in ("a", "b", "c"):
+        assert saved.get(name) is not None
+    assert list(saved._runs) == ["c"]  # over the span bound: only the latest stays
+    assert saved.get("a") is not None  # and a forgotten run is read again when asked for

@@ -33,7 +33,10 @@ from ._redact import redact, redact_mapping
 _SPAN_ID: Final = re.compile(r"[0-9a-f]{16}")
 _TRACE_ID: Final = re.compile(r"[0-9a-f]{32}")
 _MAX_FILE_BYTES: Final = 1 << 30
+# Parsed runs kept: at most 4, and at most 250,000 spans in all (a parsed
+# 100,000-node run holds 250-400 MB); the most recent one always stays.
 _CACHED_RUNS: Final = 4
+_CACHED_SPANS: Final = 250_000
 
 
 # Record fields the page shows in places of their own.
@@ -211,7 +214,10 @@ class SavedRuns:
         with self._lock:
             self._runs[path.stem] = (stamp, run)
             self._runs.move_to_end(path.stem)
-            while len(self._runs) > _CACHED_RUNS:
+            while len(self._runs) > 1 and (
+                len(self._runs) > _CACHED_RUNS
+                or sum(len(r.spans) for _, r in self._runs.values()) > _CACHED_SPANS
+            ):
                 self._runs.popitem(last=False)
         return run
 
