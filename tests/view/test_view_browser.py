@@ -260,6 +260,15 @@ def test_a_100000_node_run_stays_responsive(page: Page, viewer: Viewer, state_di
     p.keyboard.press("ArrowDown")
     p.keyboard.press("ArrowLeft")
     assert rows(page)[:3] == ["session huge", "batch_0", "batch_1"]
+    # find a span by name: the match is unfolded, scrolled to and selected
+    p.keyboard.press("f")
+    p.keyboard.type("item_42_7")
+    p.keyboard.press("Enter")
+    p.wait_for_selector(".details h2:text-is('item_42_7')")
+    assert p.locator(".find-count").inner_text() == "1 of 111"  # _7, _70.._79, _700.._799
+    p.keyboard.press("Enter")
+    p.wait_for_selector(".details h2:text-is('item_42_70')")
+    assert p.locator(".row.sel .name").inner_text() == "item_42_70"
     # a deep link into the middle of the run
     p.goto(f"{viewer.url}#/run/saved/huge/span/{50_000:016x}")
     p.reload()

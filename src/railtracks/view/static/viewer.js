@@ -320,6 +320,15 @@
     this.spacer = h("div", { class: "wf-spacer" });
     this.scroller = h("div", { class: "wf-scroll", tabindex: "0", role: "tree", "aria-label": "call tree and waterfall" }, this.spacer);
     this.details = h("aside", { class: "details", "aria-label": "span details" });
+    this.findInput = h("input", {
+      class: "search find", type: "search", placeholder: "Find a span by name  ( f )", "aria-label": "find a span by name",
+    });
+    this.findCount = h("span", { class: "find-count" });
+    this.findBox = h("div", { class: "findbox" }, this.findInput, this.findCount);
+    this.findInput.addEventListener("input", function () { self.matches = null; self.findCount.textContent = ""; });
+    this.findInput.addEventListener("keydown", function (ev) {
+      if (ev.key === "Enter") { ev.preventDefault(); self.findNext(ev.shiftKey ? -1 : 1); }
+    });
     this.nameHead = h("div", { class: "wf-title" }, "Call tree", this.count, this.zoomBar);
     this.wfHead = h("div", { class: "wf-head" }, this.nameHead, h("div", { class: "wf-axis" }, this.axis));
     var wf = h("section", { class: "wf" },
@@ -376,11 +385,31 @@
         h("div", null, h("b", { text: "Duration" }), h("span", { text: run.duration_s === null ? "–" : fmtDur(run.duration_s * 1e6) })),
         h("div", null, h("b", { text: "Nodes" }), h("span", { text: Number(run.nodes).toLocaleString() })),
         h("div", null, h("b", { text: "Trace" }), h("span", { class: "mono", text: run.trace_id || "–" }))),
-      run.dropped ? h("span", { class: "warn", text: run.dropped + " spans over the viewer's limit were not kept" }) : null);
+      run.dropped ? h("span", { class: "warn", text: run.dropped + " spans over the viewer's limit were not kept" }) : null,
+      this.findBox);
+    this.matches = null;
     this.count.textContent = rows.length.toLocaleString() + " spans";
     this.recompute();
     if (selectedId !== null && this.index.has(selectedId)) this.selected = this.visibleIndexOf(this.index.get(selectedId));
     this.render();
+  };
+
+  RunView.prototype.findNext = function (step) {
+    var q = this.findInput.value.trim().toLowerCase();
+    if (!q) return;
+    var rows = this.run.rows;
+    if (!this.matches) {
+      this.matches = [];
+      for (var i = 0; i < rows.length; i++) if (String(rows[i][2]).toLowerCase().indexOf(q) >= 0) this.matches.push(i);
+    }
+    var n = this.matches.length;
+    if (!n) { this.findCount.textContent = "no match"; return; }
+    var at = this.selected >= 0 ? this.visible[this.selected] : -1;
+    var k;
+    if (step > 0) { k = 0; while (k < n && this.matches[k] <= at) k++; if (k === n) k = 0; }
+    else { k = n - 1; while (k >= 0 && this.matches[k] >= at) k--; if (k < 0) k = n - 1; }
+    this.findCount.textContent = (k + 1).toLocaleString() + " of " + n.toLocaleString();
+    this.selectById(rows[this.matches[k]][0], true);
   };
 
   RunView.prototype.recompute = function () {
@@ -569,6 +598,7 @@
       case "-": case "_": this.zoom(2); return true;
       case "0": this.resetZoom(); return true;
       case "z": this.zoomToSelected(); return true;
+      case "f": case "/": this.findInput.focus(); this.findInput.select(); return true;
       case "Escape": if (!FILE) { location.hash = "#/"; return true; } return false;
       default: return false;
     }
