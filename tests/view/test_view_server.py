@@ -202,6 +202,23 @@ def test_foreign_hosts_and_paths_are_refused(server: ViewerServer, tmp_path: Pat
     assert request(server, "GET", "/api/runs", headers={"Host": "evil.example"})[0] == 421
     assert request(server, "GET", "/api/runs", headers={"Host": "evil.example:80"})[0] == 421
     host = {"Host": f"127.0.0.1:{server.port}"}
+    # another site may link to the viewer, but never read its API or post spans to it
+    cross = {**host, "Sec-Fetch-Site": "cross-site"}
+    assert request(server, "GET", "/", headers={**cross, "Sec-Fetch-Mode": "navigate"})[0] == 200
+    assert (
+        request(server, "GET", "/api/runs", headers={**cross, "Sec-Fetch-Mode": "cors"})[0] == 403
+    )
+    assert (
+        request(server, "GET", "/static/viewer.js", headers={**cross, "Sec-Fetch-Mode": "no-cors"})[
+            0
+        ]
+        == 403
+    )
+    post = {**cross, "Sec-Fetch-Mode": "no-cors", "Content-Type": "application/json"}
+    assert request(server, "POST", "/v1/traces", otlp_json([SESSION_SPAN]), post)[0] == 403
+    assert server.live.summaries() == []
+    same = {**host, "Sec-Fetch-Site": "same-origin", "Sec-Fetch-Mode": "cors"}
+    assert request(server, "GET", "/api/runs", headers=same)[0] == 200
     for path in ("/api/runs/saved/..%2Fsecret", "/api/runs/saved/%2E%2E", "/api/runs/x/y", "/etc"):
         assert request(server, "GET", path, headers=host)[0] == 404, path
     status, headers, _ = request(server, "GET", "/", headers=host)

@@ -134,10 +134,19 @@ class _Handler(BaseHTTPRequestHandler):
     def _host_ok(self) -> bool:
         host = (self.headers.get("Host") or "").lower()
         allowed = self.server.allowed_hosts()
-        if allowed is None or host in allowed:
-            return True
-        self._error(HTTPStatus.MISDIRECTED_REQUEST, "unexpected Host header")
-        return False
+        if allowed is not None and host not in allowed:
+            self._error(HTTPStatus.MISDIRECTED_REQUEST, "unexpected Host header")
+            return False
+        # Browsers say where a request comes from: another site may link to the
+        # viewer (a navigation), never read from it or post to it.
+        site = (self.headers.get("Sec-Fetch-Site") or "").lower()
+        mode = (self.headers.get("Sec-Fetch-Mode") or "").lower()
+        if site in ("cross-site", "same-site") and not (
+            self.command == "GET" and mode == "navigate"
+        ):
+            self._error(HTTPStatus.FORBIDDEN, "cross-site request refused")
+            return False
+        return True
 
     # -- GET ---------------------------------------------------------------
 
