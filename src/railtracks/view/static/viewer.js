@@ -329,7 +329,7 @@
     this.findInput.addEventListener("keydown", function (ev) {
       if (ev.key === "Enter") { ev.preventDefault(); self.findNext(ev.shiftKey ? -1 : 1); }
     });
-    this.nameHead = h("div", { class: "wf-title" }, "Call tree", this.count, this.zoomBar);
+    this.nameHead = h("div", { class: "wf-title" }, h("span", { class: "label", text: "Call tree" }), this.count, this.zoomBar);
     this.wfHead = h("div", { class: "wf-head" }, this.nameHead, h("div", { class: "wf-axis" }, this.axis));
     var wf = h("section", { class: "wf" },
       this.wfHead,
