@@ -6,6 +6,7 @@ import json
 import signal
 import socket
 import struct
+import sys
 import urllib.request
 from pathlib import Path
 
@@ -124,3 +125,18 @@ def test_a_client_leaving_mid_response_prints_nothing(state_dir: Path) -> None:
         assert viewer.stderr() == ""
     finally:
         viewer.stop()
+
+
+def test_browser_tests_skip_locally_and_fail_under_ci_without_chromium(tmp_path: Path) -> None:
+    from ..conftest import REPO
+
+    test = "tests/view/test_view_browser.py::test_html_file_opens_offline"
+    command = [sys.executable, "-m", "pytest", test, "-q", "-rs", "-p", "no:cacheprovider"]
+    missing = {"RAILTRACKS_TEST_CHROMIUM": str(tmp_path / "no-chromium")}
+    local = run(command, REPO, {**missing, "CI": ""})
+    assert local.returncode == 0, local.stdout
+    assert "1 skipped" in local.stdout
+    assert "bash tests/backends/install_browser.sh" in local.stdout
+    ci = run(command, REPO, {**missing, "CI": "true"})
+    assert ci.returncode == 1, ci.stdout
+    assert "browser tests cannot run under CI=true" in ci.stdout
