@@ -51,6 +51,9 @@ def test_submodule_surfaces() -> None:
         "StateNotFoundError",
     ]
     assert sorted(rt.testing.__all__) == ["SpanCapture", "capture_spans", "reset", "span_tree"]
+    import railtracks.view
+
+    assert railtracks.view.__all__ == []  # the viewer is a command, not an API
 
 
 def test_error_hierarchy() -> None:

@@ -175,6 +175,9 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--endpoint", help="OTLP endpoint (default: OTEL_EXPORTER_OTLP_ENDPOINT)")
     export.add_argument("--protocol", choices=["grpc", "http/protobuf"], help="default: grpc")
     export.set_defaults(handler=_export)
+    from .view._command import add_view_command  # noqa: PLC0415  # the viewer's command lives in its package
+
+    add_view_command(commands)
     return parser
 
 

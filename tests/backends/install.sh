@@ -3,7 +3,7 @@
 # second run only checks). Each installer prints one line per step.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
-for installer in install_phoenix.sh install_stack.sh; do
+for installer in install_phoenix.sh install_stack.sh install_browser.sh; do
     if [ -f "$here/$installer" ]; then
         bash "$here/$installer"
     fi

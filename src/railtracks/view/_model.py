@@ -1,0 +1,315 @@
+"""The viewer's run model: one shape for saved states and for spans received live.
+
+A run is a set of spans (the session span, node spans, foreign spans) keyed
+by span id. The page gets two views of it: ``outline`` (one compact row per
+span, in call-tree order, for the waterfall) and ``detail`` (everything about
+one span, fetched when it is selected), so a 100,000-node run stays small on
+the wire until a span is looked at.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import gc
+import json
+import threading
+from collections.abc import Callable
+from typing import Any, Final
+
+from .. import _attributes as attr
+from ._redact import redact, redact_mapping
+
+RUNNING: Final = attr.STATUS_RUNNING
+STATUSES: Final = frozenset(
+    {
+        attr.STATUS_COMPLETED,
+        attr.STATUS_FAILED,
+        attr.STATUS_TIMEOUT,
+        attr.STATUS_CANCELLED,
+        RUNNING,
+    }
+)
+_SPAN_KINDS: Final = frozenset({"INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUMER"})
+_MAX_TEXT: Final = 256
+
+
+@dataclasses.dataclass(slots=True)
+class Span:
+    """One span as the viewer shows it; every field already checked and redacted."""
+
+    span_id: str
+    parent_id: str | None
+    name: str
+    status: str
+    role: str  # "session", "node" or "foreign"
+    kind: str = "INTERNAL"
+    start: int | None = None
+    end: int | None = None
+    input: Any = None
+    output: Any = None
+    context: dict[str, Any] = dataclasses.field(default_factory=dict)
+    context_changes: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    events: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    error: dict[str, Any] | None = None
+    attributes: dict[str, Any] = dataclasses.field(default_factory=dict)
+    # everything else known about the span: resource, scope, fields of newer state formats
+    extra: dict[str, Any] = dataclasses.field(default_factory=dict)
+    # the untrusted record the heavy fields above are read from on first use (saved runs)
+    raw: dict[str, Any] | None = None
+
+
+def text(value: Any, default: str = "") -> str:
+    """A short display string from an untrusted value."""
+    if isinstance(value, str):
+        return value[:_MAX_TEXT]
+    if value is None:
+        return default
+    return str(value)[:_MAX_TEXT]
+
+
+def nanos(value: Any) -> int | None:
+    """A unix-nanosecond time from an untrusted value (int, or a decimal string as in OTLP/JSON)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    if isinstance(value, int) and 0 < value < 2**63:
+        return value
+    return None
+
+
+def iso(unix_nano: int | None) -> str | None:
+    if unix_nano is None:
+        return None
+    moment = dt.datetime.fromtimestamp(unix_nano / 1e9, tz=dt.UTC)
+    return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def status_of(value: Any, failed: bool) -> str:
+    if isinstance(value, str) and value in STATUSES:
+        return value
+    return attr.STATUS_FAILED if failed else attr.STATUS_COMPLETED
+
+
+def events_of(value: Any) -> list[dict[str, Any]]:
+    """Events from an untrusted list: name, time and redacted attributes each."""
+    if not isinstance(value, list):
+        return []
+    result = []
+    for event in value:
+        if isinstance(event, dict):
+            time = nanos(event.get("time_unix_nano"))
+            result.append(
+                {
+                    "name": text(event.get("name"), "event"),
+                    "time": iso(time),
+                    "time_unix_nano": str(time) if time is not None else None,
+                    "attributes": redact_mapping(event.get("attributes")),
+                }
+            )
+    return result
+
+
+def error_of(value: Any) -> dict[str, Any] | None:
+    if not isinstance(value, dict):
+        return None
+    kind, message = value.get("type"), value.get("message")
+    return {
+        "type": kind if isinstance(kind, str) else None,
+        "message": redact(message) if isinstance(message, str) else None,
+    }
+
+
+@dataclasses.dataclass(slots=True)
+class Run:
+    """One run (a session's trace, saved or received live)."""
+
+    source: str  # "saved" or "live"
+    key: str  # file stem for saved runs, trace id for live ones
+    name: str
+    trace_id: str | None
+    spans: dict[str, Span]
+    root_id: str | None = None
+    dropped: int = 0
+    version: int = 0
+    expand: Callable[[Span], None] | None = None
+    _lock: threading.Lock = dataclasses.field(default_factory=threading.Lock, repr=False)
+    _outline: tuple[int, dict[str, Any]] | None = dataclasses.field(default=None, repr=False)
+    _encoded: tuple[int, bytes] | None = dataclasses.field(default=None, repr=False)
+    _summary: tuple[int, dict[str, Any]] | None = dataclasses.field(default=None, repr=False)
+
+    @property
+    def status(self) -> str:
+        root = self.spans.get(self.root_id) if self.root_id else None
+        if root is not None:
+            return root.status
+        return RUNNING if self.source == "live" else "unknown"
+
+    def bounds(self) -> tuple[int | None, int | None]:
+        starts = [s.start for s in self.spans.values() if s.start is not None]
+        ends = [s.end for s in self.spans.values() if s.end is not None]
+        return (min(starts) if starts else None, max(ends) if ends else None)
+
+    def summary(self) -> dict[str, Any]:
+        cached = self._summary
+        if cached is not None and cached[0] == self.version:
+            return dict(cached[1])
+        start, end = self.bounds()
+        root = self.spans.get(self.root_id) if self.root_id else None
+        if root is not None and root.start is not None and root.end is not None:
+            start, end = root.start, root.end
+        nodes = sum(1 for s in self.spans.values() if s.role != "session")
+        summary = {
+            "source": self.source,
+            "key": self.key,
+            "name": self.name,
+            "status": self.status,
+            "trace_id": self.trace_id,
+            "start": iso(start),
+            "start_ms": start / 1e6 if start is not None else None,
+            "duration_s": (end - start) / 1e9 if start is not None and end is not None else None,
+            "nodes": nodes,
+            "spans": len(self.spans),
+            "dropped": self.dropped,
+            "version": self.version,
+        }
+        self._summary = (self.version, summary)
+        return dict(summary)
+
+    def tree_order(self) -> list[tuple[int, Span]]:
+        """``(depth, span)`` depth first, children by start time; orphans become roots.
+
+        In a live run a parent that has not arrived is still running (spans are
+        exported when they end): it is shown as a ``pending`` placeholder
+        holding its children, until it arrives.
+        """
+        children: dict[str | None, list[Span]] = {}
+        spans = self.spans
+        pending: dict[str, Span] = {}
+        for span in spans.values():
+            parent = self._parent_of(span, pending)
+            group = children.get(parent)
+            if group is None:
+                children[parent] = [span]
+            else:
+                group.append(span)
+        if pending:
+            children.setdefault(None, []).extend(pending.values())
+        for group in children.values():
+            if len(group) > 1:
+                group.sort(key=_start_key)  # stable: ties keep the order they were recorded in
+        order: list[tuple[int, Span]] = []
+        seen: set[str] = set()
+        stack = [(0, span) for span in reversed(children.get(None, []))]
+        while stack:
+            depth, span = stack.pop()
+            if span.span_id in seen:  # a cycle in a hostile file
+                continue
+            seen.add(span.span_id)
+            order.append((depth, span))
+            stack.extend((depth + 1, c) for c in reversed(children.get(span.span_id, [])))
+        return order
+
+    def _parent_of(self, span: Span, pending: dict[str, Span]) -> str | None:
+        parent = span.parent_id
+        if parent is None or parent == span.span_id:
+            return None
+        if parent in self.spans:
+            return parent
+        if self.source != "live":
+            return None  # a saved tree has every parent: this one is broken data
+        placeholder = pending.get(parent)
+        if placeholder is None:
+            pending[parent] = Span(parent, None, "running…", RUNNING, "pending", start=span.start)
+        elif span.start is not None:
+            placeholder.start = min(placeholder.start or span.start, span.start)
+        return parent
+
+    def outline(self) -> dict[str, Any]:
+        """The waterfall's data: one row per span, ``[id, depth, name, status, role, t0, t1]``.
+
+        Times are microseconds from the run's start (floats: unix nanoseconds
+        do not fit a JavaScript number).
+        """
+        if self._outline is not None and self._outline[0] == self.version:
+            return self._outline[1]
+        start, end = self.bounds()
+        origin = start or 0
+        paused = gc.isenabled()
+        gc.disable()  # 100,000 fresh rows: no cycles for the collector to find
+        try:
+            rows = self._rows(origin)
+        finally:
+            if paused:
+                gc.enable()
+        summary = self.summary()
+        summary["total_us"] = (end - origin) / 1e3 if start is not None and end is not None else 0
+        summary["rows"] = rows
+        self._outline = (self.version, summary)
+        return summary
+
+    def outline_json(self) -> bytes:
+        """``outline()`` as UTF-8 JSON, encoded once per version of the run."""
+        cached = self._encoded
+        if cached is not None and cached[0] == self.version:
+            return cached[1]
+        encoded = json.dumps(self.outline(), ensure_ascii=False, separators=(",", ":")).encode()
+        self._encoded = (self.version, encoded)
+        return encoded
+
+    def _rows(self, origin: int) -> list[list[Any]]:
+        return [
+            [
+                span.span_id,
+                depth,
+                span.name,
+                span.status,
+                span.role,
+                (span.start - origin) / 1e3 if span.start is not None else None,
+                (span.end - origin) / 1e3 if span.end is not None else None,
+            ]
+            for depth, span in self.tree_order()
+        ]
+
+    def detail(self, span_id: str) -> dict[str, Any] | None:
+        span = self.spans.get(span_id)
+        if span is None:
+            return None
+        with self._lock:
+            if span.raw is not None and self.expand is not None:
+                self.expand(span)
+                span.raw = None
+        return {
+            "span_id": span.span_id,
+            "parent_span_id": span.parent_id,
+            "trace_id": self.trace_id,
+            "name": span.name,
+            "status": span.status,
+            "role": span.role,
+            "kind": span.kind,
+            "start": iso(span.start),
+            "end": iso(span.end),
+            "duration_ms": (span.end - span.start) / 1e6
+            if span.start is not None and span.end is not None
+            else None,
+            "input": span.input,
+            "output": span.output,
+            "context": span.context,
+            "context_changes": span.context_changes,
+            "events": span.events,
+            "error": span.error,
+            "attributes": span.attributes,
+            "extra": span.extra,
+        }
+
+    def details(self) -> dict[str, Any]:
+        return {span_id: self.detail(span_id) for span_id in self.spans}
+
+
+def _start_key(span: Span) -> int:
+    return span.start or 0
+
+
+def kind_of(value: Any) -> str:
+    return value if isinstance(value, str) and value in _SPAN_KINDS else "INTERNAL"

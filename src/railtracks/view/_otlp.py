@@ -1,0 +1,263 @@
+"""Decoding OTLP/HTTP trace exports (protobuf and JSON) into the viewer's spans.
+
+Both encodings are untrusted: every field is type-checked, unknown ones are
+ignored (as the OTLP/JSON rules ask of receivers), and a span without a valid
+trace id and span id is skipped and counted.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from typing import Any, Final
+
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue
+
+from .. import _attributes as attr
+from ._model import Span, error_of, events_of, nanos, status_of, text
+from ._redact import redact, redact_mapping
+
+_KINDS: Final = ("INTERNAL", "INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUMER")
+_HEX16: Final = re.compile(r"[0-9a-f]{16}")
+_HEX32: Final = re.compile(r"[0-9a-f]{32}")
+_MAX_ANY_DEPTH: Final = 16
+STATUS_ERROR: Final = 2
+
+
+class BadPayload(Exception):
+    """The body is not an OTLP trace export in the announced encoding."""
+
+
+# -- protobuf -------------------------------------------------------------------
+
+
+def _proto_value(value: AnyValue, depth: int = 0) -> Any:
+    which = value.WhichOneof("value")
+    if which is None or depth > _MAX_ANY_DEPTH:
+        return None
+    if which == "array_value":
+        return [_proto_value(v, depth + 1) for v in value.array_value.values]
+    if which == "kvlist_value":
+        return {kv.key: _proto_value(kv.value, depth + 1) for kv in value.kvlist_value.values}
+    if which == "bytes_value":
+        return value.bytes_value.hex()
+    return getattr(value, which)
+
+
+def _proto_attributes(items: Any) -> dict[str, Any]:
+    return {kv.key: _proto_value(kv.value) for kv in items}
+
+
+def decode_protobuf(body: bytes) -> Iterator[dict[str, Any]]:
+    request = ExportTraceServiceRequest()
+    try:
+        request.ParseFromString(body)
+    except Exception as exc:  # protobuf's DecodeError, or a nesting too deep
+        raise BadPayload(f"not an OTLP protobuf trace export: {exc}") from exc
+    for resource_spans in request.resource_spans:
+        resource = _proto_attributes(resource_spans.resource.attributes)
+        for scope_spans in resource_spans.scope_spans:
+            scope = scope_spans.scope.name
+            for span in scope_spans.spans:
+                yield {
+                    "trace_id": span.trace_id.hex(),
+                    "span_id": span.span_id.hex(),
+                    "parent_id": span.parent_span_id.hex() or None,
+                    "name": span.name,
+                    "kind": _KINDS[span.kind] if 0 <= span.kind < len(_KINDS) else "INTERNAL",
+                    "start": span.start_time_unix_nano,
+                    "end": span.end_time_unix_nano,
+                    "attributes": _proto_attributes(span.attributes),
+                    "events": [
+                        {
+                            "name": e.name,
+                            "time_unix_nano": e.time_unix_nano,
+                            "attributes": _proto_attributes(e.attributes),
+                        }
+                        for e in span.events
+                    ],
+                    "status_code": span.status.code,
+                    "status_message": span.status.message,
+                    "resource": resource,
+                    "scope": scope,
+                }
+
+
+# -- JSON (OTLP/JSON: hex ids, lowerCamelCase, int64 as strings) -----------------
+
+
+def _json_value(value: Any, depth: int = 0) -> Any:  # noqa: PLR0911  # one exit per AnyValue case
+    if not isinstance(value, dict) or depth > _MAX_ANY_DEPTH:
+        return None
+    if "stringValue" in value:
+        return value["stringValue"] if isinstance(value["stringValue"], str) else None
+    if "boolValue" in value:
+        return value["boolValue"] if isinstance(value["boolValue"], bool) else None
+    if "intValue" in value:
+        number = value["intValue"]
+        if isinstance(number, str):
+            try:
+                return int(number)
+            except ValueError:
+                return None
+        return number if isinstance(number, int) and not isinstance(number, bool) else None
+    if "doubleValue" in value:
+        number = value["doubleValue"]
+        return number if isinstance(number, int | float) and not isinstance(number, bool) else None
+    if "arrayValue" in value:
+        return [_json_value(v, depth + 1) for v in _list(value["arrayValue"], "values")]
+    if "kvlistValue" in value:
+        inner = value["kvlistValue"]
+        return _json_attributes(inner.get("values") if isinstance(inner, dict) else None, depth + 1)
+    if "bytesValue" in value:
+        return value["bytesValue"] if isinstance(value["bytesValue"], str) else None
+    return None
+
+
+def _json_attributes(items: Any, depth: int = 0) -> dict[str, Any]:
+    if not isinstance(items, list):
+        return {}
+    return {
+        item["key"]: _json_value(item.get("value"), depth)
+        for item in items
+        if isinstance(item, dict) and isinstance(item.get("key"), str)
+    }
+
+
+def _json_kind(value: Any) -> str:
+    if isinstance(value, int) and 0 <= value < len(_KINDS):
+        return _KINDS[value]
+    if isinstance(value, str) and value.startswith("SPAN_KIND_"):
+        kind = value.removeprefix("SPAN_KIND_")
+        return kind if kind in _KINDS else "INTERNAL"
+    return "INTERNAL"
+
+
+def _json_status_code(value: Any) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        return {"STATUS_CODE_OK": 1, "STATUS_CODE_ERROR": 2}.get(value, 0)
+    return 0
+
+
+def _list(value: Any, key: str) -> list[Any]:
+    found = value.get(key) if isinstance(value, dict) else None
+    return found if isinstance(found, list) else []
+
+
+def decode_json(body: bytes) -> Iterator[dict[str, Any]]:
+    try:
+        document = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise BadPayload(f"not OTLP/JSON: {exc}") from exc
+    if not isinstance(document, dict):
+        raise BadPayload("not OTLP/JSON: the body is not an object")
+    for resource_spans in _list(document, "resourceSpans"):
+        resource_record = resource_spans.get("resource") if isinstance(resource_spans, dict) else {}
+        resource = _json_attributes(_list(resource_record, "attributes"))
+        for scope_spans in _list(resource_spans, "scopeSpans"):
+            scope_record = scope_spans.get("scope") if isinstance(scope_spans, dict) else None
+            scope = scope_record.get("name") if isinstance(scope_record, dict) else None
+            for span in _list(scope_spans, "spans"):
+                if not isinstance(span, dict):
+                    continue
+                found = span.get("status")
+                status: dict[str, Any] = found if isinstance(found, dict) else {}
+                parent = span.get("parentSpanId")
+                yield {
+                    "trace_id": span.get("traceId"),
+                    "span_id": span.get("spanId"),
+                    "parent_id": parent if parent else None,
+                    "name": span.get("name"),
+                    "kind": _json_kind(span.get("kind")),
+                    "start": span.get("startTimeUnixNano"),
+                    "end": span.get("endTimeUnixNano"),
+                    "attributes": _json_attributes(span.get("attributes")),
+                    "events": [
+                        {
+                            "name": e.get("name"),
+                            "time_unix_nano": e.get("timeUnixNano"),
+                            "attributes": _json_attributes(e.get("attributes")),
+                        }
+                        for e in _list(span, "events")
+                        if isinstance(e, dict)
+                    ],
+                    "status_code": _json_status_code(status.get("code")),
+                    "status_message": status.get("message"),
+                    "resource": resource,
+                    "scope": scope,
+                }
+
+
+# -- received span -> viewer span --------------------------------------------------
+
+
+def _decoded(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value  # truncated JSON stays the string it was
+
+
+def to_span(record: dict[str, Any]) -> tuple[str, Span, str | None] | None:
+    """``(trace id, span, session name or None)``, or None when the ids are not valid."""
+    trace_id, span_id, parent_id = record["trace_id"], record["span_id"], record["parent_id"]
+    if not (isinstance(trace_id, str) and _HEX32.fullmatch(trace_id) and trace_id != "0" * 32):
+        return None
+    if not (isinstance(span_id, str) and _HEX16.fullmatch(span_id)):
+        return None
+    if not (isinstance(parent_id, str) and _HEX16.fullmatch(parent_id)):
+        parent_id = None
+    attributes: dict[str, Any] = record["attributes"]
+    is_session = attr.SESSION_ID in attributes and attr.NODE_NAME not in attributes
+    is_node = attr.NODE_NAME in attributes
+    failed = record["status_code"] == STATUS_ERROR
+    context: dict[str, Any] = {}
+    rest: dict[str, Any] = {}
+    for key, value in attributes.items():
+        if key.startswith(attr.CONTEXT_PREFIX):
+            context[key[len(attr.CONTEXT_PREFIX) :]] = value
+        elif key not in (attr.NODE_INPUT, attr.NODE_OUTPUT, attr.STATUS):
+            rest[key] = value
+    changes = [e for e in record["events"] if e["name"] == attr.EVENT_CONTEXT_CHANGE]
+    others = [e for e in record["events"] if e["name"] != attr.EVENT_CONTEXT_CHANGE]
+    name = attributes.get(attr.NODE_NAME) if is_node else record["name"]
+    span = Span(
+        span_id=span_id,
+        parent_id=parent_id,
+        name=text(name, "span"),
+        status=status_of(attributes.get(attr.STATUS), failed),
+        role="session" if is_session else "node" if is_node else "foreign",
+        kind=record["kind"],
+        start=nanos(record["start"]),
+        end=nanos(record["end"]),
+        context=redact_mapping(context),
+        context_changes=events_of(changes),
+        events=events_of(others),
+        error=error_of(
+            {"type": attributes.get(attr.ERROR_TYPE), "message": record["status_message"]}
+        )
+        if failed
+        else None,
+        attributes=redact_mapping(rest),
+        extra={
+            "resource": redact_mapping(record["resource"]),
+            "scope": text(record["scope"]) or None,
+        },
+    )
+    if is_node:
+        span.input = redact(_decoded(attributes.get(attr.NODE_INPUT)))
+        span.output = redact(_decoded(attributes.get(attr.NODE_OUTPUT)))
+    elif is_session:
+        span.output = redact(_decoded(attributes.get(attr.SESSION_ANSWER)))
+    session_name = None
+    if is_session:
+        session_name = text(attributes.get(attr.SESSION_NAME)) or text(
+            attributes.get(attr.SESSION_ID)
+        )
+    return trace_id, span, session_name
