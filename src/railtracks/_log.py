@@ -206,11 +206,11 @@ class _Logs:
         except Exception:  # a failing sink or patcher never reaches the run
             return
 
-    def warn_once(self, key: str, message: str) -> None:
+    def warn_once(self, key: str, message: str, level: str = "WARNING") -> None:
         if key in self._warned:
             return
         self._warned.add(key)
-        self.emit("WARNING", "Telemetry", message)
+        self.emit(level, "Telemetry", message)
 
     def add_file(self, path: Path, session_id: str) -> int | None:
         """A DEBUG-and-up file sink for one session's records; None when it cannot be opened."""
