@@ -279,6 +279,7 @@ class Session:
         )
         self._span = span
         self._trace_id = format(span.get_span_context().trace_id, "032x")
+        _log.register_session(self._identifier, self._trace_id, self.span_id or "0" * 16)
         self._otel_token = otel_context.attach(trace.set_span_in_context(span))
         self._tokens = (
             _CURRENT.set(self),
@@ -449,6 +450,7 @@ class Session:
                 )
         if self._log_handler is not None:
             _log.LOGS.remove(self._log_handler)
+        _log.forget_session(self._identifier)
         return replacement
 
     def _end_span(self, span: trace.Span, status: str) -> None:
