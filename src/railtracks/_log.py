@@ -106,9 +106,17 @@ def _record_on_span(level: str, component: str, message: str) -> None:
         )
 
 
+# Where the console goes while a test isolates it (``railtracks.testing``).
+console_override: list[Any] = []
+
+
 def console_stream() -> Any:
-    """Where the console goes now: ``configure(console_stream=...)`` or ``sys.stderr``."""
-    return CONFIG.telemetry.console_stream or sys.stderr
+    """Where the console goes now: ``configure(console_stream=...)``, a test's, or stderr."""
+    return (
+        CONFIG.telemetry.console_stream
+        or (console_override[-1] if console_override else None)
+        or sys.stderr
+    )
 
 
 def _console_sink(message: Message) -> None:
