@@ -11,16 +11,14 @@ from __future__ import annotations
 
 import json
 import textwrap
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from .conftest import PYTHON, RAILTRACKS, run, run_python
+from .otlp_receiver import Receiver, otlp_receiver
 
 ZERO_CONFIG_HTTP = textwrap.dedent(
     """
@@ -214,56 +212,32 @@ def test_a_manual_span_between_two_nodes_keeps_the_tree_everywhere(tmp_path: Pat
     assert any(line.startswith("    inner completed") for line in verbose.splitlines())
 
 
-class _Receiver(BaseHTTPRequestHandler):
-    received: list[ExportTraceServiceRequest]
-
-    def do_POST(self) -> None:
-        length = int(self.headers["Content-Length"])
-        request = ExportTraceServiceRequest()
-        request.ParseFromString(self.rfile.read(length))
-        self.received.append(request)
-        self.send_response(200)
-        self.send_header("Content-Type", "application/x-protobuf")
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
 @pytest.fixture
-def otlp_receiver() -> Iterator[tuple[str, list[ExportTraceServiceRequest]]]:
-    """A local OTLP/HTTP traces receiver on 127.0.0.1."""
-    received: list[ExportTraceServiceRequest] = []
-    handler = type("Receiver", (_Receiver,), {"received": received})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", received
-    finally:
-        server.shutdown()
-        server.server_close()
+def otlp() -> Iterator[Receiver]:
+    with otlp_receiver() as receiver:
+        yield receiver
 
 
 def test_railtracks_export_ships_the_foreign_span_with_its_parentage(
-    tmp_path: Path, otlp_receiver: tuple[str, list[ExportTraceServiceRequest]]
+    tmp_path: Path, otlp: Receiver
 ) -> None:
     _manual(tmp_path, "NONE")
     state = json.loads((tmp_path / ".railtracks" / "manual.json").read_text())
-    endpoint, received = otlp_receiver
     shipped = run(
-        [RAILTRACKS, "export", "manual", "--endpoint", endpoint, "--protocol", "http/protobuf"],
+        [
+            RAILTRACKS,
+            "export",
+            "manual",
+            "--endpoint",
+            otlp.endpoint,
+            "--protocol",
+            "http/protobuf",
+        ],
         tmp_path,
         {"OTEL_METRICS_EXPORTER": "none"},
     )
     assert shipped.returncode == 0, shipped.stderr
-    spans = {}
-    for request in received:
-        for resource_spans in request.resource_spans:
-            for scope_spans in resource_spans.scope_spans:
-                for span in scope_spans.spans:
-                    spans[span.name] = (scope_spans.scope.name, span)
+    spans = {span.name: (scope, span) for scope, span in otlp.spans()}
     assert set(spans) == {"session manual", "outer", "inner", "leaf"}
     (outer,) = state["nodes"]
     (inner,) = outer["children"]
