@@ -82,7 +82,7 @@ def test_traces_exporter_console_prints_sdk_json_on_stdout(tmp_path: Path) -> No
 
 
 def test_traces_exporter_otlp_and_console_do_both(tmp_path: Path, otlp: Receiver) -> None:
-    report, stdout, stderr = _run(
+    _, stdout, stderr = _run(
         tmp_path, otlp, OTEL_TRACES_EXPORTER="otlp,console", OTEL_METRICS_EXPORTER="none"
     )
     assert _warnings(stderr) == []
@@ -92,7 +92,7 @@ def test_traces_exporter_otlp_and_console_do_both(tmp_path: Path, otlp: Receiver
 
 
 def test_traces_exporter_none_sends_no_span(tmp_path: Path, otlp: Receiver) -> None:
-    _, stdout, stderr = _run(tmp_path, otlp, OTEL_TRACES_EXPORTER="none")
+    _, _, stderr = _run(tmp_path, otlp, OTEL_TRACES_EXPORTER="none")
     assert _warnings(stderr) == []
     assert otlp.spans() == []
     assert otlp.posts("/v1/metrics"), "metrics still go (OTEL_METRICS_EXPORTER unset)"
@@ -119,9 +119,7 @@ def test_metric_export_interval_is_honoured(tmp_path: Path, otlp: Receiver) -> N
     assert len(otlp.posts("/v1/metrics")) == 1, "the default (60 s): only the export at exit"
 
 
-def test_headers_compression_and_timeout_reach_the_exporter(
-    tmp_path: Path, otlp: Receiver
-) -> None:
+def test_headers_compression_and_timeout_reach_the_exporter(tmp_path: Path, otlp: Receiver) -> None:
     _, _, stderr = _run(
         tmp_path,
         otlp,
@@ -137,9 +135,7 @@ def test_headers_compression_and_timeout_reach_the_exporter(
     assert len(post.spans()) == 3
 
 
-def test_attribute_value_length_limit_applies_to_every_span(
-    tmp_path: Path, otlp: Receiver
-) -> None:
+def test_attribute_value_length_limit_applies_to_every_span(tmp_path: Path, otlp: Receiver) -> None:
     _run(tmp_path, otlp, OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT="64")
     spans = {span.name: span for _, span in otlp.spans()}
     (note,) = [a.value.string_value for a in spans["step"].attributes if a.key == "app.note"]
