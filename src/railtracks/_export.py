@@ -1,12 +1,8 @@
 """Export settings from ``rt.configure`` and the standard ``OTEL_*`` variables (SPEC 5, 8).
 
-The variables are read as the OpenTelemetry SDK configuration specification
-says (``sdk-environment-variables``): an empty value is the same as unset; a
-boolean is true only for the case-insensitive string ``true`` (any other value
-but ``false`` warns and counts as false); an enum or list value railtracks does
-not know warns and is ignored; a number that does not parse warns and is
-treated as unset. Every such warning is logged once and names the variable:
-**telemetry configuration never breaks the application**.
+Values are read as the OpenTelemetry SDK configuration specification says
+(see ``_otel_env``): a bad one warns once, naming the variable, and the default
+applies: **telemetry configuration never breaks the application**.
 
 OTLP export is on when an endpoint is configured (``rt.configure(endpoint=...)``,
 ``OTEL_EXPORTER_OTLP_ENDPOINT`` or ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``) or
@@ -21,27 +17,17 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import logging
-import os
 from collections.abc import Mapping
 from typing import Any, Final, Literal
 from urllib.parse import unquote, urlparse
 
 from opentelemetry.sdk.metrics.export import MetricExporter
-from opentelemetry.sdk.trace import SpanLimits
 from opentelemetry.sdk.trace.export import SpanExporter
-from opentelemetry.sdk.trace.sampling import (
-    ALWAYS_OFF,
-    ALWAYS_ON,
-    DEFAULT_OFF,
-    DEFAULT_ON,
-    ParentBasedTraceIdRatio,
-    Sampler,
-    TraceIdRatioBased,
-)
 
 from ._batch import DEFAULT_MAX_EXPORT_BATCH_SIZE, DEFAULT_MAX_QUEUE_SIZE, DEFAULT_SCHEDULE_DELAY
 from ._config import CONFIG
 from ._log import warn_once
+from ._otel_env import env, env_flag, env_int, env_list, invalid
 from .errors import ConfigurationError
 
 Protocol = Literal["grpc", "http/protobuf"]
@@ -58,15 +44,6 @@ DEFAULT_ENDPOINTS: Final = {
 COMPRESSIONS: Final = ("gzip", "deflate", "none")
 TRACES_EXPORTERS: Final = ("otlp", "console", "none", "zipkin", "logging")
 METRICS_EXPORTERS: Final = ("otlp", "console", "none", "prometheus", "logging")
-SAMPLERS: Final = (
-    "always_on",
-    "always_off",
-    "traceidratio",
-    "parentbased_always_on",
-    "parentbased_always_off",
-    "parentbased_traceidratio",
-)
-_INT_MAX: Final = 2**31 - 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,70 +70,15 @@ class ExportSettings:
     metric_export_timeout_ms: int = DEFAULT_METRIC_EXPORT_TIMEOUT_MS
 
 
-def _env(name: str) -> str | None:
-    value = os.environ.get(name, "").strip()
-    return value or None  # the spec: an empty value is the same as unset
-
-
-def _invalid(name: str, value: str, expected: str, fallback: str) -> None:
-    warn_once(
-        f"env:{name}={value}",
-        f"{name}={value!r} is not valid ({expected}); using {fallback}",
-    )
-
-
-def env_flag(name: str) -> bool:
-    """A spec boolean: only ``true`` (any case) is true; other values but ``false`` warn."""
-    value = _env(name)
-    if value is None:
-        return False
-    lowered = value.lower()
-    if lowered not in ("true", "false"):
-        _invalid(name, value, "expected true or false", "false")
-    return lowered == "true"
-
-
-def env_int(name: str, default: int, *, minimum: int = 0) -> int:
-    """A spec integer (0 .. 2**31-1 here, at least ``minimum``); invalid values warn."""
-    value = _env(name)
-    if value is None:
-        return default
-    try:
-        number = int(value)
-    except ValueError:
-        number = minimum - 1
-    if not minimum <= number <= _INT_MAX:
-        _invalid(name, value, f"expected an integer >= {minimum}", f"the default {default}")
-        return default
-    return number
-
-
-def env_list(name: str, known: tuple[str, ...], default: tuple[str, ...]) -> tuple[str, ...]:
-    """A comma-separated enum list; unknown entries warn and are ignored."""
-    value = _env(name)
-    if value is None:
-        return default
-    entries: list[str] = []
-    for raw in value.split(","):
-        entry = raw.strip().lower()
-        if not entry:
-            continue
-        if entry not in known:
-            _invalid(name, value, f"unknown entry {entry!r}; known: {', '.join(known)}", "the rest")
-            continue
-        entries.append(entry)
-    return tuple(entries)
-
-
 def _protocol(signal: str) -> Protocol:
     configured = CONFIG.telemetry.protocol
     if configured is not None:
         return configured  # type: ignore[return-value]  # validated by configure()
     for name in (f"OTEL_EXPORTER_OTLP_{signal}_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"):
-        value = _env(name)
+        value = env(name)
         if value is not None:
             if value not in PROTOCOLS:
-                _invalid(name, value, "expected grpc or http/protobuf", DEFAULT_PROTOCOL)
+                invalid(name, value, "expected grpc or http/protobuf", DEFAULT_PROTOCOL)
                 continue
             return value  # type: ignore[return-value]  # checked against PROTOCOLS
     return DEFAULT_PROTOCOL
@@ -180,17 +102,17 @@ def _endpoint(signal: str, protocol: Protocol, explicit_otlp: bool) -> str | Non
         base = configured
     else:
         name = f"OTEL_EXPORTER_OTLP_{signal}_ENDPOINT"
-        specific = _env(name)
+        specific = env(name)
         if specific is not None:  # signal-specific endpoints are used exactly as given
             if _valid_url(specific):
                 return specific
-            _invalid(name, specific, "expected an http:// or https:// URL", "the general endpoint")
-        general = _env("OTEL_EXPORTER_OTLP_ENDPOINT")
+            invalid(name, specific, "expected an http:// or https:// URL", "the general endpoint")
+        general = env("OTEL_EXPORTER_OTLP_ENDPOINT")
         if general is not None:
             if _valid_url(general):
                 base = general
             else:
-                _invalid(
+                invalid(
                     "OTEL_EXPORTER_OTLP_ENDPOINT",
                     general,
                     "expected an http:// or https:// URL",
@@ -210,7 +132,7 @@ def _headers(signal: str) -> Mapping[str, str] | None:
     if configured is not None:
         return configured
     for name in (f"OTEL_EXPORTER_OTLP_{signal}_HEADERS", "OTEL_EXPORTER_OTLP_HEADERS"):
-        value = _env(name)
+        value = env(name)
         if value is not None:
             return parse_headers(name, value)
     return None
@@ -234,19 +156,19 @@ def parse_headers(name: str, value: str) -> dict[str, str]:
 
 def _timeout(signal: str) -> float:
     specific = f"OTEL_EXPORTER_OTLP_{signal}_TIMEOUT"
-    if _env(specific) is not None:
+    if env(specific) is not None:
         return env_int(specific, DEFAULT_EXPORT_TIMEOUT_MS, minimum=1) / 1000
     return env_int("OTEL_EXPORTER_OTLP_TIMEOUT", DEFAULT_EXPORT_TIMEOUT_MS, minimum=1) / 1000
 
 
 def _compression(signal: str) -> str:
     for name in (f"OTEL_EXPORTER_OTLP_{signal}_COMPRESSION", "OTEL_EXPORTER_OTLP_COMPRESSION"):
-        value = _env(name)
+        value = env(name)
         if value is None:
             continue
         if value.lower() in COMPRESSIONS:
             return value.lower()
-        _invalid(name, value, "expected gzip or none", "none")
+        invalid(name, value, "expected gzip or none", "none")
     return "none"
 
 
@@ -291,8 +213,8 @@ def export_settings() -> ExportSettings | None:
     disabled = sdk_disabled()
     traces_list = traces_exporters()
     metrics_list = metrics_exporters()
-    explicit_traces = "otlp" in traces_list and _env("OTEL_TRACES_EXPORTER") is not None
-    explicit_metrics = "otlp" in metrics_list and _env("OTEL_METRICS_EXPORTER") is not None
+    explicit_traces = "otlp" in traces_list and env("OTEL_TRACES_EXPORTER") is not None
+    explicit_metrics = "otlp" in metrics_list and env("OTEL_METRICS_EXPORTER") is not None
     queue = env_int("OTEL_BSP_MAX_QUEUE_SIZE", DEFAULT_MAX_QUEUE_SIZE, minimum=1)
     batch = env_int("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", DEFAULT_MAX_EXPORT_BATCH_SIZE, minimum=1)
     delay_ms = env_int("OTEL_BSP_SCHEDULE_DELAY", int(DEFAULT_SCHEDULE_DELAY * 1000), minimum=1)
@@ -327,55 +249,6 @@ def export_settings() -> ExportSettings | None:
         metrics_compression=_compression("METRICS"),
         metric_export_interval_ms=interval_ms,
         metric_export_timeout_ms=metric_timeout_ms,
-    )
-
-
-def sampler_from_env() -> Sampler:
-    """``OTEL_TRACES_SAMPLER`` / ``OTEL_TRACES_SAMPLER_ARG``; bad values warn, default applies."""
-    raw_name = _env("OTEL_TRACES_SAMPLER") or "parentbased_always_on"
-    name = raw_name.lower()
-    if name not in SAMPLERS:
-        name = "parentbased_always_on"
-        _invalid("OTEL_TRACES_SAMPLER", raw_name, f"known: {', '.join(SAMPLERS)}", name)
-    if name.endswith("traceidratio"):
-        rate = 1.0
-        raw = _env("OTEL_TRACES_SAMPLER_ARG")
-        if raw is not None:
-            try:
-                rate = float(raw)
-            except ValueError:
-                rate = -1.0
-            if not 0.0 <= rate <= 1.0:
-                _invalid("OTEL_TRACES_SAMPLER_ARG", raw, "expected a number in [0, 1]", "1.0")
-                rate = 1.0
-        return (
-            ParentBasedTraceIdRatio(rate)
-            if name.startswith("parentbased")
-            else (TraceIdRatioBased(rate))
-        )
-    fixed: dict[str, Sampler] = {
-        "always_on": ALWAYS_ON,
-        "always_off": ALWAYS_OFF,
-        "parentbased_always_on": DEFAULT_ON,
-        "parentbased_always_off": DEFAULT_OFF,
-    }
-    return fixed[name]
-
-
-def span_limits_from_env() -> SpanLimits:
-    """The span limits of the ``OTEL_*_LIMIT`` variables, validated (the SDK raises on bad ones)."""
-    general_count = env_int("OTEL_ATTRIBUTE_COUNT_LIMIT", 128)
-    general_length = env_int("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", -1, minimum=0)
-    span_length = env_int("OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT", general_length, minimum=0)
-    return SpanLimits(
-        max_attributes=env_int("OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT", general_count),
-        max_events=env_int("OTEL_SPAN_EVENT_COUNT_LIMIT", 128),
-        max_links=env_int("OTEL_SPAN_LINK_COUNT_LIMIT", 128),
-        max_span_attributes=env_int("OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT", general_count),
-        max_event_attributes=env_int("OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT", general_count),
-        max_link_attributes=env_int("OTEL_LINK_ATTRIBUTE_COUNT_LIMIT", general_count),
-        max_attribute_length=general_length if general_length >= 0 else SpanLimits.UNSET,
-        max_span_attribute_length=span_length if span_length >= 0 else SpanLimits.UNSET,
     )
 
 

@@ -35,7 +35,8 @@ from opentelemetry.util.types import Attributes
 from . import _log
 from ._collector import SessionSpanCollector
 from ._config import CONFIG
-from ._export import sampler_from_env, sdk_disabled, span_limits_from_env
+from ._export import sdk_disabled
+from ._otel_env import sampler_from_env, span_limits_from_env
 from ._pipeline import Pipeline, build_pipeline
 from ._processors import FanOutSpanProcessor
 from ._version import __version__
