@@ -104,7 +104,6 @@ def test_three_deep_nesting_and_attributes(rt_spans: SpanCapture) -> None:
         "gen_ai.operation.name": "execute_tool",
         "gen_ai.tool.name": "middle",
         "gen_ai.tool.type": "function",
-        "gen_ai.workflow.name": "deep",
         "openinference.span.kind": "TOOL",
         "railtracks.context.tenant": "acme",
         "railtracks.context.n": 3,

@@ -5,7 +5,8 @@ OpenInference ``CHAIN`` with ``gen_ai.operation.name=invoke_workflow`` and
 ``gen_ai.workflow.name``; a node span is a ``TOOL`` (a node may set another
 ``openinference.span.kind`` on its own span while it runs) with
 ``gen_ai.operation.name=execute_tool``, ``gen_ai.tool.name`` and
-``gen_ai.tool.type=function``. Payloads: ``input.value``/``output.value`` are
+``gen_ai.tool.type=function`` (the workflow name is on the session span only:
+every attribute is paid for on the wire, per span). Payloads: ``input.value``/``output.value`` are
 the *same string object* as ``railtracks.node.input``/``output`` (and the
 session's answer), so a span holds each payload once in memory; the saved
 state keeps it once too (``railtracks export`` restores the second key). Only
@@ -72,7 +73,6 @@ def node_base_attributes(
     }
     if session_name is not None:
         attributes[attr.SESSION_NAME] = session_name
-        attributes[attr.GEN_AI_WORKFLOW_NAME] = session_name
     return attributes
 
 

@@ -130,11 +130,17 @@ class _ForwardToHost(SpanProcessor):
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         for processor in self._targets():
-            processor.on_start(span, parent_context)
+            try:
+                processor.on_start(span, parent_context)
+            except Exception as exc:  # an application's processor never breaks a run
+                _log.warn_once(f"forward:{type(processor).__name__}", f"span processor: {exc!r}")
 
     def on_end(self, span: ReadableSpan) -> None:
         for processor in self._targets():
-            processor.on_end(span)
+            try:
+                processor.on_end(span)
+            except Exception as exc:  # an application's processor never breaks a run
+                _log.warn_once(f"forward:{type(processor).__name__}", f"span processor: {exc!r}")
 
     def shutdown(self) -> None:
         pass

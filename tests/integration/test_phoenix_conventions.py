@@ -73,5 +73,7 @@ def test_phoenix_shows_span_kinds_and_input_output(phoenix: PhoenixServer, tmp_p
     assert session["output"] == {"value": '{"sku":"ab-1","stock":3}', "mimeType": "json"}
     attributes = json.loads(node["attributes"])
     assert attributes["gen_ai"]["tool"] == {"name": "lookup", "type": "function"}
-    assert attributes["gen_ai"]["workflow"] == {"name": "conventions"}
     assert attributes["gen_ai"]["operation"] == {"name": "execute_tool"}
+    session_attributes = json.loads(session["attributes"])
+    assert session_attributes["gen_ai"]["workflow"] == {"name": "conventions"}
+    assert session_attributes["gen_ai"]["operation"] == {"name": "invoke_workflow"}
