@@ -192,7 +192,7 @@ class Telemetry:
         global_provider = trace.get_tracer_provider()
         if isinstance(global_provider, SdkTracerProvider) and global_provider not in self._owned:
             provider, owned = global_provider, False
-            self._forward.host = provider
+            self._follow(provider)
             self._note_host_provider()
         else:
             make_global = _make_global_wanted() and not sdk_disabled()
@@ -207,7 +207,6 @@ class Telemetry:
             provider._disabled = False
             owned = True
             self._owned.add(provider)
-            provider.add_span_processor(self._forward)
             if make_global and (
                 global_provider is trace._PROXY_TRACER_PROVIDER or global_provider in self._owned
             ):
@@ -223,6 +222,14 @@ class Telemetry:
             atexit.register(self.shutdown)
             self._exit_registered = True
         return provider.get_tracer(INSTRUMENTATION_SCOPE, __version__)
+
+    def _follow(self, host: SdkTracerProvider) -> None:
+        """Hand on the spans of railtracks' earlier providers to ``host`` (added only now:
+        a processor costs on every span)."""
+        self._forward.host = host
+        for own in list(self._owned):
+            if self._forward not in _installed_processors(own):
+                own.add_span_processor(self._forward)
 
     @staticmethod
     def _note_host_provider() -> None:
