@@ -70,5 +70,10 @@ def test_railtracks_adds_its_processors_to_the_host_provider(tmp_path: Path) -> 
     assert lines[1] == "1", "railtracks' own collector still builds the state"
 
 
-def test_without_a_host_provider_railtracks_never_sets_the_global_one(tmp_path: Path) -> None:
-    assert _run(STANDALONE, tmp_path) == ["ProxyTracerProvider"]
+def test_without_a_host_provider_railtracks_provider_is_global_unless_opted_out(
+    tmp_path: Path,
+) -> None:
+    assert _run(STANDALONE, tmp_path) == ["TracerProvider"]
+    done = run_python(STANDALONE, tmp_path, env={"RAILTRACKS_GLOBAL_PROVIDER": "0"})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["ProxyTracerProvider"]

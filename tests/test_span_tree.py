@@ -86,8 +86,12 @@ def test_three_deep_nesting_and_attributes(rt_spans: SpanCapture) -> None:
         "railtracks.context.tenant": "acme",
         "railtracks.context.n": 3,
         "gen_ai.operation.name": "invoke_workflow",
+        "gen_ai.workflow.name": "deep",
+        "openinference.span.kind": "CHAIN",
         "railtracks.status": "completed",
         "railtracks.session.answer": "21",
+        "output.value": "21",
+        "output.mime_type": "application/json",
     }
     node = rt_spans.named("middle")[0]
     assert node.kind is SpanKind.INTERNAL
@@ -99,12 +103,22 @@ def test_three_deep_nesting_and_attributes(rt_spans: SpanCapture) -> None:
         "session.id": session.identifier,
         "gen_ai.operation.name": "execute_tool",
         "gen_ai.tool.name": "middle",
+        "gen_ai.tool.type": "function",
+        "openinference.span.kind": "TOOL",
         "railtracks.context.tenant": "acme",
         "railtracks.context.n": 3,
         "railtracks.node.input": '{"x":5}',
+        "input.value": '{"x":5}',
+        "input.mime_type": "application/json",
         "railtracks.node.output": "11",
+        "output.value": "11",
+        "output.mime_type": "application/json",
         "railtracks.status": "completed",
     }
+    # one payload, two keys: the span holds the same string object under both
+    attributes = node.attributes or {}
+    assert attributes["input.value"] is attributes["railtracks.node.input"]
+    assert attributes["output.value"] is attributes["railtracks.node.output"]
     assert session.trace_id is not None
     assert len(session.trace_id) == 32
     assert {format(s.context.trace_id, "032x") for s in rt_spans.spans(session)} == {

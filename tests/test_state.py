@@ -57,8 +57,10 @@ async def flow(skus: list[str]) -> int:
 
 def test_state_file_content(rt_spans: SpanCapture) -> None:
     result, session = asyncio.run(flow(["ab", "cde"]))
-    path = Path(".railtracks/orders.json")
+    assert rt_spans.state_dir is not None  # the fixture keeps the user's .railtracks/ alone
+    path = rt_spans.state_dir / "orders.json"
     assert session.state_path == path
+    assert not Path(".railtracks").exists()
     document = json.loads(path.read_text())
     assert_valid(document)
     assert document == session.state == rt.load_state("orders") == rt.load_state(path)

@@ -59,3 +59,36 @@ def test_the_rt_spans_fixture_is_available_to_user_suites(tmp_path: Path) -> Non
     # the third test is wrong on purpose: the fixture really compares trees
     assert "1 failed, 2 passed" in done.stdout, done.stdout + done.stderr
     assert "test_tree_that_is_wrong" in done.stdout
+
+
+ISOLATION_TEST = textwrap.dedent(
+    """
+    import asyncio
+    import railtracks as rt
+
+    @rt.session(name="isolated", logging_setting="REGULAR")
+    async def flow():
+        return await rt.call(lambda: 7)
+
+    def test_isolated(rt_spans):
+        for _ in range(2):
+            assert asyncio.run(flow())[0] == 7
+        assert (rt_spans.state_dir / "isolated.json").is_file()
+        console = rt_spans.console_output()
+        assert "session isolated started" in console
+        assert "already exists, overwriting..." in console
+    """
+)
+
+
+def test_rt_spans_leaves_the_users_state_directory_and_terminal_alone(tmp_path: Path) -> None:
+    (tmp_path / "test_isolation.py").write_text(ISOLATION_TEST)
+    # -s: no output capture, so anything printed would reach the real stderr
+    done = run(
+        [PYTHON, "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider", "test_isolation.py"],
+        tmp_path,
+    )
+    assert "1 passed" in done.stdout, done.stdout + done.stderr
+    assert not (tmp_path / ".railtracks").exists(), "the user's states are untouched"
+    assert "session isolated" not in done.stdout + done.stderr
+    assert "RT.Session" not in done.stdout + done.stderr

@@ -14,7 +14,12 @@ async def flow():
 result, session = asyncio.run(flow())
 """
 
-from . import context, errors, testing
+from . import (
+    _env_guard,  # noqa: F401  # first: imports the SDK safe from a bad OTEL_* value
+    context,
+    errors,
+    testing,
+)
 from ._config import configure
 from ._current import broadcast, current_session, session_id
 from ._decorator import session

@@ -1,4 +1,12 @@
-"""Collects each session's finished spans: the one source the state is built from."""
+"""Collects each session's finished spans: the one source the state is built from.
+
+A span belongs to a session by trace membership and parentage, not only by
+railtracks' own attributes: a span carrying ``railtracks.session.id`` (the
+session span, its nodes) belongs to that session, and any other span (an HTTP
+client's, a manual ``start_as_current_span``) belongs to the session of its
+parent. Nested sessions carry their own identifier, so their spans, and the
+foreign spans under them, stay theirs.
+"""
 
 from __future__ import annotations
 
@@ -15,27 +23,52 @@ class SessionSpanCollector(SpanProcessor):
 
     def __init__(self) -> None:
         self._buffers: dict[str, list[ReadableSpan]] = {}
+        # span id -> session id, for every started span of an open session; a
+        # foreign span finds its session through its parent's entry.
+        self._owners: dict[int, str] = {}
+        self._owned: dict[str, list[int]] = {}
         self._lock = threading.Lock()
 
     def open(self, session_id: str) -> None:
         with self._lock:
             self._buffers[session_id] = []
+            self._owned[session_id] = []
 
     def close(self, session_id: str) -> list[ReadableSpan]:
         """Stop collecting for a session and hand back its spans in end order."""
         with self._lock:
+            owners = self._owners
+            for span_id in self._owned.pop(session_id, ()):
+                if owners.get(span_id) == session_id:
+                    del owners[span_id]
             return self._buffers.pop(session_id, [])
 
+    def _session_of(self, span: ReadableSpan) -> str | None:
+        attributes = span.attributes
+        session_id = attributes.get(SESSION_ID) if attributes is not None else None
+        if type(session_id) is str:
+            return session_id
+        parent = span.parent
+        return self._owners.get(parent.span_id) if parent is not None else None
+
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
-        pass
+        session_id = self._session_of(span)
+        if session_id is None:
+            return
+        owned = self._owned.get(session_id)
+        if owned is None:  # not an open session (already closed, or never opened here)
+            return
+        span_id = span.context.span_id
+        self._owners[span_id] = session_id  # dict/list updates are atomic under the GIL
+        owned.append(span_id)
 
     def on_end(self, span: ReadableSpan) -> None:
-        attributes = span.attributes
-        if attributes is None:
-            return
-        session_id = attributes.get(SESSION_ID)
-        if type(session_id) is not str:
-            return
+        context = span.context
+        session_id = self._owners.get(context.span_id) if context is not None else None
+        if session_id is None:
+            session_id = self._session_of(span)
+            if session_id is None:
+                return
         buffer = self._buffers.get(session_id)
         if buffer is not None:
             buffer.append(span)  # list.append is atomic under the GIL: no lock on the hot path

@@ -8,6 +8,10 @@ how loudly that session, and every node in it, is printed:
 * ``QUIET``: only spans that did not complete;
 * ``NONE``: nothing.
 
+Spans of other instrumentation inside a session (an HTTP client's, a manual
+span) print at ``VERBOSE`` only, marked ``(foreign)``, and indent what runs
+under them at every setting.
+
 Lines stream as spans start and end (a long run shows progress as it goes),
 indented two spaces per level of the call tree. Colour is used only when the
 stream is a terminal and ``NO_COLOR`` is not set.
@@ -83,6 +87,7 @@ class ConsoleSpanProcessor(SpanProcessor):
         # session id -> setting, and span id -> depth, for spans still open
         self._settings: dict[str, LoggingSetting] = {}
         self._depths: dict[int, int] = {}
+        self._sessions: dict[int, str] = {}  # span id -> its session's id
         # isatty() is a system call: asked once per stream, not once per line
         self._tty: tuple[int, bool] | None = None
 
@@ -112,6 +117,7 @@ class ConsoleSpanProcessor(SpanProcessor):
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         scope = span.instrumentation_scope
         if scope is None or scope.name != _SCOPE:
+            self._foreign_start(span)
             return
         attributes = span.attributes or {}
         is_session = attr.NODE_NAME not in attributes
@@ -127,6 +133,7 @@ class ConsoleSpanProcessor(SpanProcessor):
         parent = span.parent
         depth = self._depths.get(parent.span_id, -1) + 1 if parent is not None else 0
         self._depths[span.context.span_id] = depth
+        self._sessions[span.context.span_id] = session_id
         if setting is LoggingSetting.VERBOSE:
             self._write(_verbose_start(span.name, attributes, depth, is_session))
         elif setting is LoggingSetting.REGULAR and is_session:
@@ -135,12 +142,50 @@ class ConsoleSpanProcessor(SpanProcessor):
                 [[("  " * depth + span.name, None), (" started", "dim"), (trace_id, "dim")]]
             )
 
+    def _foreign_start(self, span: Span) -> None:
+        """Another instrumentation's span under a railtracks one: tracked for depth, VERBOSE only.
+
+        It is tracked whatever the setting, so a railtracks node under it is
+        indented under it rather than printed as a top-level line.
+        """
+        parent = span.parent
+        if parent is None:
+            return
+        session_id = self._sessions.get(parent.span_id)
+        depth = self._depths.get(parent.span_id)
+        if session_id is None or depth is None:
+            return
+        span_id = span.context.span_id
+        self._depths[span_id] = depth + 1
+        self._sessions[span_id] = session_id
+        if self._settings.get(session_id) is LoggingSetting.VERBOSE:
+            pad = "  " * (depth + 1)
+            self._write([[(pad + span.name, "bold"), (" started", "dim"), (" (foreign)", "dim")]])
+
+    def _foreign_end(self, span: ReadableSpan, depth: int, session_id: str | None) -> None:
+        if session_id is None or self._settings.get(session_id) is not LoggingSetting.VERBOSE:
+            return
+        failed = not span.status.is_ok
+        status = attr.STATUS_FAILED if failed else attr.STATUS_COMPLETED
+        line = _end_line(span, {}, depth, status, False, show_output=False)
+        pad = "  " * depth + "  "
+        values = ", ".join(f"{k}={v!r}" for k, v in (span.attributes or {}).items())
+        lines = [line]
+        if values:
+            lines.append([(f"{pad}attributes: {short(values, 400)}", None)])
+        self._write(lines)
+
     def on_end(self, span: ReadableSpan) -> None:
         context = span.context
         if context is None:
             return
         depth = self._depths.pop(context.span_id, None)
         if depth is None:
+            return
+        owner = self._sessions.pop(context.span_id, None)
+        scope = span.instrumentation_scope
+        if scope is None or scope.name != _SCOPE:
+            self._foreign_end(span, depth, owner)
             return
         attributes = span.attributes or {}
         is_session = attr.NODE_NAME not in attributes
@@ -161,6 +206,7 @@ class ConsoleSpanProcessor(SpanProcessor):
 
     def shutdown(self) -> None:
         self._depths.clear()
+        self._sessions.clear()
         self._settings.clear()
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:

@@ -2,16 +2,20 @@
 
 railtracks logs through a loguru logger of its own (its own core, its own
 sinks), so that a host application's ``logger.remove()`` can never silence
-railtracks and railtracks never touches the host's handlers. Each record is:
+railtracks and railtracks never adds, removes or duplicates the host's
+handlers. Each record, named ``railtracks.{component}`` everywhere, is:
 
-* printed once on the console stream as ``RT.{Component} : {LEVEL} - {message}``,
-  at or above the level of the session's ``logging_setting``;
-* passed to stdlib ``logging`` (logger ``railtracks.{component}``);
-* handed once to the host's global loguru logger, when the host has set up
-  handlers of its own (loguru's stock stderr handler alone is not forwarded to:
-  it would print every record a second time);
-* given ``trace_id``/``span_id`` of the current span, and recorded as a span
-  event when it is a WARNING or worse;
+* printed once on the terminal, by railtracks, as
+  ``RT.{Component} : {LEVEL} - {message}`` on the console stream, at or above
+  the level of the session's ``logging_setting``;
+* handed to the host's own loguru handlers and to the stdlib ``logging``
+  handlers that ``railtracks.{component}`` reaches, *except* those writing to
+  the terminal (stderr, or railtracks' console stream): those would print the
+  record a second time. File sinks, stdout sinks, collectors and
+  ``logging.basicConfig(filename=...)`` all receive it;
+* given ``trace_id``/``span_id`` of the current span (or of the session it is
+  about, for a record emitted after the session's span ended), and recorded as
+  a span event when it is a WARNING or worse;
 * written to the session's ``log_file``, when it has one (DEBUG and up).
 """
 
@@ -61,11 +65,29 @@ def _threshold(setting: LoggingSetting) -> int:
     return _NOTHING if level is None else loguru.logger.level(level).no
 
 
+# session id -> (trace id, span id) of the sessions running now, for records
+# about a session emitted after its span ended (the state's overwrite warning).
+_SESSION_IDS: dict[str, tuple[str, str]] = {}
+
+
+def register_session(session_id: str, trace_id: str, span_id: str) -> None:
+    _SESSION_IDS[session_id] = (trace_id, span_id)
+
+
+def forget_session(session_id: str) -> None:
+    _SESSION_IDS.pop(session_id, None)
+
+
 def _add_trace_context(record: Record) -> None:
     """Patcher: runs in the emitting context, so the current span is the right one."""
+    extra = record["extra"]
+    record["name"] = f"{_STDLIB_ROOT}.{str(extra.get('rt_component', 'core')).lower()}"
+    explicit = extra.get("rt_ids")
+    if explicit is not None:
+        extra["trace_id"], extra["span_id"] = explicit
+        return
     span = trace.get_current_span()
     context = span.get_span_context()
-    extra = record["extra"]
     if context.is_valid:
         extra["trace_id"] = format(context.trace_id, "032x")
         extra["span_id"] = format(context.span_id, "016x")
@@ -84,9 +106,17 @@ def _record_on_span(level: str, component: str, message: str) -> None:
         )
 
 
+# Where the console goes while a test isolates it (``railtracks.testing``).
+console_override: list[Any] = []
+
+
 def console_stream() -> Any:
-    """Where the console goes now: ``configure(console_stream=...)`` or ``sys.stderr``."""
-    return CONFIG.telemetry.console_stream or sys.stderr
+    """Where the console goes now: ``configure(console_stream=...)``, a test's, or stderr."""
+    return (
+        CONFIG.telemetry.console_stream
+        or (console_override[-1] if console_override else None)
+        or sys.stderr
+    )
 
 
 def _console_sink(message: Message) -> None:
@@ -98,40 +128,84 @@ def _console_sink(message: Message) -> None:
         return
 
 
-def _stdlib_sink(message: Message) -> None:
-    record = message.record
-    component = str(record["extra"].get("rt_component", "")).lower() or "core"
-    logging.getLogger(f"{_STDLIB_ROOT}.{component}").log(
-        record["level"].no,
-        record["message"],
-        extra={"trace_id": record["extra"]["trace_id"], "span_id": record["extra"]["span_id"]},
+def _is_terminal(stream: Any) -> bool:
+    """Whether a handler's stream is where railtracks prints its own console lines."""
+    if stream is None:
+        return False
+    if stream is sys.stderr or stream is sys.__stderr__ or stream is console_stream():
+        return True
+    return getattr(stream, "name", None) == "<stderr>"
+
+
+def _stdlib_prints_on_terminal(handler: logging.Handler) -> bool:
+    return (
+        isinstance(handler, logging.StreamHandler)
+        and not isinstance(handler, logging.FileHandler)
+        and _is_terminal(getattr(handler, "stream", None))
     )
 
 
-def _host_has_own_handlers() -> bool:
-    # loguru has no public way to list handlers. Id 0 is loguru's stock stderr
-    # handler; any other id was added by the application.
-    handlers = getattr(getattr(loguru.logger, "_core", None), "handlers", None)
-    if not isinstance(handlers, dict):
-        return True
-    return any(handler_id != 0 for handler_id in handlers)
+def _stdlib_sink(message: Message) -> None:
+    """Deliver to the stdlib handlers ``railtracks.{component}`` reaches, as stdlib would.
+
+    Like ``Logger.handle``: level, the logger's filters, then every handler up
+    the hierarchy while ``propagate`` holds; but handlers printing on the
+    terminal are skipped (railtracks has printed the record there) and there is
+    no "last resort" print.
+    """
+    record = message.record
+    logger = logging.getLogger(str(record["name"]))
+    level = record["level"].no
+    if not logger.isEnabledFor(level):
+        return
+    entry = logger.makeRecord(
+        logger.name,
+        level,
+        record["file"].path,
+        record["line"],
+        record["message"],
+        (),
+        None,
+        record["function"],
+        {"trace_id": record["extra"]["trace_id"], "span_id": record["extra"]["span_id"]},
+    )
+    if not logger.filter(entry):
+        return
+    current: logging.Logger | None = logger
+    while current is not None:
+        for handler in current.handlers:
+            if entry.levelno >= handler.level and not _stdlib_prints_on_terminal(handler):
+                handler.handle(entry)
+        current = current.parent if current.propagate else None
+
+
+def _loguru_prints_on_terminal(handler: Any) -> bool:
+    return _is_terminal(getattr(getattr(handler, "_sink", None), "_stream", None))
 
 
 def _host_sink(message: Message) -> None:
-    if not _host_has_own_handlers():
+    """Hand the record to the host's global loguru handlers, but those printing on the terminal.
+
+    loguru has no public way to address some handlers of a logger and not
+    others: this does what ``Logger._log`` does for each handler (the host's
+    ``extra`` and patcher included). loguru is pinned below 0.8 for this.
+    """
+    core = getattr(loguru.logger, "_core", None)
+    handlers = getattr(core, "handlers", None)
+    if not isinstance(handlers, dict):
+        return
+    targets = [h for h in list(handlers.values()) if not _loguru_prints_on_terminal(h)]
+    if not targets:
         return
     record = message.record
-
-    def keep_origin(forwarded: Record) -> None:
-        forwarded["name"] = record["name"]
-        forwarded["function"] = record["function"]
-        forwarded["line"] = record["line"]
-        forwarded["module"] = record["module"]
-        forwarded["file"] = record["file"]
-
-    loguru.logger.patch(keep_origin).bind(**record["extra"]).log(
-        record["level"].name, record["message"]
-    )
+    forwarded = dict(record)
+    forwarded["extra"] = {**getattr(core, "extra", {}), **record["extra"]}
+    patcher = getattr(core, "patcher", None)
+    if callable(patcher):
+        patcher(forwarded)
+    level_id = record["level"].name
+    for handler in targets:
+        handler.emit(forwarded, level_id, False, False, None)
 
 
 def _above_threshold(record: Record) -> bool:
@@ -197,20 +271,23 @@ class _Logs:
             _record_on_span(level, component, message)
         if level_no < threshold and not has_file:
             return
+        # a record about a given session (not emitted inside it) carries its ids
+        ids = _SESSION_IDS.get(session_id) if session_id is not None else None
         try:
             self.logger().bind(
                 rt_component=component,
                 rt_threshold=threshold,
                 rt_session=session_id or current_session_id.get(),
+                rt_ids=ids,
             ).opt(depth=2).log(level, message)
         except Exception:  # a failing sink or patcher never reaches the run
             return
 
-    def warn_once(self, key: str, message: str) -> None:
+    def warn_once(self, key: str, message: str, level: str = "WARNING") -> None:
         if key in self._warned:
             return
         self._warned.add(key)
-        self.emit("WARNING", "Telemetry", message)
+        self.emit(level, "Telemetry", message)
 
     def add_file(self, path: Path, session_id: str) -> int | None:
         """A DEBUG-and-up file sink for one session's records; None when it cannot be opened."""

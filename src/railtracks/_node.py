@@ -209,7 +209,7 @@ async def _execute(
     session.check_running()
     encoder = session._encoder
     attributes = session.node_attributes(node.name)
-    attributes[attr.NODE_INPUT] = encoder.json(bound)
+    _spans.set_node_input(attributes, encoder.json(bound))
     assert session._tracer is not None  # set when the session started
     span = session._tracer.start_span(node.name, kind=SpanKind.INTERNAL, attributes=attributes)
     token = otel_context.attach(trace.set_span_in_context(span))
@@ -245,7 +245,7 @@ async def _execute(
         session.node_failed(exc)
         raise
     else:
-        span.set_attribute(attr.NODE_OUTPUT, encoder.json(result))
+        _spans.set_output(span, attr.NODE_OUTPUT, encoder.json(result))
         span.set_attribute(attr.STATUS, attr.STATUS_COMPLETED)
         return result
     finally:

@@ -19,20 +19,28 @@ from collections.abc import Callable
 
 from opentelemetry import metrics
 from opentelemetry.sdk.metrics import MeterProvider as SdkMeterProvider
-from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
+from opentelemetry.sdk.metrics.export import (
+    ConsoleMetricExporter,
+    MetricReader,
+    PeriodicExportingMetricReader,
+)
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor
-from opentelemetry.sdk.trace.export import SpanExporter
+from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SpanExporter
 
 from ._batch import ReliableBatchSpanProcessor
 from ._config import CONFIG
 from ._console import ConsoleSpanProcessor
-from ._export import ExportSettings, export_settings, metric_exporter, span_exporter
+from ._export import (
+    ExportSettings,
+    console_exporters,
+    export_settings,
+    metric_exporter,
+    span_exporter,
+)
 from ._log import console_stream
 from ._metrics import MetricsSpanProcessor
 from ._version import __version__
-
-METRIC_EXPORT_INTERVAL_MS = 10_000
 
 
 @dataclasses.dataclass
@@ -100,7 +108,10 @@ def _batch(label: str, settings: ExportSettings | None, exporter: SpanExporter) 
 
 
 def _meter_provider(
-    settings: ExportSettings | None, readers: list[MetricReader], resource: Resource
+    settings: ExportSettings | None,
+    readers: list[MetricReader],
+    resource: Resource,
+    console: bool = False,
 ) -> tuple[metrics.MeterProvider | None, SdkMeterProvider | None]:
     """``(provider to record on, provider railtracks owns)``."""
     global_provider = metrics.get_meter_provider()
@@ -109,10 +120,14 @@ def _meter_provider(
     if settings is not None and settings.metrics:
         readers = [
             PeriodicExportingMetricReader(
-                metric_exporter(settings), export_interval_millis=METRIC_EXPORT_INTERVAL_MS
+                metric_exporter(settings),
+                export_interval_millis=settings.metric_export_interval_ms,
+                export_timeout_millis=settings.metric_export_timeout_ms,
             ),
             *readers,
         ]
+    if console:  # OTEL_METRICS_EXPORTER=console: JSON on stdout, like the SDK's
+        readers = [PeriodicExportingMetricReader(ConsoleMetricExporter()), *readers]
     if not readers:
         return None, None
     owned = SdkMeterProvider(metric_readers=readers, resource=resource, shutdown_on_exit=False)
@@ -120,7 +135,7 @@ def _meter_provider(
 
 
 def build_pipeline(owns_tracer_provider: bool, resource: Resource) -> Pipeline:
-    """The processors for the configuration in force (raises ConfigurationError on bad env)."""
+    """The processors for the configuration in force (bad ``OTEL_*`` values warn, never raise)."""
     settings = export_settings()
     pipeline = Pipeline()
     pipeline.processors.append(ConsoleSpanProcessor(console_stream))
@@ -128,12 +143,16 @@ def build_pipeline(owns_tracer_provider: bool, resource: Resource) -> Pipeline:
     if settings is not None and settings.traces and (owns_tracer_provider or explicit):
         label = f"{settings.traces_endpoint} ({settings.protocol})"
         pipeline.processors.append(_batch(label, settings, span_exporter(settings)))
+    console_traces, console_metrics = console_exporters()
+    if console_traces and owns_tracer_provider:  # OTEL_TRACES_EXPORTER=console (SDK format)
+        pipeline.processors.append(_batch("console", settings, ConsoleSpanExporter()))
     for exporter in CONFIG.telemetry.span_exporters:
         pipeline.processors.append(_batch(type(exporter).__name__, settings, exporter))
     recording, owned = _meter_provider(
         settings if (owns_tracer_provider or explicit) else None,
         list(CONFIG.telemetry.metric_readers),
         resource,
+        console=console_metrics and owns_tracer_provider,
     )
     if recording is not None:
         meter = recording.get_meter("railtracks", __version__)

@@ -10,7 +10,12 @@ from .testing import SpanCapture, capture_spans
 
 
 @pytest.fixture
-def rt_spans() -> Iterator[SpanCapture]:
-    """Capture every railtracks span finished during the test (see ``railtracks.testing``)."""
-    with capture_spans() as capture:
+def rt_spans(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SpanCapture]:
+    """Capture every railtracks span finished during the test (see ``railtracks.testing``).
+
+    The test's saved states go to a temporary directory and its console lines
+    to ``rt_spans.console_output()``: the user's ``.railtracks/`` and terminal
+    are left alone.
+    """
+    with capture_spans(isolate_in=tmp_path_factory.mktemp("railtracks-states")) as capture:
         yield capture

@@ -1,4 +1,8 @@
-"""Re-creating a saved state's spans, with their original ids and times (``railtracks export``)."""
+"""Re-creating a saved state's spans, with their original ids and times (``railtracks export``).
+
+Foreign spans of the session (other instrumentation) are re-created too, with
+their own attributes and instrumentation scope.
+"""
 
 from __future__ import annotations
 
@@ -79,7 +83,24 @@ def _node_attributes(node: Mapping[str, Any]) -> dict[str, AttributeValue]:
             attributes[key] = node[field] if field in raw else to_json(node[field])
     if node["status"] is not None:
         attributes[attr.STATUS] = node["status"]
+    _restore_payloads(attributes, attr.NODE_OUTPUT)
     return attributes
+
+
+def _restore_payloads(attributes: dict[str, AttributeValue], output_key: str) -> None:
+    """``input.value``/``output.value``: the state keeps each payload once (see ``_spans``)."""
+    for mime, value, key in (
+        (attr.INPUT_MIME_TYPE, attr.INPUT_VALUE, attr.NODE_INPUT),
+        (attr.OUTPUT_MIME_TYPE, attr.OUTPUT_VALUE, output_key),
+    ):
+        if mime in attributes and value not in attributes and key in attributes:
+            attributes[value] = attributes[key]
+
+
+def _scope_of(record: Mapping[str, Any] | None) -> InstrumentationScope | None:
+    if not record:
+        return None
+    return InstrumentationScope(record["name"], record.get("version"))
 
 
 def spans_from_state(state: Mapping[str, Any]) -> Iterator[ReadableSpan]:
@@ -87,12 +108,7 @@ def spans_from_state(state: Mapping[str, Any]) -> Iterator[ReadableSpan]:
     session = state["session"]
     trace_id = int(session["trace_id"], 16)
     resource = Resource(_attributes(session["resource"]))
-    scope_record = session.get("scope")
-    scope = (
-        InstrumentationScope(scope_record["name"], scope_record.get("version"))
-        if scope_record
-        else None
-    )
+    scope = _scope_of(session.get("scope"))
     attributes = _attributes(session["attributes"])
     attributes[attr.SESSION_ID] = session["identifier"]
     if session["name"] is not None:
@@ -101,6 +117,7 @@ def spans_from_state(state: Mapping[str, Any]) -> Iterator[ReadableSpan]:
         attributes[attr.SESSION_TIMEOUT] = session["timeout"]
     attributes[attr.STATUS] = session["status"]
     attributes.update(_context_attributes(session))
+    _restore_payloads(attributes, attr.SESSION_ANSWER)
     yield _span(
         session,
         session["span_name"],
@@ -110,11 +127,13 @@ def spans_from_state(state: Mapping[str, Any]) -> Iterator[ReadableSpan]:
         scope=scope,
     )
     for _, node in iter_nodes(state["nodes"]):
+        foreign = bool(node.get("foreign"))
         yield _span(
             node,
             node["name"],
-            attributes=_node_attributes(node),
+            # a foreign span is re-created as it was: its attributes, its own scope
+            attributes=_attributes(node["attributes"]) if foreign else _node_attributes(node),
             trace_id=trace_id,
             resource=resource,
-            scope=scope,
+            scope=_scope_of(node.get("scope")) if foreign else scope,
         )

@@ -34,7 +34,7 @@ from ._options import (
     resolve_options,
 )
 from ._settings import LoggingSetting
-from ._state import build_state
+from ._state import build_state, unsampled_state
 from ._telemetry import TELEMETRY
 from .errors import GlobalTimeOutError
 
@@ -190,8 +190,36 @@ class Session:
     def state(self) -> dict[str, Any] | None:
         """The saved-state document built from this session's spans (None while running)."""
         if self._state is None and self._ended:
-            self._state = build_state(self._spans)
+            span = self._span
+            if not self._spans and span is not None and not span.is_recording():
+                self._state = self._unsampled_state(span)  # an application's sampler dropped it
+            else:
+                self._state = build_state(self._spans)
         return self._state
+
+    def _unsampled_state(self, span: trace.Span) -> dict[str, Any]:
+        start = self._started_at or dt.datetime.now(dt.UTC)
+        end = self._ended_at or start
+        error = self._error
+        prefix = attr.CONTEXT_PREFIX
+        return unsampled_state(
+            identifier=self._identifier,
+            name=self.name,
+            span_name=_spans.session_span_name(self.name),
+            trace_id=self._trace_id or "0" * 32,
+            span_id=format(span.get_span_context().span_id, "016x"),
+            status=self._status,
+            times=(int(start.timestamp() * 1e9), int(end.timestamp() * 1e9)),
+            timeout=self._options.timeout,
+            context={
+                key[len(prefix) :]: list(value) if isinstance(value, tuple) else value
+                for key, value in self._context.attributes(self._encoder).items()
+            },
+            error=None
+            if error is None
+            else (_spans.error_type(error), self._encoder.truncate(_spans.describe(error))),
+            answer_json=None if self._answer is UNSET else self._encoder.json(self._answer),
+        )
 
     @property
     def state_path(self) -> Path | None:
@@ -251,6 +279,7 @@ class Session:
         )
         self._span = span
         self._trace_id = format(span.get_span_context().trace_id, "032x")
+        _log.register_session(self._identifier, self._trace_id, self.span_id or "0" * 16)
         self._otel_token = otel_context.attach(trace.set_span_in_context(span))
         self._tokens = (
             _CURRENT.set(self),
@@ -421,13 +450,14 @@ class Session:
                 )
         if self._log_handler is not None:
             _log.LOGS.remove(self._log_handler)
+        _log.forget_session(self._identifier)
         return replacement
 
     def _end_span(self, span: trace.Span, status: str) -> None:
         if status == attr.STATUS_COMPLETED:
             span.set_attribute(attr.STATUS, status)
             if self._answer is not UNSET:
-                span.set_attribute(attr.SESSION_ANSWER, self._encoder.json(self._answer))
+                _spans.set_output(span, attr.SESSION_ANSWER, self._encoder.json(self._answer))
         elif status == attr.STATUS_FAILED:
             assert self._error is not None  # a failed outcome always has its exception
             _spans.mark_failed(span, self._error, self._encoder)

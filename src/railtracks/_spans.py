@@ -1,4 +1,17 @@
-"""The one place that decides span names, attributes and status (SPEC 3)."""
+"""The one place that decides span names, attributes and status (SPEC 3).
+
+Semantic conventions: besides ``railtracks.*``, a session span is an
+OpenInference ``CHAIN`` with ``gen_ai.operation.name=invoke_workflow`` and
+``gen_ai.workflow.name``; a node span is a ``TOOL`` (a node may set another
+``openinference.span.kind`` on its own span while it runs) with
+``gen_ai.operation.name=execute_tool``, ``gen_ai.tool.name`` and
+``gen_ai.tool.type=function`` (the workflow name is on the session span only:
+every attribute is paid for on the wire, per span). Payloads: ``input.value``/``output.value`` are
+the *same string object* as ``railtracks.node.input``/``output`` (and the
+session's answer), so a span holds each payload once in memory; the saved
+state keeps it once too (``railtracks export`` restores the second key). Only
+the OTLP wire format, which has no references, carries the two keys apart.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +23,7 @@ from opentelemetry.trace import Span, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
 from . import _attributes as attr
-from ._encoding import ValueEncoder, safe_repr, safe_str
+from ._encoding import TRUNCATED, ValueEncoder, safe_repr, safe_str
 from ._settings import LoggingSetting
 
 
@@ -33,9 +46,11 @@ def session_attributes(
         attr.LOGGING_SETTING: setting.name,
         attr.SESSION_SAVE_STATE: save_state,
         attr.GEN_AI_OPERATION_NAME: attr.OPERATION_WORKFLOW,
+        attr.OPENINFERENCE_SPAN_KIND: attr.SPAN_KIND_CHAIN,
     }
     if name is not None:
         attributes[attr.SESSION_NAME] = name
+        attributes[attr.GEN_AI_WORKFLOW_NAME] = name
     if timeout is not None:
         attributes[attr.SESSION_TIMEOUT] = timeout
     attributes.update(context_attributes)
@@ -53,10 +68,31 @@ def node_base_attributes(
         attr.OPENINFERENCE_SESSION_ID: session_id,
         attr.GEN_AI_OPERATION_NAME: attr.OPERATION_TOOL,
         attr.GEN_AI_TOOL_NAME: node_name,
+        attr.GEN_AI_TOOL_TYPE: attr.TOOL_TYPE_FUNCTION,
+        attr.OPENINFERENCE_SPAN_KIND: attr.SPAN_KIND_TOOL,
     }
     if session_name is not None:
         attributes[attr.SESSION_NAME] = session_name
     return attributes
+
+
+def _mime(encoded: str) -> str:
+    # A truncated JSON value is no longer JSON: viewers show it as text.
+    return attr.MIME_TEXT if encoded.endswith(TRUNCATED) else attr.MIME_JSON
+
+
+def set_node_input(attributes: dict[str, AttributeValue], encoded: str) -> None:
+    """The node's bound arguments (JSON), under railtracks' key and OpenInference's (one object)."""
+    attributes[attr.NODE_INPUT] = encoded
+    attributes[attr.INPUT_VALUE] = encoded
+    attributes[attr.INPUT_MIME_TYPE] = _mime(encoded)
+
+
+def set_output(span: Span, key: str, encoded: str) -> None:
+    """A node's output or a session's answer (JSON), also as ``output.value`` (one object)."""
+    span.set_attributes(
+        {key: encoded, attr.OUTPUT_VALUE: encoded, attr.OUTPUT_MIME_TYPE: _mime(encoded)}
+    )
 
 
 def error_type(exc: BaseException) -> str:

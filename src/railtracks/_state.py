@@ -4,6 +4,13 @@ The document keeps what is needed to re-create every span with its original
 ids, times, attributes, events and status (``spans_from_state`` does it), and
 shows inputs, outputs and context as readable JSON rather than the encoded
 attribute strings they travel as.
+
+Foreign spans (other instrumentation inside the session) are in the tree under
+their true parent with ``"foreign": true`` and their instrumentation scope; a
+railtracks node under one nests under it. ``session.sampled`` is false when the
+trace was not sampled for export (the state is complete all the same); when an
+application's sampler dropped the session, railtracks saw no span at all and
+the state is built from what the session itself knows (``unsampled_state``).
 """
 
 from __future__ import annotations
@@ -21,12 +28,23 @@ from . import _attributes as attr
 SCHEMA_VERSION: Final = 1
 _DECODER: Final = json.JSONDecoder()
 
-# Attributes shown as fields of their own, so not repeated under "attributes".
-_NODE_FIELDS: Final = frozenset({attr.NODE_INPUT, attr.NODE_OUTPUT, attr.NODE_NAME, attr.STATUS})
+# Attributes shown as fields of their own, so not repeated under "attributes";
+# input.value/output.value are the same payload as the node's input/output.
+_NODE_FIELDS: Final = frozenset(
+    {
+        attr.NODE_INPUT,
+        attr.NODE_OUTPUT,
+        attr.NODE_NAME,
+        attr.STATUS,
+        attr.INPUT_VALUE,
+        attr.OUTPUT_VALUE,
+    }
+)
+_SCOPE: Final = "railtracks"
 # The session's answer attribute stays under "attributes" as written: with
 # `with rt.Session()` there is none, and "answer" is derived (see build_state).
 _SESSION_FIELDS: Final = frozenset(
-    {attr.SESSION_ID, attr.SESSION_NAME, attr.SESSION_TIMEOUT, attr.STATUS}
+    {attr.SESSION_ID, attr.SESSION_NAME, attr.SESSION_TIMEOUT, attr.STATUS, attr.OUTPUT_VALUE}
 )
 
 
@@ -120,8 +138,15 @@ def _span_fields(
     }
 
 
+def _is_foreign(span: ReadableSpan, attributes: Mapping[str, Any]) -> bool:
+    scope = span.instrumentation_scope
+    return attr.NODE_NAME not in attributes or scope is None or scope.name != _SCOPE
+
+
 def _node(span: ReadableSpan) -> dict[str, Any]:
     attributes = _attributes_of(span)
+    if _is_foreign(span, attributes):
+        return _foreign(span, attributes)
     record: dict[str, Any] = {"name": attributes.get(attr.NODE_NAME, span.name)}
     record.update(_span_fields(span, attributes, _NODE_FIELDS))
     raw: list[str] = []
@@ -135,6 +160,23 @@ def _node(span: ReadableSpan) -> dict[str, Any]:
             record[field] = None
     if raw:
         record["raw_fields"] = raw
+    record["children"] = []
+    return record
+
+
+def _scope(span: ReadableSpan) -> dict[str, Any] | None:
+    scope = span.instrumentation_scope
+    return {"name": scope.name, "version": scope.version} if scope else None
+
+
+def _foreign(span: ReadableSpan, attributes: Mapping[str, Any]) -> dict[str, Any]:
+    """Another instrumentation's span: kept whole, marked, under its true parent."""
+    record: dict[str, Any] = {"name": span.name}
+    record.update(_span_fields(span, attributes, frozenset()))
+    record["input"] = None
+    record["output"] = None
+    record["foreign"] = True
+    record["scope"] = _scope(span)
     record["children"] = []
     return record
 
@@ -155,15 +197,18 @@ def _session_record(span: ReadableSpan) -> tuple[dict[str, Any], Any]:
     record["resource"] = {
         k: list(v) if type(v) is tuple else v for k, v in span.resource.attributes.items()
     }
-    scope = span.instrumentation_scope
-    record["scope"] = {"name": scope.name, "version": scope.version} if scope else None
+    record["scope"] = _scope(span)
+    record["sampled"] = span.context.trace_flags.sampled
     answer, _ = _decode(attributes.get(attr.SESSION_ANSWER))
     return record, answer
 
 
 def _is_session_span(span: ReadableSpan) -> bool:
     attributes = _attributes_of(span)
-    return attr.SESSION_ID in attributes and attr.NODE_NAME not in attributes
+    if attr.SESSION_ID not in attributes or attr.NODE_NAME in attributes:
+        return False
+    scope = span.instrumentation_scope
+    return scope is not None and scope.name == _SCOPE
 
 
 def build_state(spans: Iterable[ReadableSpan]) -> dict[str, Any]:
@@ -205,7 +250,7 @@ def _build(spans: Iterable[ReadableSpan]) -> dict[str, Any]:
             parent["children"].append(record)
         else:
             roots.append(record)
-            if record["status"] == attr.STATUS_COMPLETED:
+            if record["status"] == attr.STATUS_COMPLETED and "foreign" not in record:
                 last_top_level = record
     if (
         session is not None
@@ -221,6 +266,56 @@ def _build(spans: Iterable[ReadableSpan]) -> dict[str, Any]:
         "answer": answer,
         "nodes": roots,
     }
+
+
+def unsampled_state(
+    *,
+    identifier: str,
+    name: str | None,
+    span_name: str,
+    trace_id: str,
+    span_id: str,
+    status: str,
+    times: tuple[int, int],
+    timeout: float | None,
+    context: Mapping[str, Any],
+    error: tuple[str, str] | None,
+    answer_json: str | None,
+) -> dict[str, Any]:
+    """The state of a session an application's sampler dropped: no span was recorded.
+
+    railtracks saw none of its spans (they were never recording), so the state
+    holds what the session itself knows, says ``"sampled": false`` and has no
+    nodes, rather than being empty.
+    """
+    start, end = times
+    session: dict[str, Any] = {
+        "identifier": identifier,
+        "name": name,
+        "span_name": span_name,
+        "trace_id": trace_id,
+        "timeout": timeout,
+        "started_at": _iso(start),
+        "ended_at": _iso(end),
+        "span_id": span_id,
+        "parent_span_id": None,
+        "status": status,
+        "status_code": "UNSET" if error is None else "ERROR",
+        "kind": "INTERNAL",
+        "start_time_unix_nano": start,
+        "end_time_unix_nano": end,
+        "duration_seconds": (end - start) / 1e9,
+        "context": dict(context),
+        "error": None if error is None else {"type": error[0], "message": error[1]},
+        "context_changes": [],
+        "events": [],
+        "attributes": {},
+        "resource": {},
+        "scope": {"name": _SCOPE, "version": None},
+        "sampled": False,
+    }
+    answer = _decode(answer_json)[0] if answer_json is not None else None
+    return {"schema_version": SCHEMA_VERSION, "session": session, "answer": answer, "nodes": []}
 
 
 def iter_nodes(nodes: Sequence[dict[str, Any]]) -> Iterable[tuple[int, dict[str, Any]]]:

@@ -2,39 +2,45 @@
 
 At first use railtracks looks at the global tracer provider. If the host
 application installed an SDK ``TracerProvider``, railtracks adds its one
-fan-out processor to it and never replaces it. Otherwise railtracks builds a
-private provider (never made global) whose sampler still *records* every span
-it would drop, so the console and the saved state stay complete while the
-sampler decides what is exported.
+fan-out processor to it and never replaces it. Otherwise railtracks builds its
+own provider whose sampler still *records* every span it would drop, so the
+console and the saved state stay complete while the sampler decides what is
+exported, and makes it the global one *provisionally*: other instrumentation
+(HTTP clients, manual ``get_tracer(...)`` spans) inside nodes is recorded with
+zero configuration, yet an application's own ``set_tracer_provider`` made later
+still succeeds. railtracks notices such a provider at the next session and
+moves onto it. ``RAILTRACKS_GLOBAL_PROVIDER=0`` keeps railtracks' provider
+private instead.
 """
 
 from __future__ import annotations
 
 import atexit
+import os
 import threading
 import time
+import weakref
 from collections.abc import Sequence
 
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
-from opentelemetry.sdk.trace import SpanProcessor
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
-from opentelemetry.sdk.trace.sampling import (
-    Decision,
-    Sampler,
-    SamplingResult,
-    _get_from_env_or_default,
-)
+from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
 from opentelemetry.trace import Link, SpanKind
 from opentelemetry.trace.span import TraceState
 from opentelemetry.util.types import Attributes
 
+from . import _log
 from ._collector import SessionSpanCollector
 from ._config import CONFIG
+from ._export import sdk_disabled
+from ._otel_env import sampler_from_env, span_limits_from_env
 from ._pipeline import Pipeline, build_pipeline
 from ._processors import FanOutSpanProcessor
 from ._version import __version__
+from .errors import ConfigurationError
 
 DEFAULT_SERVICE_NAME = "railtracks"
 INSTRUMENTATION_SCOPE = "railtracks"
@@ -64,7 +70,9 @@ class RecordLocallySampler(Sampler):
             parent_context, trace_id, name, kind, attributes, links, trace_state
         )
         if result.decision is Decision.DROP:
-            return SamplingResult(Decision.RECORD_ONLY, result.attributes, result.trace_state)
+            # A DROP result carries no attributes (the SDK's samplers return
+            # None): the span keeps the ones it was started with.
+            return SamplingResult(Decision.RECORD_ONLY, attributes, result.trace_state)
         return result
 
     def get_description(self) -> str:
@@ -81,6 +89,66 @@ def service_resource() -> Resource:
     return resource
 
 
+ENV_GLOBAL_PROVIDER = "RAILTRACKS_GLOBAL_PROVIDER"
+
+
+def _make_global_wanted() -> bool:
+    value = os.environ.get(ENV_GLOBAL_PROVIDER, "").strip()
+    if value in ("", "1"):
+        return True
+    if value == "0":
+        return False
+    raise ConfigurationError(f"{ENV_GLOBAL_PROVIDER}: expected 0 or 1, got {value!r}")
+
+
+def _install_provisionally(provider: SdkTracerProvider) -> None:
+    """Make ``provider`` the global one, leaving the API's set-once guard open.
+
+    ``trace.set_tracer_provider`` may be called once per process; railtracks
+    does not use up that call, so an application that installs its own
+    provider later still succeeds (and railtracks follows it).
+    """
+    trace._TRACER_PROVIDER = provider
+
+
+class _ForwardToHost(SpanProcessor):
+    """On railtracks' own providers: hands spans on to an application's provider once it exists.
+
+    Instrumentations that took their tracer while railtracks' provider was the
+    global one keep it; their spans still reach the application's exporters.
+    """
+
+    def __init__(self, fanout: SpanProcessor) -> None:
+        self._fanout = fanout
+        self.host: SdkTracerProvider | None = None
+
+    def _targets(self) -> tuple[SpanProcessor, ...]:
+        host = self.host
+        if host is None:
+            return ()
+        return tuple(p for p in _installed_processors(host) if p is not self._fanout)
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        for processor in self._targets():
+            try:
+                processor.on_start(span, parent_context)
+            except Exception as exc:  # an application's processor never breaks a run
+                _log.warn_once(f"forward:{type(processor).__name__}", f"span processor: {exc!r}")
+
+    def on_end(self, span: ReadableSpan) -> None:
+        for processor in self._targets():
+            try:
+                processor.on_end(span)
+            except Exception as exc:  # an application's processor never breaks a run
+                _log.warn_once(f"forward:{type(processor).__name__}", f"span processor: {exc!r}")
+
+    def shutdown(self) -> None:
+        pass
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
+
 class Telemetry:
     """The tracer, the provider it comes from, and railtracks' processors on it."""
 
@@ -90,12 +158,20 @@ class Telemetry:
         self.collector = SessionSpanCollector()
         self.fanout.add(self.collector)
         self._tracer: trace.Tracer | None = None
+        # The provider the tracer comes from, and railtracks' own ones (which it may
+        # have made global); spans from any of them reach the same fan-out.
+        self._provider: SdkTracerProvider | None = None
+        self._owned: weakref.WeakSet[SdkTracerProvider] = weakref.WeakSet()
+        self._forward = _ForwardToHost(self.fanout)
         self._pipeline = Pipeline()
         self._exit_registered = False
         CONFIG.on_change(self.invalidate)
 
     def tracer(self) -> trace.Tracer:
         tracer = self._tracer
+        if tracer is not None and self._superseded():
+            self.invalidate()  # an application installed its provider since: move onto it
+            tracer = None
         if tracer is None:
             with self._lock:
                 if self._tracer is None:
@@ -103,20 +179,39 @@ class Telemetry:
                 tracer = self._tracer
         return tracer
 
+    def _superseded(self) -> bool:
+        """An application's SDK provider is global now, and railtracks is not on it."""
+        current = trace.get_tracer_provider()
+        return (
+            current is not self._provider
+            and isinstance(current, SdkTracerProvider)
+            and current not in self._owned
+        )
+
     def _build(self) -> trace.Tracer:
         global_provider = trace.get_tracer_provider()
-        if isinstance(global_provider, SdkTracerProvider):
+        if isinstance(global_provider, SdkTracerProvider) and global_provider not in self._owned:
             provider, owned = global_provider, False
+            self._follow(provider)
+            self._note_host_provider()
         else:
+            make_global = _make_global_wanted() and not sdk_disabled()
             provider = SdkTracerProvider(
                 resource=service_resource(),
-                sampler=RecordLocallySampler(_get_from_env_or_default()),
+                sampler=RecordLocallySampler(sampler_from_env()),
+                span_limits=span_limits_from_env(),
                 shutdown_on_exit=False,
             )
             # OTEL_SDK_DISABLED turns export off (see _export); railtracks' own
             # spans still drive the console and the saved state.
             provider._disabled = False
             owned = True
+            self._owned.add(provider)
+            if make_global and (
+                global_provider is trace._PROXY_TRACER_PROVIDER or global_provider in self._owned
+            ):
+                _install_provisionally(provider)
+        self._provider = provider
         pipeline = build_pipeline(owned, provider.resource)
         if self.fanout not in _installed_processors(provider):
             provider.add_span_processor(self.fanout)
@@ -127,6 +222,28 @@ class Telemetry:
             atexit.register(self.shutdown)
             self._exit_registered = True
         return provider.get_tracer(INSTRUMENTATION_SCOPE, __version__)
+
+    def _follow(self, host: SdkTracerProvider) -> None:
+        """Hand on the spans of railtracks' earlier providers to ``host`` (added only now:
+        a processor costs on every span)."""
+        self._forward.host = host
+        for own in list(self._owned):
+            if self._forward not in _installed_processors(own):
+                own.add_span_processor(self._forward)
+
+    @staticmethod
+    def _note_host_provider() -> None:
+        if any(
+            os.environ.get(name, "").strip()
+            for name in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+        ):
+            _log.LOGS.warn_once(
+                "host-provider-endpoint",
+                "the application installed its own TracerProvider: its exporters ship "
+                "railtracks' spans, and railtracks leaves OTEL_EXPORTER_OTLP_ENDPOINT to them "
+                "(rt.configure(endpoint=...) exports from railtracks as well)",
+                level="INFO",
+            )
 
     def invalidate(self) -> None:
         """Drop the pipeline after a configuration change; the next session rebuilds it."""

@@ -14,13 +14,21 @@
 
 With pytest, the ``rt_spans`` fixture (registered through railtracks' pytest
 plugin) gives the same ``SpanCapture``, started before the test and stopped
-after it. ``reset()`` forgets every ``rt.set_config``/``rt.configure`` setting.
+after it, and isolates the test from the user's files and terminal: saved
+states go to a fresh temporary directory (``rt_spans.state_dir``) instead of
+``.railtracks/``, and the console lines go to ``rt_spans.console_output()``
+instead of stderr (an explicit ``rt.configure(state_dir=..., console_stream=...)``
+in the test still wins). ``reset()`` forgets every ``rt.set_config``/
+``rt.configure`` setting.
 """
 
 from __future__ import annotations
 
+import io
+import os
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from opentelemetry.sdk.trace import ReadableSpan
@@ -28,8 +36,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from . import _attributes as attr
-from ._config import CONFIG
-from ._log import LOGS
+from ._config import CONFIG, ENV_STATE_DIR
+from ._log import LOGS, console_override
 from ._telemetry import TELEMETRY
 
 if TYPE_CHECKING:
@@ -85,6 +93,12 @@ class SpanCapture:
     def __init__(self) -> None:
         self.exporter = InMemorySpanExporter()
         self.processor = SimpleSpanProcessor(self.exporter)
+        self.state_dir: Path | None = None
+        self.console = io.StringIO()
+
+    def console_output(self) -> str:
+        """What the console printed while the capture isolated it (``isolate_in``)."""
+        return self.console.getvalue()
 
     def spans(self, session: Session | str | None = None) -> tuple[ReadableSpan, ...]:
         """Finished spans, all or those of one session (a ``Session`` or its trace id)."""
@@ -115,14 +129,29 @@ class SpanCapture:
 
 
 @contextmanager
-def capture_spans() -> Iterator[SpanCapture]:
-    """Capture railtracks' spans for the duration of the ``with`` block."""
+def capture_spans(isolate_in: str | os.PathLike[str] | None = None) -> Iterator[SpanCapture]:
+    """Capture railtracks' spans for the duration of the ``with`` block.
+
+    With ``isolate_in`` (a directory), saved states are written there and the
+    console goes to ``capture.console`` rather than ``.railtracks/`` and stderr.
+    """
     capture = SpanCapture()
+    previous_dir = os.environ.get(ENV_STATE_DIR)
+    if isolate_in is not None:
+        capture.state_dir = Path(isolate_in)
+        os.environ[ENV_STATE_DIR] = os.fspath(isolate_in)
+        console_override.append(capture.console)
     TELEMETRY.fanout.add(capture.processor)
     try:
         yield capture
     finally:
         TELEMETRY.fanout.remove(capture.processor)
+        if isolate_in is not None:
+            console_override.remove(capture.console)
+            if previous_dir is None:
+                os.environ.pop(ENV_STATE_DIR, None)
+            else:
+                os.environ[ENV_STATE_DIR] = previous_dir
 
 
 def reset() -> None:

@@ -65,7 +65,12 @@ def test_export_recreates_the_saved_spans_in_phoenix(
         assert span["status_code"] == record["status_code"]
         assert span["attributes"]["railtracks.status"] == record["status"]
         for key, value in record["attributes"].items():
-            assert span["attributes"][key] == value, key
+            if key == "openinference.span.kind":  # Phoenix lifts it into the span's kind
+                assert span["span_kind"] == value
+            elif key.startswith(("input.", "output.")):
+                continue  # Phoenix's input/output panes: see test_phoenix_conventions.py
+            else:
+                assert span["attributes"][key] == value, key
         for key, value in record["context"].items():
             assert span["attributes"][f"railtracks.context.{key}"] == value
         if kind == "node" and record["output"] is not None:
