@@ -11,7 +11,6 @@ bound cuts is counted on the span (``railtracks.dropped.*``) and in the state.
 
 from __future__ import annotations
 
-import functools
 import os
 from typing import Any, Final
 
@@ -41,8 +40,9 @@ def _env_limit(*names: str) -> int | None:
     return _SDK_DEFAULT
 
 
-@functools.cache
 def _attribute_limit() -> int | None:
+    # read each time (a context's attributes are built once per change): tests and
+    # applications may set the variable after import
     return _env_limit("OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT", "OTEL_ATTRIBUTE_COUNT_LIMIT")
 
 
@@ -57,11 +57,6 @@ def max_context_attributes() -> int:
 def max_event_attributes() -> int:
     """How many context keys one change event carries, leaving room for its own keys."""
     return max_context_attributes()
-
-
-def reset() -> None:
-    """Read the environment again (tests)."""
-    _attribute_limit.cache_clear()
 
 
 def _event_room(span: Any) -> int | None:
