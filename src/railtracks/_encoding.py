@@ -264,7 +264,8 @@ class ValueEncoder:
         if kind is str:
             return self.truncate(value)  # type: ignore[arg-type]  # checked by `kind is str`
         if kind is int:
-            return strict_int(value)  # type: ignore[arg-type]  # checked by `kind is int`
+            number = strict_int(value)  # type: ignore[arg-type]  # checked by `kind is int`
+            return self._cut(number) if type(number) is str else number
         if kind is float:
             return strict_float(value)  # type: ignore[arg-type]  # checked by `kind is float`
         if kind is bool:
