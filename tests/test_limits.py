@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import io
 import os
+import stat
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -174,3 +175,20 @@ def test_an_unwritable_state_directory(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == str(sum(i * 2 for i in range(50)))
     assert done.stderr.count("RT.Session : ERROR - could not save state") == 1, done.stderr
+
+
+def test_log_file_and_state_are_private(tmp_path: Path) -> None:
+    rt.configure(console_stream=io.StringIO())
+    log = tmp_path / "logs" / "run.log"
+
+    @rt.session(name="private", log_file=log)
+    async def flow() -> int:
+        return await rt.call(lambda: 1)
+
+    _, session = asyncio.run(flow())
+    assert session.state_path is not None
+    assert stat.S_IMODE(log.stat().st_mode) == 0o600
+    assert stat.S_IMODE(log.parent.stat().st_mode) == 0o700
+    assert stat.S_IMODE(session.state_path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(session.state_path.parent.stat().st_mode) == 0o700
+    assert "RT.Session" in log.read_text()

@@ -206,6 +206,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("railtracks: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # never a traceback (SPEC 7): one line, and a failure status
+        _error(f"unexpected {type(exc).__name__}: {exc}")
+        return EXIT_FAILED
     return code
 
 
