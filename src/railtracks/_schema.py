@@ -65,7 +65,9 @@ def _same(a: object, b: object) -> bool:
 
 # A location in the document, built only as deep as the walk goes: (parent, key).
 Path = tuple[Any, str | int] | None
-Check = Callable[[Any, Path], str | None]
+# A problem is formatted only when reported: oneOf tries forms that are expected to fail.
+Problem = Callable[[], str]
+Check = Callable[[Any, Path], Problem | None]
 
 
 def _where(path: Path) -> str:
@@ -107,7 +109,7 @@ class Validator:
             problem = check(instance, path)
             if problem is not None:
                 pending.clear()
-                raise SchemaError(problem)
+                raise SchemaError(problem())
 
     def _resolve(self, ref: str) -> dict[str, Any]:
         if not ref.startswith("#/"):
@@ -143,7 +145,7 @@ class Validator:
         else:
             all_checks = tuple(checks)
 
-            def compiled(instance: Any, path: Path) -> str | None:
+            def compiled(instance: Any, path: Path) -> Problem | None:
                 for check in all_checks:
                     problem = check(instance, path)
                     if problem is not None:
@@ -174,18 +176,20 @@ class Validator:
             tests = tuple(_TYPES[k] for k in kinds)
             expected = " or ".join(kinds)
 
-            def typed(instance: Any, path: Path) -> str | None:
+            def typed(instance: Any, path: Path) -> Problem | None:
                 for test in tests:
                     if test(instance):
                         return None
-                return f"{_where(path)}: expected {expected}, got {_json_type(instance)}"
+                return lambda: f"{_where(path)}: expected {expected}, got {_json_type(instance)}"
 
             checks.append(typed)
         if "const" in schema:
             constant = schema["const"]
             checks.append(
                 lambda i, p: (
-                    None if _same(i, constant) else f"{_where(p)}: expected {json.dumps(constant)}"
+                    None
+                    if _same(i, constant)
+                    else (lambda: f"{_where(p)}: expected {json.dumps(constant)}")
                 )
             )
         if "enum" in schema:
@@ -193,12 +197,12 @@ class Validator:
             hashable = frozenset(o for o in options if type(o) is str)
             shown = ", ".join(map(json.dumps, options))
 
-            def member(instance: Any, path: Path) -> str | None:
+            def member(instance: Any, path: Path) -> Problem | None:
                 if type(instance) is str and instance in hashable:
                     return None
                 if any(_same(instance, option) for option in options):
                     return None
-                return f"{_where(path)}: expected one of {shown}"
+                return lambda: f"{_where(path)}: expected one of {shown}"
 
             checks.append(member)
         if "pattern" in schema:
@@ -206,7 +210,7 @@ class Validator:
             search = re.compile(source).search
             checks.append(
                 lambda i, p: (
-                    f"{_where(p)}: does not match {source}"
+                    (lambda: f"{_where(p)}: does not match {source}")
                     if type(i) is str and search(i) is None
                     else None
                 )
@@ -214,30 +218,36 @@ class Validator:
         if "minimum" in schema:
             low = schema["minimum"]
             checks.append(
-                lambda i, p: f"{_where(p)}: below {low}" if _is_number(i) and i < low else None
+                lambda i, p: (
+                    (lambda: f"{_where(p)}: below {low}") if _is_number(i) and i < low else None
+                )
             )
         if "exclusiveMinimum" in schema:
             above = schema["exclusiveMinimum"]
             checks.append(
                 lambda i, p: (
-                    f"{_where(p)}: not above {above}" if _is_number(i) and i <= above else None
+                    (lambda: f"{_where(p)}: not above {above}")
+                    if _is_number(i) and i <= above
+                    else None
                 )
             )
         checks.extend(self._compile(part) for part in schema.get("allOf", ()))
         if "oneOf" in schema:
             forms = tuple(self._compile(part) for part in schema["oneOf"])
 
-            def one_of(instance: Any, path: Path) -> str | None:
+            def one_of(instance: Any, path: Path) -> Problem | None:
                 matching = sum(form(instance, path) is None for form in forms)
                 if matching == 1:
                     return None
-                return f"{_where(path)}: matches {matching} of the allowed forms, not exactly one"
+                return lambda: (
+                    f"{_where(path)}: matches {matching} of the allowed forms, not exactly one"
+                )
 
             checks.append(one_of)
         if "items" in schema:
             item_check = self._compile(schema["items"])
 
-            def items(instance: Any, path: Path) -> str | None:
+            def items(instance: Any, path: Path) -> Problem | None:
                 if type(instance) is not list:
                     return None
                 for index, item in enumerate(instance):
@@ -265,18 +275,18 @@ class Validator:
             self._evaluated_names(schema) if schema.get("unevaluatedProperties") is False else None
         )
 
-        def check(instance: Any, path: Path) -> str | None:
+        def check(instance: Any, path: Path) -> Problem | None:
             if type(instance) is not dict:
                 return None
             for name in required:
                 if name not in instance:
-                    return f"{_where(path)}: missing {name!r}"
+                    return lambda: f"{_where(path)}: missing {name!r}"
             for name, value in instance.items():
                 sub = properties.get(name)
                 if sub is not None:
                     problem = sub(value, (path, name))
                 elif closed or (allowed is not None and name not in allowed):
-                    problem = f"{_where(path)}: unexpected field {name!r}"
+                    return _unexpected(path, name)
                 elif extra_check is not None:
                     problem = extra_check(value, (path, name))
                 else:
@@ -286,6 +296,10 @@ class Validator:
             return None
 
         return check
+
+
+def _unexpected(path: Path, name: str) -> Problem:
+    return lambda: f"{_where(path)}: unexpected field {name!r}"
 
 
 def _json_type(value: object) -> str:
