@@ -29,8 +29,11 @@ from .conftest import run_python
 
 def test_many_context_keys_never_evict_identity(rt_spans: SpanCapture) -> None:
     rt.configure(console_stream=io.StringIO())
-    context = {f"key{i:03d}": i for i in range(500)}
-    context[f"long{'x' * 1_000_000}"] = "big key"
+    context: dict[str, object] = {
+        f"long{'x' * 1_000_000}": "big key",
+        f"{'y' * 300}_password": "hidden-behind-a-long-key",  # cut to 256, still judged whole
+    }
+    context.update({f"key{i:03d}": i for i in range(500)})
 
     @rt.function_node
     async def node() -> str:
@@ -58,7 +61,10 @@ def test_many_context_keys_never_evict_identity(rt_spans: SpanCapture) -> None:
     state = session.state
     assert state is not None
     assert state["session"]["identifier"] == session.identifier
-    assert state["session"]["dropped"]["context_keys"] == 501 - len(state["session"]["context"])
+    assert all(len(key) <= 256 for key in state["session"]["context"])
+    assert "big key" not in str(state)  # a key too long to judge is treated as sensitive
+    assert "hidden-behind-a-long-key" not in str(state)
+    assert state["session"]["dropped"]["context_keys"] == 502 - len(state["session"]["context"])
     recorded = len(state["nodes"][0]["context_changes"])
     assert state["nodes"][0]["dropped"]["events"] == 500 - recorded
 

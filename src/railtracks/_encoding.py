@@ -322,10 +322,12 @@ class ValueEncoder:
             if max_keys is not None and len(attributes) >= max_keys:
                 dropped += 1
                 continue
-            name = self.key(key)
-            full = prefix + name
+            raw = safe_str(key)
+            full = prefix + self.key(raw)
             if full in attributes:  # two long keys cut to the same name
                 dropped += 1
                 continue
-            attributes[full] = REDACTED if self.is_sensitive(name) else self.encode(value)
+            # judged on the whole key, not the cut one; a key too long to check is redacted
+            sensitive = len(raw) > KEY_LIMIT + _SCRUB_MARGIN or self.is_sensitive(raw)
+            attributes[full] = REDACTED if sensitive else self.encode(value)
         return attributes, dropped
