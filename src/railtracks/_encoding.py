@@ -196,9 +196,12 @@ class _Cleaner:
             if self.budget <= 0:
                 self.cut = True
                 break
-            name = self.text(_json_key(key))
+            raw = _json_key(key)
+            name = self.text(raw)
             self.budget -= len(name) + 3
-            out[name] = REDACTED if sensitive(name) else self.clean(item, depth + 1)
+            # a key too long to judge whole is treated as sensitive
+            hidden = len(raw) > self.text_limit or sensitive(name)
+            out[name] = REDACTED if hidden else self.clean(item, depth + 1)
         return out
 
     def _sequence(self, value: Sequence[Any] | set[Any] | frozenset[Any], depth: int) -> Any:
