@@ -7,7 +7,8 @@ For each size N, one session makes N sequential node calls (``logging_setting
 
 * the per-call cost of ``rt.call`` in that session (the run itself);
 * the time to build the state from the collected spans, and per node;
-* the time to write it (atomically) and the file's size;
+* the time to write it (atomically and durably) and the file's size;
+* the time to load it back with ``rt.load_state`` (parse plus schema validation);
 * the peak memory (tracemalloc, in a separate pass) of building plus writing,
   beyond the spans themselves.
 
@@ -54,7 +55,7 @@ def main() -> None:
     rt.configure(console_stream=io.StringIO(), export=False)
     print(
         f"{'nodes':>8}{'rt.call':>11}{'build':>9}{'per node':>10}{'share':>7}"
-        f"{'write':>9}{'file':>10}{'peak mem':>10}"
+        f"{'write':>9}{'file':>10}{'load':>9}{'peak mem':>10}"
     )
     for size in args.sizes:
         session, run_seconds = run_session(size)
@@ -69,6 +70,9 @@ def main() -> None:
             write_atomically(path, state)
             written = time.perf_counter() - started
             size_mb = path.stat().st_size / 1e6
+            started = time.perf_counter()
+            rt.load_state(path)
+            loaded = time.perf_counter() - started
             del state
             gc.collect()
             # memory in a second pass: tracemalloc slows everything it watches
@@ -80,7 +84,8 @@ def main() -> None:
         per_node_us = built / size * 1e6
         print(
             f"{size:>8}{call_us:>9.1f}us{built:>8.2f}s{per_node_us:>8.1f}us"
-            f"{per_node_us / call_us:>7.0%}{written:>8.2f}s{size_mb:>8.1f}MB{peak / 1e6:>8.0f}MB"
+            f"{per_node_us / call_us:>7.0%}{written:>8.2f}s{size_mb:>8.1f}MB{loaded:>8.2f}s"
+            f"{peak / 1e6:>8.0f}MB"
         )
         del spans, session
         gc.collect()

@@ -111,14 +111,17 @@ def test_to_json_never_raises() -> None:
 
 def test_redaction_rules() -> None:
     encoder = ValueEncoder()
-    attributes = encoder.context_attributes(
-        "p.", {"user_id": 1, "apiKey": "k", "MY_TOKEN": "t", "author": "me"}
+    attributes, dropped = encoder.context_attributes(
+        "p.", {"user_id": 1, "apiKey": "k", "MY_TOKEN": "t", "author": "me", "oauth": "o"}
     )
+    assert dropped == 0
+    # "author" is a name, not a credential (Logfire spares it too); "oauth" is one
     assert attributes == {
         "p.user_id": 1,
         "p.apiKey": REDACTED,
         "p.MY_TOKEN": REDACTED,
-        "p.author": REDACTED,
+        "p.author": "me",
+        "p.oauth": REDACTED,
     }
 
 

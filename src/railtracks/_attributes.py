@@ -69,3 +69,7 @@ STATUS_TIMEOUT: Final = "timeout"
 STATUS_CANCELLED: Final = "cancelled"
 
 UNNAMED_SESSION: Final = "unnamed"
+
+# -- limits: what a bound cut, counted (SPEC 3 "Limits never lose identity") -----
+DROPPED_CONTEXT_KEYS: Final = "railtracks.dropped.context_keys"
+DROPPED_EVENTS: Final = "railtracks.dropped.events"

@@ -5,7 +5,10 @@
     railtracks show RUN                  the call tree of one saved state
     railtracks export RUN [--endpoint]   re-send a saved state as OTLP spans
 
-Bad arguments print one line and exit with status 2, never a traceback.
+Bad arguments and bad files print one line and exit with status 2, never a
+traceback. Every line printed is made inert first (``_terminal``): nothing
+from a run or a file drives the terminal. A closed pipe (``| head``) ends
+the command quietly.
 """
 
 from __future__ import annotations
@@ -13,10 +16,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TextIO
 
 from opentelemetry.sdk.trace.export import SpanExportResult
 
@@ -24,13 +28,16 @@ from ._config import CONFIG
 from ._console import format_duration, short
 from ._export import ExportSettings, export_settings, span_exporter
 from ._replay import spans_from_state
+from ._scrub import redact_url, scrub_text
 from ._state import iter_nodes
 from ._state_store import load_state, resolve_state_path
+from ._terminal import inert
 from ._version import __version__
 from .errors import RailtracksError
 
 EXIT_USAGE = 2
 EXIT_FAILED = 1
+EXIT_CLOSED_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a writer whose reader left
 
 
 class UsageError(Exception):
@@ -41,50 +48,58 @@ class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line and exit status 2."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"railtracks: error: {message} (see '{self.prog} --help')\n")
+        line = f"railtracks: error: {message} (see '{self.prog} --help')"
+        self.exit(EXIT_USAGE, inert(line) + "\n")
+
+
+def _say(text: str, *, stream: TextIO | None = None) -> None:
+    """Print one line of untrusted text: control characters shown, never obeyed (SPEC 7)."""
+    print(inert(text), file=stream or sys.stdout)
 
 
 def _demo(_: argparse.Namespace) -> int:
     from ._demo import run_demo  # noqa: PLC0415  # the demo's nodes load only when asked for
 
     result, session = run_demo()
-    print(json.dumps(result, indent=2))
-    print(f"session {session.name} {session.status}: trace {session.trace_id}")
+    for line in json.dumps(result, indent=2, ensure_ascii=False).splitlines():
+        _say(line)
+    _say(f"session {session.name} {session.status}: trace {session.trace_id}")
     if session.state_path is not None:
-        print(f"state saved to {session.state_path}")
+        _say(f"state saved to {session.state_path}")
     return 0
 
 
 def _summary(path: Path) -> list[str]:
     try:
         state = load_state(path)
-    except RailtracksError:
+        session = state["session"]
+        duration = session.get("duration_seconds")
+        return [
+            session.get("name") or session.get("identifier") or path.stem,
+            str(session.get("status", "-")),
+            str(session.get("started_at") or "-"),
+            format_duration(duration) if isinstance(duration, int | float) else "-",
+            str(sum(1 for _ in iter_nodes(state["nodes"]))),
+        ]
+    except Exception:  # one bad file is listed as such; the others are still shown
         return [path.stem, "unreadable", "-", "-", "-"]
-    session = state["session"] or {}
-    duration = session.get("duration_seconds")
-    return [
-        session.get("name") or session.get("identifier") or path.stem,
-        str(session.get("status", "-")),
-        str(session.get("started_at") or "-"),
-        format_duration(duration) if isinstance(duration, int | float) else "-",
-        str(sum(1 for _ in iter_nodes(state["nodes"]))),
-    ]
 
 
 def _runs(_: argparse.Namespace) -> int:
     directory = CONFIG.state_dir()
-    files = sorted(directory.glob("*.json")) if directory.is_dir() else []
+    try:
+        files = sorted(directory.glob("*.json")) if directory.is_dir() else []
+    except OSError as exc:
+        raise UsageError(f"cannot list {directory}: {exc.strerror or exc}") from None
     if not files:
-        print(f"no saved runs in {directory}/")
+        _say(f"no saved runs in {directory}/")
         return 0
-    rows = [_summary(path) for path in files]
+    rows = [[inert(cell) for cell in _summary(path)] for path in files]
     rows.sort(key=lambda row: row[2], reverse=True)
     header = ["NAME", "STATUS", "STARTED", "DURATION", "NODES"]
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
-        print(
-            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-        )
+        _say("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
     return 0
 
 
@@ -103,16 +118,14 @@ def _tree_line(depth: int, record: dict[str, Any], *, session: bool) -> str:
 def _show(args: argparse.Namespace) -> int:
     state = load_state(args.run)
     session = state["session"]
-    if session is None:
-        raise UsageError(f"{args.run} holds no session span")
-    print(f"{_tree_line(0, session, session=True)}  trace {session['trace_id']}")
+    _say(f"{_tree_line(0, session, session=True)}  trace {session['trace_id']}")
     if session.get("context"):
         context = ", ".join(f"{k}={v!r}" for k, v in session["context"].items())
-        print(f"  context: {short(context, 200)}")
+        _say(f"  context: {short(context, 200)}")
     for depth, node in iter_nodes(state["nodes"]):
-        print(_tree_line(depth + 1, node, session=False))
+        _say(_tree_line(depth + 1, node, session=False))
     if state.get("answer") is not None:
-        print(f"answer: {short(json.dumps(state['answer'], ensure_ascii=False), 200)}")
+        _say(f"answer: {short(json.dumps(state['answer'], ensure_ascii=False), 200)}")
     return 0
 
 
@@ -137,8 +150,6 @@ def _export_settings(endpoint: str | None, protocol: str | None) -> ExportSettin
 def _export(args: argparse.Namespace) -> int:
     path = resolve_state_path(args.run)
     state = load_state(path)
-    if state["session"] is None:
-        raise UsageError(f"{path} holds no session span")
     settings = _export_settings(args.endpoint, args.protocol)
     spans = list(spans_from_state(state))
     exporter = span_exporter(settings)
@@ -146,15 +157,14 @@ def _export(args: argparse.Namespace) -> int:
         batch = settings.max_export_batch_size
         for start in range(0, len(spans), batch):
             if exporter.export(spans[start : start + batch]) is not SpanExportResult.SUCCESS:
-                print(
-                    f"railtracks: error: export to {settings.traces_endpoint} failed",
-                    file=sys.stderr,
-                )
+                endpoint = redact_url(str(settings.traces_endpoint))
+                _say(f"railtracks: error: export to {endpoint} failed", stream=sys.stderr)
                 return EXIT_FAILED
     finally:
         exporter.shutdown()
     trace_id = state["session"]["trace_id"]
-    print(f"exported {len(spans)} spans of trace {trace_id} to {settings.traces_endpoint}")
+    endpoint = redact_url(str(settings.traces_endpoint))
+    _say(f"exported {len(spans)} spans of trace {trace_id} to {endpoint}")
     return 0
 
 
@@ -183,17 +193,48 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``railtracks`` console script and ``python -m railtracks``."""
-    args = build_parser().parse_args(argv)
     try:
+        args = build_parser().parse_args(argv)
         code: int = args.handler(args)
+        sys.stdout.flush()
     except (UsageError, RailtracksError) as exc:
         # a missing or unreadable state, a bad endpoint: all about what was asked for
-        print(f"railtracks: error: {exc}", file=sys.stderr)
+        _error(str(exc))
         return EXIT_USAGE
+    except RecursionError:  # a file nested deeper than any check foresaw
+        _error("the saved state is nested too deeply to read")
+        return EXIT_USAGE
+    except BrokenPipeError:
+        return _closed_pipe()
     except KeyboardInterrupt:
         print("railtracks: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # never a traceback (SPEC 7): one line, and a failure status
+        _error(f"unexpected {type(exc).__name__}: {exc}")
+        return EXIT_FAILED
     return code
+
+
+def _error(message: str) -> None:
+    try:
+        _say(f"railtracks: error: {scrub_text(message)}", stream=sys.stderr)
+    except (BrokenPipeError, OSError):  # stderr gone too: the exit status says it
+        return
+
+
+def _closed_pipe() -> int:
+    """``railtracks runs | head``: the reader left; end quietly, as ``head``'s writers do.
+
+    stdout is pointed at /dev/null so the interpreter's final flush of what is
+    still buffered cannot raise again at exit (the Python documentation's recipe).
+    """
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+    return EXIT_CLOSED_PIPE
 
 
 if __name__ == "__main__":  # pragma: no cover - exercised as `python -m railtracks`

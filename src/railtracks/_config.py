@@ -38,6 +38,8 @@ class TelemetrySettings:
     state_dir: Path | None = None
     redact_pattern: str = DEFAULT_REDACT_PATTERN
     value_limit: int = DEFAULT_VALUE_LIMIT
+    secret_patterns: tuple[str, ...] = ()
+    redact: bool = True
 
 
 class Configuration:
@@ -56,7 +58,12 @@ class Configuration:
 
     def set_telemetry(self, settings: TelemetrySettings) -> None:
         self.telemetry = settings
-        self.encoder = ValueEncoder(settings.value_limit, settings.redact_pattern)
+        self.encoder = ValueEncoder(
+            settings.value_limit,
+            settings.redact_pattern,
+            settings.secret_patterns,
+            redact=settings.redact,
+        )
         self.generation += 1
         for listener in self._listeners:
             listener()
@@ -92,6 +99,8 @@ def configure(
     state_dir: str | os.PathLike[str] | None = None,
     redact_pattern: str | None = None,
     value_limit: int | None = None,
+    secret_patterns: Sequence[str] = (),
+    redact: bool = True,
 ) -> None:
     """Set up telemetry in code; each argument overrides its ``OTEL_*`` counterpart.
 
@@ -108,7 +117,12 @@ def configure(
         metric_readers: more metric readers for railtracks' own meter provider.
         console_stream: where console spans and logs are written (default: stderr).
         state_dir: directory of saved states (else ``RAILTRACKS_STATE_DIR``, else ``.railtracks``).
-        redact_pattern: regular expression of sensitive context keys (case-insensitive).
+        redact_pattern: regular expression of sensitive keys (case-insensitive), matched
+            against context keys, node parameter names and keys at any depth of inputs,
+            outputs, answers, context changes and broadcasts. Replaces the default pattern.
+        secret_patterns: more regular expressions; their matches inside any recorded string
+            are replaced by ``[REDACTED]`` (on top of the built-in credential shapes).
+        redact: ``False`` turns all redaction and scrubbing off (values recorded in clear).
         value_limit: longest attribute string before truncation (default 4096).
     """
     if protocol is not None and protocol not in ("grpc", "http/protobuf"):
@@ -126,6 +140,15 @@ def configure(
             ValueEncoder(redact_pattern=redact_pattern)
         except Exception as exc:
             raise ConfigurationError(f"configure(redact_pattern=...): {exc}") from exc
+    if isinstance(secret_patterns, str) or not all(isinstance(p, str) for p in secret_patterns):
+        raise ConfigurationError("configure(secret_patterns=...): expected a list of regexes")
+    for pattern in secret_patterns:
+        try:
+            ValueEncoder(secret_patterns=[pattern])
+        except Exception as exc:
+            raise ConfigurationError(f"configure(secret_patterns=...): {pattern!r}: {exc}") from exc
+    if not isinstance(redact, bool):
+        raise ConfigurationError(f"configure(redact=...): expected True or False, got {redact!r}")
     if console_stream is not None and not callable(getattr(console_stream, "write", None)):
         raise ConfigurationError("configure(console_stream=...): expected a text stream")
     CONFIG.set_telemetry(
@@ -141,5 +164,7 @@ def configure(
             state_dir=Path(state_dir) if state_dir is not None else None,
             redact_pattern=redact_pattern if redact_pattern is not None else DEFAULT_REDACT_PATTERN,
             value_limit=value_limit if value_limit is not None else DEFAULT_VALUE_LIMIT,
+            secret_patterns=tuple(secret_patterns),
+            redact=redact,
         )
     )

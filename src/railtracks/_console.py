@@ -30,6 +30,7 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from . import _attributes as attr
 from ._settings import LoggingSetting
+from ._terminal import inert
 
 SHORT_VALUE: Final = 80
 _RESET: Final = "\033[0m"
@@ -52,7 +53,8 @@ def render(lines: list[Line], colour: bool) -> str:
     """Plain text, or text with ANSI colours, of some lines."""
     out = []
     for line in lines:
-        for text, style in line:
+        for raw, style in line:
+            text = inert(raw)  # untrusted text never drives the terminal; colours are ours
             out.append(f"{_COLOURS[style]}{text}{_RESET}" if colour and style else text)
         out.append("\n")
     return "".join(out)

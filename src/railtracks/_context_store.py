@@ -11,6 +11,7 @@ from opentelemetry.util.types import AttributeValue
 
 from . import _attributes as attr
 from ._encoding import ValueEncoder
+from ._limits import max_context_attributes
 
 
 class SessionContext:
@@ -61,10 +62,20 @@ class SessionContext:
         return MappingProxyType(self._data)
 
     def attributes(self, encoder: ValueEncoder) -> dict[str, AttributeValue]:
-        """``railtracks.context.{key}`` attributes of the current values, redacted."""
+        """``railtracks.context.{key}`` attributes of the current values, redacted.
+
+        At most ``limits.MAX_CONTEXT_ATTRIBUTES`` keys travel on a span, so the
+        SDK's attribute limit never evicts railtracks' identity attributes; the
+        keys left out are counted in ``railtracks.dropped.context_keys``.
+        """
         key = (self._version, id(encoder))
         if self._cache_key != key:
             with self._lock:
-                self._cache = encoder.context_attributes(attr.CONTEXT_PREFIX, self._data)
+                attributes, dropped = encoder.context_attributes(
+                    attr.CONTEXT_PREFIX, self._data, max_context_attributes()
+                )
+                if dropped:
+                    attributes[attr.DROPPED_CONTEXT_KEYS] = dropped
+                self._cache = attributes
                 self._cache_key = key
         return self._cache

@@ -10,7 +10,7 @@ from typing import Any
 from opentelemetry import trace
 
 from . import _attributes as attr
-from . import _log, _spans
+from . import _limits, _log, _spans
 from ._session import _CURRENT, Session
 from .errors import ContextError
 
@@ -66,9 +66,9 @@ def broadcast(message: Any) -> Broadcast:
     """
     current = require_session("rt.broadcast()")
     span = trace.get_current_span()
-    if span.is_recording():
-        span.add_event(
-            attr.EVENT_BROADCAST, {attr.BROADCAST_MESSAGE: current._encoder.encode(message)}
+    if span.is_recording():  # encode() redacts by key at any depth and scrubs every string
+        _limits.add_bounded_event(
+            span, attr.EVENT_BROADCAST, {attr.BROADCAST_MESSAGE: current._encoder.encode(message)}
         )
     callback = current.options.broadcast_callback
     if callback is None:

@@ -1,39 +1,61 @@
-"""Turning arbitrary Python values into bounded, safe span attribute values.
+"""Turning arbitrary Python values into bounded, safe, secret-free attribute values.
 
 Rules (SPEC 3): ``str``/``bool``/``int``/``float`` stay as they are, homogeneous
 lists of those become OpenTelemetry arrays, anything else becomes compact JSON.
 Objects JSON cannot handle fall back to ``repr``; a ``repr`` that raises is
 replaced by a placeholder. Every string is cut to the configured limit with a
 marker, ``...[truncated]``. Nothing in this module raises into the caller.
+
+Secrets (``_scrub``): a value under a sensitive key, at any depth, becomes
+``[REDACTED]``, and credential shapes inside every string are replaced.
+
+Strict JSON (SPEC 6): what comes out is valid RFC 8259 in strict UTF-8, so the
+span attributes, the OTLP payload and the saved state agree:
+
+* ``NaN``, ``Infinity``, ``-Infinity`` are written as those strings;
+* a lone surrogate (an undecodable file name, say) becomes U+FFFD;
+* an integer outside int64 (OTLP's integer) is an attribute's decimal string;
+  inside JSON (inputs, outputs) it stays a JSON number; past the 4,300 digits
+  Python will print, either is written as a ``0x`` hexadecimal string.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 from opentelemetry.util.types import AttributeValue
 
-REDACTED: Final = "[REDACTED]"
+from ._scrub import DEFAULT_KEY_PATTERN, REDACTED, Scrubber
+
+__all__ = ["DEFAULT_REDACT_PATTERN", "REDACTED", "TRUNCATED", "ValueEncoder", "to_json"]
+
 TRUNCATED: Final = "...[truncated]"
 DEFAULT_VALUE_LIMIT: Final = 4096
-DEFAULT_REDACT_PATTERN: Final = (
-    r"password|passwd|secret|token|api[_-]?key|authorization|auth|credential|cookie|private[_-]?key"
-)
+DEFAULT_REDACT_PATTERN: Final = DEFAULT_KEY_PATTERN
+KEY_LIMIT: Final = 256
+"""Longest context key kept as written; a longer one is cut with the marker."""
 _MAX_SANITISE_DEPTH: Final = 32
 _SCALARS: Final = (str, bool, int, float)
 _INT64_MIN: Final = -(2**63)
 _INT64_END: Final = 2**63
+# Python refuses to print an int of more than 4,300 decimal digits (about 14,284 bits).
+_DECIMAL_BITS: Final = 14_000
+_SURROGATE: Final = re.compile("[\ud800-\udfff]")
+# Scrubbing sees this much beyond the limit, so a credential cut by truncation
+# is still recognised whole (a 4 KB RSA key block fits).
+_SCRUB_MARGIN: Final = 4096
 
 
 def safe_repr(value: object) -> str:
     """``repr(value)``, or a placeholder naming its type when ``repr`` raises."""
     try:
         return repr(value)
-    except Exception:  # a hostile __repr__ must never break a run
+    except Exception:  # a hostile __repr__ (or a 5,000-digit int) must never break a run
         return f"<unrepresentable {type(value).__qualname__}>"
 
 
@@ -47,12 +69,47 @@ def safe_str(value: object) -> str:
         return safe_repr(value)
 
 
+def strict_text(text: str) -> str:
+    """``text`` encodable as strict UTF-8: lone surrogates become U+FFFD."""
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return _SURROGATE.sub("\ufffd", text)
+    return text
+
+
+def strict_int(value: int) -> int | str:
+    """``value`` when it fits int64, else its decimal (or, when huge, ``0x`` hex) string."""
+    if _INT64_MIN <= value < _INT64_END:
+        return value
+    try:
+        return str(value)
+    except ValueError:  # more digits than sys.get_int_max_str_digits() allows
+        return hex(value)
+
+
+def json_int(value: int) -> int | str:
+    """``value`` as a JSON number, or its ``0x`` hex string past what Python prints in decimal."""
+    return value if value.bit_length() < _DECIMAL_BITS else hex(value)
+
+
+def strict_float(value: float) -> float | str:
+    """``value`` when finite, else ``"NaN"``, ``"Infinity"`` or ``"-Infinity"``."""
+    if math.isfinite(value):
+        return value
+    if math.isnan(value):
+        return "NaN"
+    return "Infinity" if value > 0 else "-Infinity"
+
+
 def _json_default(value: object) -> Any:
     """Last resort for objects the JSON encoder does not know."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         try:
-            return dataclasses.asdict(value)
-        except Exception:  # asdict deep-copies fields, which can fail
+            return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+        except Exception:  # a property raising, say: shown by repr
             return safe_repr(value)
     model_dump = getattr(value, "model_dump", None)
     if callable(model_dump):  # pydantic v2 models, without importing pydantic
@@ -61,89 +118,148 @@ def _json_default(value: object) -> Any:
         except Exception:  # a model_dump that fails is treated like any object
             return safe_repr(value)
     if isinstance(value, set | frozenset):
-        return [_sanitise(v, 1) for v in value]
+        return list(value)
     return safe_repr(value)
 
 
-def _sanitise(value: object, depth: int) -> Any:
-    """Rebuild ``value`` from JSON-safe parts (string keys, no cycles, bounded depth)."""
-    if value is None or isinstance(value, _SCALARS):
-        return value
-    if depth > _MAX_SANITISE_DEPTH:
-        return safe_repr(value)
-    if isinstance(value, Mapping):
-        try:
-            items = list(value.items())
-        except Exception:  # a mapping whose iteration raises is shown by repr
-            return safe_repr(value)
-        return {
-            (k if isinstance(k, str) else safe_repr(k)): _sanitise(v, depth + 1) for k, v in items
-        }
-    if isinstance(value, list | tuple | set | frozenset):
-        return [_sanitise(v, depth + 1) for v in value]
-    return _sanitise(_json_default(value), depth + 1) if depth < _MAX_SANITISE_DEPTH else None
+def _json_key(key: object) -> str:
+    return key if type(key) is str else safe_repr(key)
 
 
-_ENCODER: Final = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=_json_default)
+_ENCODER: Final = json.JSONEncoder(
+    ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=_json_default
+)
 
 
 def to_json(value: object) -> str:
-    """Compact JSON for any value; never raises."""
+    """Compact, strict JSON for a value already made of JSON parts; never raises."""
     try:
         return _ENCODER.encode(value)
-    except (TypeError, ValueError, RecursionError):
-        # non-string dict keys, cycles, or pathological nesting
+    except Exception:  # a value that did not go through the cleaner
+        return _ENCODER.encode(_Cleaner(Scrubber(enabled=False), 1 << 62).clean(value, 0))
+
+
+class _Cleaner:
+    """One walk over a value: JSON parts only, secrets out, strict, within a size budget.
+
+    The budget (about the limit, in characters) stops the walk once the JSON
+    would be cut anyway, so a 100,000-item list costs its first few kilobytes.
+    """
+
+    __slots__ = ("budget", "cut", "scrubber", "text_limit")
+
+    def __init__(self, scrubber: Scrubber, budget: int) -> None:
+        self.scrubber = scrubber
+        self.budget = budget
+        self.text_limit = budget + _SCRUB_MARGIN
+        self.cut = False
+
+    def text(self, value: str) -> str:
+        if len(value) > self.text_limit:
+            value = value[: self.text_limit]
+            self.cut = True
+        return strict_text(self.scrubber.text(value))
+
+    def clean(self, value: object, depth: int) -> Any:  # noqa: PLR0911  # one exit per kind
+        kind = type(value)
+        if kind is str:
+            text = self.text(value)  # type: ignore[arg-type]  # checked by `kind is str`
+            self.budget -= len(text) + 2
+            return text
+        if value is None or kind is bool:
+            self.budget -= 5
+            return value
+        if isinstance(value, int):
+            self.budget -= 8
+            return json_int(int(value))
+        if isinstance(value, float):
+            self.budget -= 8
+            return strict_float(float(value))
+        if isinstance(value, str):  # a str subclass
+            return self.clean(str.__str__(value), depth)
+        if depth >= _MAX_SANITISE_DEPTH:
+            return self.text(safe_repr(value))
+        if isinstance(value, Mapping):
+            return self._mapping(value, depth)
+        if isinstance(value, list | tuple | set | frozenset):
+            return self._sequence(value, depth)
+        return self.clean(_json_default(value), depth + 1)
+
+    def _mapping(self, value: Mapping[Any, Any], depth: int) -> Any:
         try:
-            return _ENCODER.encode(_sanitise(value, 0))
-        except Exception:  # nothing left to try: describe the object instead
-            return json.dumps(safe_repr(value))
-    except Exception:  # a user object raising from inside the encoder
-        return json.dumps(safe_repr(value))
+            items = list(value.items())
+        except Exception:  # a mapping whose iteration raises is shown by repr
+            return self.text(safe_repr(value))
+        out: dict[str, Any] = {}
+        sensitive = self.scrubber.is_sensitive
+        for key, item in items:
+            if self.budget <= 0:
+                self.cut = True
+                break
+            raw = _json_key(key)
+            name = self.text(raw)
+            self.budget -= len(name) + 3
+            # a key too long to judge whole is treated as sensitive
+            hidden = len(raw) > self.text_limit or sensitive(name)
+            out[name] = REDACTED if hidden else self.clean(item, depth + 1)
+        return out
+
+    def _sequence(self, value: Sequence[Any] | set[Any] | frozenset[Any], depth: int) -> Any:
+        out: list[Any] = []
+        try:
+            for item in value:
+                if self.budget <= 0:
+                    self.cut = True
+                    break
+                out.append(self.clean(item, depth + 1))
+                self.budget -= 1
+        except Exception:  # a set changed by another thread, a hostile __iter__
+            return self.text(safe_repr(value))
+        return out
 
 
 class ValueEncoder:
-    """Encodes values for span attributes under one limit and one redaction rule."""
+    """Encodes values for span attributes under one limit and one set of secret rules."""
 
-    __slots__ = ("_marker_room", "_redact", "_sensitive_cache", "limit")
+    __slots__ = ("_marker_room", "limit", "scrubber")
 
     def __init__(
-        self, limit: int = DEFAULT_VALUE_LIMIT, redact_pattern: str = DEFAULT_REDACT_PATTERN
+        self,
+        limit: int = DEFAULT_VALUE_LIMIT,
+        redact_pattern: str = DEFAULT_REDACT_PATTERN,
+        secret_patterns: Sequence[str] = (),
+        *,
+        redact: bool = True,
     ) -> None:
         self.limit = limit
         self._marker_room = len(TRUNCATED)
-        self._redact: Callable[[str], re.Match[str] | None] = re.compile(
-            redact_pattern, re.IGNORECASE
-        ).search
-        self._sensitive_cache: dict[str, bool] = {}
+        self.scrubber = Scrubber(redact_pattern, secret_patterns, enabled=redact)
 
     def truncate(self, text: str) -> str:
-        """``text`` cut so that, marker included, it fits the limit."""
-        if len(text) <= self.limit:
+        """Untrusted text (an exception message, say) scrubbed, strict and cut to the limit."""
+        if len(text) > self.limit + _SCRUB_MARGIN:
+            text = text[: self.limit + _SCRUB_MARGIN]
+        return self._cut(strict_text(self.scrubber.text(text)))
+
+    def _cut(self, text: str, *, force: bool = False) -> str:
+        if len(text) <= self.limit and not force:
             return text
         keep = max(self.limit - self._marker_room, 0)
         return text[:keep] + TRUNCATED
 
+    def clean(self, value: object) -> tuple[Any, bool]:
+        """``(JSON-ready copy of value, whether something was cut)``, secrets redacted."""
+        cleaner = _Cleaner(self.scrubber, self.limit)
+        try:
+            return cleaner.clean(value, 0), cleaner.cut
+        except RecursionError:  # deeper than the stack, through __iter__ or model_dump
+            return f"<too deeply nested {type(value).__qualname__}>", True
+
     def json(self, value: object) -> str:
-        """Compact, truncated JSON of ``value``.
-
-        Strings longer than the limit, at the top or inside a mapping or list
-        (two levels down), are cut before encoding: a 20 MB argument costs its
-        first few kilobytes, not a full encoding that would be thrown away.
-        """
-        return self.truncate(to_json(self._shortened(value, 2)))
-
-    def _needs_shortening(self, value: object) -> bool:
-        kind = type(value)
-        return (kind is str and len(value) > self.limit) or kind is dict or kind is list  # type: ignore[arg-type]  # a str when measured
-
-    def _shortened(self, value: object, depth: int) -> object:
-        if type(value) is str:
-            return value if len(value) <= self.limit else value[: self.limit + 1]
-        if depth and type(value) is dict and any(map(self._needs_shortening, value.values())):
-            return {k: self._shortened(v, depth - 1) for k, v in value.items()}
-        if depth and type(value) is list and any(map(self._needs_shortening, value)):
-            return [self._shortened(v, depth - 1) for v in value]
-        return value
+        """Compact, strict, truncated JSON of ``value``, secrets redacted."""
+        cleaned, cut = self.clean(value)
+        text = to_json(cleaned)
+        return self._cut(text, force=cut and not text.endswith(TRUNCATED))
 
     def encode(self, value: object) -> AttributeValue:
         """The attribute value for ``value`` per SPEC 3."""
@@ -151,10 +267,12 @@ class ValueEncoder:
         if kind is str:
             return self.truncate(value)  # type: ignore[arg-type]  # checked by `kind is str`
         if kind is int:
-            # OTLP carries int64: a bigger int would be dropped by the exporter
-            return value if _INT64_MIN <= value < _INT64_END else str(value)  # type: ignore[operator,return-value]  # an int
-        if kind is bool or kind is float:
-            return value  # type: ignore[return-value]  # checked by the `kind is` tests
+            number = strict_int(value)  # type: ignore[arg-type]  # checked by `kind is int`
+            return self._cut(number) if type(number) is str else number
+        if kind is float:
+            return strict_float(value)  # type: ignore[arg-type]  # checked by `kind is float`
+        if kind is bool:
+            return value  # type: ignore[return-value]  # checked by `kind is bool`
         if kind is list or kind is tuple:
             array = self._array(value)  # type: ignore[arg-type]  # checked by `kind is`
             if array is not None:
@@ -168,33 +286,51 @@ class ValueEncoder:
         if first not in (str, bool, int, float) or any(type(v) is not first for v in values):
             return None
         if first is str:
-            if sum(len(str(v)) for v in values) > self.limit:
+            if sum(len(v) for v in values) > self.limit:  # type: ignore[arg-type,misc]  # all str
                 return None
-            return tuple(values)  # type: ignore[arg-type]  # homogeneous str
+            return tuple(self.truncate(v) for v in values)  # type: ignore[arg-type]  # all str
         if len(values) * 8 > self.limit:
             return None
         if first is int and not all(_INT64_MIN <= v < _INT64_END for v in values):  # type: ignore[operator]  # all int
             return None
+        if first is float and not all(math.isfinite(v) for v in values):  # type: ignore[arg-type]  # all float
+            return None
         return tuple(values)  # type: ignore[arg-type]  # homogeneous scalars
 
     def is_sensitive(self, key: str) -> bool:
-        """Whether a context key's value must never leave the process."""
-        cached = self._sensitive_cache.get(key)
-        if cached is None:
-            cached = self._redact(key) is not None
-            if len(self._sensitive_cache) < 4096:
-                self._sensitive_cache[key] = cached
-        return cached
+        """Whether the value under ``key`` must never leave the process."""
+        return self.scrubber.is_sensitive(key)
 
     def redacted(self, key: str, value: object) -> object:
         return REDACTED if self.is_sensitive(key) else value
 
+    def key(self, key: object) -> str:
+        """A context key fit for an attribute name: scrubbed, strict, at most KEY_LIMIT."""
+        text = strict_text(self.scrubber.text(safe_str(key)[: KEY_LIMIT + _SCRUB_MARGIN]))
+        if len(text) > KEY_LIMIT:
+            text = text[: KEY_LIMIT - self._marker_room] + TRUNCATED
+        return text
+
     def context_attributes(
-        self, prefix: str, context: Mapping[str, Any]
-    ) -> dict[str, AttributeValue]:
-        """``{prefix + key: encoded value}`` for a context mapping, sensitive keys redacted."""
+        self, prefix: str, context: Mapping[str, Any], max_keys: int | None = None
+    ) -> tuple[dict[str, AttributeValue], int]:
+        """``({prefix + key: encoded value}, keys left out)``; sensitive keys redacted.
+
+        At most ``max_keys`` keys are kept (the first ones, in the mapping's
+        order); the others are counted, never silently dropped.
+        """
         attributes: dict[str, AttributeValue] = {}
+        dropped = 0
         for key, value in context.items():
-            name = safe_str(key)
-            attributes[prefix + name] = REDACTED if self.is_sensitive(name) else self.encode(value)
-        return attributes
+            if max_keys is not None and len(attributes) >= max_keys:
+                dropped += 1
+                continue
+            raw = safe_str(key)
+            full = prefix + self.key(raw)
+            if full in attributes:  # two long keys cut to the same name
+                dropped += 1
+                continue
+            # judged on the whole key, not the cut one; a key too long to check is redacted
+            sensitive = len(raw) > KEY_LIMIT + _SCRUB_MARGIN or self.is_sensitive(raw)
+            attributes[full] = REDACTED if sensitive else self.encode(value)
+        return attributes, dropped

@@ -21,6 +21,7 @@ handlers. Each record, named ``railtracks.{component}`` everywhere, is:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import threading
@@ -34,9 +35,13 @@ from loguru._logger import Logger as _LoguruLogger
 from opentelemetry import trace
 
 from . import _attributes as attr
+from . import _limits
 from ._config import CONFIG
+from ._encoding import strict_text
+from ._log_file import LogFileSink
 from ._options import resolve_options
 from ._settings import LoggingSetting
+from ._terminal import inert
 
 if TYPE_CHECKING:
     from loguru import Message, Record
@@ -100,9 +105,11 @@ def _record_on_span(level: str, component: str, message: str) -> None:
     """WARNING-and-up records are span events, whatever the logging setting."""
     span = trace.get_current_span()
     if span.is_recording():
-        span.add_event(
+        _limits.add_bounded_event(
+            span,
             attr.EVENT_LOG,
             {attr.LOG_LEVEL: level, attr.LOG_MESSAGE: message, attr.LOG_COMPONENT: component},
+            reserved=True,
         )
 
 
@@ -219,6 +226,7 @@ class _Logs:
         self._lock = threading.Lock()
         self._logger: Any = None
         self._warned: set[str] = set()
+        self._file_sinks: dict[int, LogFileSink] = {}
 
     def logger(self) -> Any:
         if self._logger is None:
@@ -263,6 +271,8 @@ class _Logs:
         has_file: bool = False,
         on_span: bool = True,
     ) -> None:
+        # one place for every record: secrets scrubbed, control characters made visible
+        message = inert(strict_text(CONFIG.encoder.scrubber.text(message)))
         if setting is None:
             setting = current_setting.get() or _default_setting()
         threshold = _threshold(setting)
@@ -292,24 +302,31 @@ class _Logs:
     def add_file(self, path: Path, session_id: str) -> int | None:
         """A DEBUG-and-up file sink for one session's records; None when it cannot be opened."""
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            sink = LogFileSink(path, lambda problem: self._file_failed(problem, session_id))
             handler_id: int = self.logger().add(
-                path,
+                sink.write,
                 level=0,
                 format=_FILE_FORMAT,
                 filter=lambda record: record["extra"].get("rt_session") == session_id,
                 colorize=False,
+                catch=False,
             )
+            self._file_sinks[handler_id] = sink
             return handler_id
         except Exception as exc:  # an unwritable log file is reported, the run goes on
             self.emit("ERROR", "Session", f"cannot open log file {path}: {exc}")
             return None
 
+    def _file_failed(self, problem: str, session_id: str) -> None:
+        # reported on the console (and span) only: the file is what failed
+        self.emit("ERROR", "Session", problem, session_id=f"{session_id}:log-file-failed")
+
     def remove(self, handler_id: int) -> None:
-        try:
+        with contextlib.suppress(ValueError):  # already removed
             self.logger().remove(handler_id)
-        except ValueError:  # already removed
-            return
+        sink = self._file_sinks.pop(handler_id, None)
+        if sink is not None:
+            sink.close()
 
     def reset_warnings(self) -> None:
         self._warned.clear()

@@ -18,6 +18,10 @@ from .errors import ConfigurationError
 ENV_LOGGING_SETTING: Final = "RAILTRACKS_LOGGING_SETTING"
 ENV_SAVE_STATE: Final = "RAILTRACKS_SAVE_STATE"
 MAX_NAME_LENGTH: Final = 128
+# File systems limit a file *name* in bytes (255 on ext4, XFS, btrfs, APFS, tmpfs);
+# the state file adds ".json", and its temporary sibling has a fixed short name.
+MAX_FILE_NAME_BYTES: Final = 255
+MAX_NAME_BYTES: Final = MAX_FILE_NAME_BYTES - len(".json")
 
 BroadcastCallback = Callable[[Any], Any]
 
@@ -61,6 +65,13 @@ def _validate_name(value: object) -> str | None:
         problem = "it is empty"
     elif len(value) > MAX_NAME_LENGTH:
         problem = f"it is {len(value)} characters long (at most {MAX_NAME_LENGTH})"
+    elif (size := _utf8_size(value)) is None:
+        problem = "it is not valid Unicode (it holds a lone surrogate)"
+    elif size > MAX_NAME_BYTES:
+        problem = (
+            f"it is {size} bytes long in UTF-8 (a state file name holds at most "
+            f"{MAX_NAME_BYTES} bytes before '.json')"
+        )
     elif "/" in value or "\\" in value or (os.altsep and os.altsep in value):
         problem = "it contains a path separator"
     elif ".." in value:
@@ -68,8 +79,16 @@ def _validate_name(value: object) -> str | None:
     elif any(unicodedata.category(c) == "Cc" for c in value):
         problem = "it contains a NUL or control character"
     if problem:
-        raise ConfigurationError(f"name: {value!r} cannot be used as a session name: {problem}")
+        shown = ascii(value[:80]) + ("..." if len(value) > 80 else "")
+        raise ConfigurationError(f"name: {shown} cannot be used as a session name: {problem}")
     return value
+
+
+def _utf8_size(value: str) -> int | None:
+    try:
+        return len(value.encode("utf-8"))
+    except UnicodeEncodeError:
+        return None
 
 
 def _validate_context(value: object) -> dict[str, Any]:

@@ -23,7 +23,8 @@ from opentelemetry.trace import Span, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
 from . import _attributes as attr
-from ._encoding import TRUNCATED, ValueEncoder, safe_repr, safe_str
+from . import _limits
+from ._encoding import TRUNCATED, ValueEncoder, safe_repr
 from ._settings import LoggingSetting
 
 
@@ -158,10 +159,17 @@ def context_change_event(
     """Record ``railtracks.context.change``: keys always, values only when VERBOSE."""
     if not span.is_recording():
         return
+    limit = _limits.max_event_attributes()
+    keys = [encoder.key(key) for _, key in zip(range(limit), changes, strict=False)]
     attributes: dict[str, AttributeValue] = {
         attr.CONTEXT_CHANGE_OPERATION: operation,
-        attr.CONTEXT_CHANGE_KEYS: tuple(safe_str(key) for key in changes),
+        attr.CONTEXT_CHANGE_KEYS: tuple(keys),
     }
+    dropped = len(changes) - len(keys)
     if setting is LoggingSetting.VERBOSE and operation != "delete":
-        attributes.update(encoder.context_attributes(attr.CONTEXT_PREFIX, changes))
-    span.add_event(attr.EVENT_CONTEXT_CHANGE, attributes)
+        values, cut = encoder.context_attributes(attr.CONTEXT_PREFIX, changes, limit)
+        attributes.update(values)
+        dropped = max(dropped, cut)
+    if dropped:
+        attributes[attr.DROPPED_CONTEXT_KEYS] = dropped
+    _limits.add_bounded_event(span, attr.EVENT_CONTEXT_CHANGE, attributes)

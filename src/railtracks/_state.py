@@ -117,7 +117,7 @@ def _span_fields(
     if final is None:
         final = attr.STATUS_COMPLETED if status.is_ok else attr.STATUS_FAILED
     changes, events = _events(span) if span.events else ([], [])
-    return {
+    fields = {
         "span_id": format(span.context.span_id, "016x"),
         "parent_span_id": format(span.parent.span_id, "016x") if span.parent else None,
         "status": final,
@@ -136,6 +136,22 @@ def _span_fields(
         "events": events,
         "attributes": kept,
     }
+    dropped = _dropped(span, attributes)
+    if dropped:
+        fields["dropped"] = dropped
+    return fields
+
+
+def _dropped(span: ReadableSpan, attributes: Mapping[str, Any]) -> dict[str, int]:
+    """What a limit cut from this span, counted (SPEC 3): by railtracks and by the SDK."""
+    counts = {
+        "context_keys": attributes.get(attr.DROPPED_CONTEXT_KEYS, 0),
+        "events": attributes.get(attr.DROPPED_EVENTS, 0),
+        "sdk_attributes": getattr(span, "dropped_attributes", 0),
+        "sdk_events": getattr(span, "dropped_events", 0),
+        "sdk_links": getattr(span, "dropped_links", 0),
+    }
+    return {k: v for k, v in counts.items() if type(v) is int and v > 0}
 
 
 def _is_foreign(span: ReadableSpan, attributes: Mapping[str, Any]) -> bool:

@@ -1,21 +1,53 @@
-"""Writing and reading saved states: atomic, named, and never in the way of a run."""
+"""Writing and reading saved states: atomic, durable, strict, and never in the way of a run.
+
+Writing (SPEC 6): the document is encoded as strict RFC 8259 JSON in UTF-8
+(see ``encode_state``), written to a temporary file beside the target,
+fsync'ed, renamed over the target, and the directory fsync'ed so the rename
+survives a crash. Temporary files are named ``.rt-*.tmp``; a writer holds an
+advisory lock on its own while writing, so the next write in that directory
+removes any that no live writer holds (left by a crash). States are created
+with mode 0600, directories railtracks creates with 0700 (``_files``).
+
+Reading (SPEC 7): a saved state is untrusted input. ``load_state`` accepts
+only strict UTF-8 JSON (no ``NaN``) that validates against the published
+schema (``_schema``); anything else is an ``rt.errors.StateError`` saying what
+is wrong and where, never a traceback or a ``RecursionError``.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import os
+import re
 import tempfile
+import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from . import _log
 from ._config import CONFIG
-from ._state import SCHEMA_VERSION
+from ._encoding import json_int, strict_float, strict_text
+from ._files import DIR_MODE
+from ._schema import SchemaError, validate_state
 from .errors import StateError, StateNotFoundError
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: stale files are recognised by age alone
+    fcntl = None  # type: ignore[assignment]
 
 if TYPE_CHECKING:
     from ._session import Session
+
+TEMP_PREFIX: Final = ".rt-"
+TEMP_SUFFIX: Final = ".tmp"
+# What earlier railtracks versions named their temporary files: `.{name}.XXXXXXXX.tmp`.
+_LEGACY_TEMP: Final = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")
+# A temporary file younger than this may belong to a writer that has not locked it yet.
+_STALE_AFTER_SECONDS: Final = 2.0
+_STALE_WITHOUT_LOCKS_SECONDS: Final = 600.0
 
 
 def state_path(name: str | None, identifier: str, state_dir: Path | None = None) -> Path:
@@ -23,23 +55,129 @@ def state_path(name: str | None, identifier: str, state_dir: Path | None = None)
     return (state_dir or CONFIG.state_dir()) / f"{name or identifier}.json"
 
 
-def write_atomically(path: Path, document: dict[str, Any]) -> None:
-    """Write JSON to a temporary file beside ``path`` and rename it over ``path``.
+def _strict(value: Any) -> Any:  # noqa: PLR0911  # one exit per JSON type
+    """A copy of a JSON-like value that strict JSON can carry (see ``encode_state``)."""
+    kind = type(value)
+    if kind is str:
+        return strict_text(value)
+    if kind is float:
+        return strict_float(value)
+    if kind is int:
+        return json_int(value)
+    if kind is dict:
+        return {strict_text(str(k)): _strict(v) for k, v in value.items()}
+    if kind is list or kind is tuple:
+        return [_strict(v) for v in value]
+    if value is None or kind is bool:
+        return value
+    return strict_text(repr(value))
+
+
+def encode_state(document: dict[str, Any]) -> bytes:
+    """The state as strict RFC 8259 JSON, UTF-8 encoded, one line plus a newline.
+
+    Values the spans carry are already strict (``_encoding``); anything else
+    found here is written in the same documented form: ``NaN`` and infinities
+    as the strings ``"NaN"``, ``"Infinity"``, ``"-Infinity"``, lone surrogates
+    as U+FFFD, integers too long to print in decimal as ``0x`` hex strings.
+    """
+    try:
+        text = json.dumps(document, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        return text.encode("utf-8") + b"\n"
+    except (ValueError, TypeError, UnicodeEncodeError):
+        text = json.dumps(
+            _strict(document), ensure_ascii=False, separators=(",", ":"), allow_nan=False
+        )
+        return text.encode("utf-8") + b"\n"
+
+
+def _is_stale(entry: os.DirEntry[str], now: float) -> bool:
+    try:
+        age = now - entry.stat(follow_symlinks=False).st_mtime
+    except OSError:
+        return False
+    if age < _STALE_AFTER_SECONDS:
+        return False
+    if fcntl is None:
+        return age > _STALE_WITHOUT_LOCKS_SECONDS
+    try:
+        fd = os.open(entry.path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False  # a live writer holds it
+    finally:
+        os.close(fd)
+    return True
+
+
+def clean_stale_temporaries(directory: Path) -> int:
+    """Remove temporary files left in ``directory`` by writers that died; how many."""
+    removed = 0
+    now = time.time()
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
+        return 0
+    for entry in entries:
+        name = entry.name
+        if not name.endswith(TEMP_SUFFIX) or not name.startswith("."):
+            continue
+        if not (name.startswith(TEMP_PREFIX) or _LEGACY_TEMP.match(name)):
+            continue
+        if entry.is_file(follow_symlinks=False) and _is_stale(entry, now):
+            with contextlib.suppress(OSError):
+                os.unlink(entry.path)
+                removed += 1
+    return removed
+
+
+def _fsync_directory(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:  # some platforms cannot open a directory: the rename stands
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def write_bytes_atomically(path: Path, data: bytes) -> None:
+    """Write ``data`` to a locked temporary file beside ``path``, fsync, rename, fsync the dir.
 
     Readers see the old file or the new one, never a torn one; concurrent
     writers of one name each rename a complete file, and the last one wins.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
+    directory = path.parent
+    directory.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+    clean_stale_temporaries(directory)
+    fd, temporary = tempfile.mkstemp(dir=directory, prefix=TEMP_PREFIX, suffix=TEMP_SUFFIX)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(json.dumps(document, ensure_ascii=False, separators=(",", ":")))
-            handle.write("\n")
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX)  # released by close(): marks the file as live
+        view = memoryview(data)
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+        os.fsync(fd)
         os.replace(temporary, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(temporary)
         raise
+    finally:
+        os.close(fd)
+    _fsync_directory(directory)
+
+
+def write_atomically(path: Path, document: dict[str, Any]) -> None:
+    """Write a state document as strict JSON, atomically and durably."""
+    write_bytes_atomically(path, encode_state(document))
 
 
 def save_session_state(session: Session) -> None:
@@ -67,37 +205,81 @@ def save_session_state(session: Session) -> None:
     _log.emit("DEBUG", "Session", f"state saved to {path}", **log)
 
 
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except (OSError, ValueError):  # a name too long for the file system, a NUL byte
+        return False
+
+
 def resolve_state_path(path_or_name: str | os.PathLike[str]) -> Path:
     """A saved state's file: an existing path, else a name in the state directory."""
     candidate = Path(path_or_name)
-    if candidate.is_file():
+    if _is_file(candidate):
         return candidate
     text = os.fspath(path_or_name)
     if "/" not in text and "\\" not in text:
         named = CONFIG.state_dir() / (text if text.endswith(".json") else f"{text}.json")
-        if named.is_file():
+        if _is_file(named):
             return named
     raise StateNotFoundError(
         f"no saved state {text!r} (looked for that file and in {CONFIG.state_dir()}/)"
     )
 
 
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def parse_state(data: bytes, source: object) -> dict[str, Any]:
+    """A validated state document from untrusted bytes; ``StateError`` otherwise."""
+    # Parsing a 100,000-node state makes millions of acyclic containers: with the
+    # cyclic collector on, it rescans them over and over (as in build_state).
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        return _parse_state(data, source)
+    finally:
+        if paused:
+            gc.enable()
+
+
+def _parse_state(data: bytes, source: object) -> dict[str, Any]:
+    try:
+        document = json.loads(data.decode("utf-8"), parse_constant=_reject_constant)
+    except UnicodeDecodeError as exc:
+        raise StateError(
+            f"{source} is not a readable railtracks state: not UTF-8 ({exc.reason})"
+        ) from None
+    except RecursionError:
+        raise StateError(
+            f"{source} is not a readable railtracks state: nested too deeply"
+        ) from None
+    except ValueError as exc:
+        raise StateError(f"{source} is not a readable railtracks state: not JSON ({exc})") from None
+    if not isinstance(document, dict) or "schema_version" not in document:
+        raise StateError(f"{source} is not a railtracks state (no schema_version)")
+    try:
+        validate_state(document)
+    except SchemaError as exc:
+        raise StateError(f"{source} is not a valid railtracks state: {exc}") from None
+    except RecursionError:
+        raise StateError(
+            f"{source} is not a readable railtracks state: nested too deeply"
+        ) from None
+    return document
+
+
 def load_state(path_or_name: str | os.PathLike[str]) -> dict[str, Any]:
     """Read a saved state: a file path, or a session name (or identifier) in the state directory.
 
     Returns the same tree as ``session.state``. Raises ``rt.errors.StateNotFoundError``
-    when there is no such state and ``rt.errors.StateError`` when the file is not one.
+    when there is no such state and ``rt.errors.StateError`` when the file is not a
+    valid one (not strict UTF-8 JSON, or not matching the published schema).
     """
     path = resolve_state_path(path_or_name)
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise StateError(f"{path} is not a readable railtracks state: {exc}") from exc
-    if not isinstance(document, dict) or "schema_version" not in document:
-        raise StateError(f"{path} is not a railtracks state (no schema_version)")
-    if document["schema_version"] != SCHEMA_VERSION:
-        raise StateError(
-            f"{path} has schema_version {document['schema_version']!r}; "
-            f"this railtracks reads version {SCHEMA_VERSION}"
-        )
-    return document
+        data = path.read_bytes()
+    except OSError as exc:
+        raise StateError(f"{path} is not readable: {exc.strerror or exc}") from None
+    return parse_state(data, path)

@@ -1,0 +1,131 @@
+"""Property-based invariants (hypothesis) for hostile values, contexts and names.
+
+For any value, context and name: the run's result is unchanged, nothing raises
+from telemetry, the saved state is strict JSON that validates against the
+published schema, and every span keeps its identity within bounded attributes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import unicodedata
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import railtracks as rt
+from railtracks import _attributes as attr
+from railtracks._encoding import ValueEncoder
+from railtracks._schema import published_schema, validate_state
+from railtracks._terminal import inert
+from railtracks.testing import capture_spans
+
+_VALIDATOR = jsonschema.Draft202012Validator(published_schema())
+# Text as hostile as Python strings get: controls, lone surrogates, any plane.
+_TEXT = st.text(st.characters(codec=None, exclude_categories=()), max_size=40)
+_SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(10**30), max_value=10**30)
+    | st.sampled_from([2**63, -(2**63) - 1])
+    | st.builds(pow, st.just(10), st.just(4400))  # past what Python prints in decimal
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | _TEXT
+)
+_VALUES = st.recursive(
+    _SCALARS,
+    lambda inner: (
+        st.lists(inner, max_size=5)
+        | st.dictionaries(_TEXT, inner, max_size=5)
+        | st.tuples(inner, inner)
+    ),
+    max_leaves=20,
+)
+_SETTINGS = settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+
+
+def _strict_load(raw: bytes) -> Any:
+    def reject(name: str) -> None:
+        raise AssertionError(f"{name} written to the state")
+
+    return json.loads(raw.decode("utf-8"), parse_constant=reject)
+
+
+@_SETTINGS
+@given(context=st.dictionaries(_TEXT, _VALUES, max_size=8), value=_VALUES, name=_TEXT)
+def test_any_value_context_and_name(
+    tmp_path_factory: Any, context: dict[str, Any], value: Any, name: str
+) -> None:
+    rt.testing.reset()
+    rt.configure(console_stream=io.StringIO(), state_dir=tmp_path_factory.mktemp("states"))
+    try:
+        session_name: str | None = rt.Session(name=name).name
+    except rt.errors.ConfigurationError:
+        session_name = None  # rejected at construction, before anything runs
+
+    @rt.function_node(name=name or "node")
+    async def node(x: Any) -> Any:
+        rt.context.put(name, x)
+        await rt.broadcast(x)
+        return x
+
+    @rt.session(name=session_name, context=context, logging_setting="VERBOSE")
+    async def flow() -> Any:
+        return await rt.call(node, value)
+
+    with capture_spans() as captured:
+        result, session = asyncio.run(flow())
+    assert result is value  # the run's result is unchanged
+    assert session.status == "completed"
+    for span in captured.spans(session):
+        attributes = span.attributes or {}
+        assert attributes[attr.SESSION_ID] == session.identifier
+        assert attributes[attr.STATUS] == "completed"
+        assert len(attributes) < 128
+        assert span.dropped_attributes == 0
+        for item in attributes.values():
+            assert not isinstance(item, str) or len(item) <= 4096
+    assert session.state_path is not None
+    document = _strict_load(session.state_path.read_bytes())
+    _VALIDATOR.validate(document)
+    validate_state(document)
+    assert rt.load_state(session.state_path)["session"]["identifier"] == session.identifier
+
+
+@_SETTINGS
+@given(value=_VALUES)
+def test_encoding_is_always_strict_and_bounded(value: Any) -> None:
+    encoder = ValueEncoder(limit=256)
+    text = encoder.json(value)
+    assert len(text) <= 256
+    text.encode("utf-8")
+    if not text.endswith("...[truncated]"):
+        json.loads(text, parse_constant=lambda name: (_ for _ in ()).throw(AssertionError(name)))
+    encoded = encoder.encode(value)
+    if isinstance(encoded, str):
+        encoded.encode("utf-8")
+        assert len(encoded) <= 256
+
+
+@_SETTINGS
+@given(text=_TEXT)
+def test_inert_text_has_no_control_characters(text: str) -> None:
+    shown = inert(text)
+    for char in shown:
+        assert unicodedata.category(char) not in ("Cc", "Cs", "Zl", "Zp"), ascii(shown)
+        assert not 0x202A <= ord(char) <= 0x202E
+        assert not 0x2066 <= ord(char) <= 0x2069
+    if text.isprintable():
+        assert shown == text
+
+
+def test_hypothesis_examples_do_not_leave_files(tmp_path: Path) -> None:
+    # the property test writes into its own temporary directories, never the cwd
+    assert not (tmp_path / ".railtracks").exists()
