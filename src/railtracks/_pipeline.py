@@ -24,15 +24,20 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter
 
-from ._batch import ReliableBatchSpanProcessor
+from ._batch import OtlpRoute, ReliableBatchSpanProcessor
 from ._config import CONFIG
 from ._console import ConsoleSpanProcessor
-from ._export import ExportSettings, export_settings, metric_exporter, span_exporter
+from ._export import ExportSettings, export_settings, metric_exporter
 from ._log import console_stream
+from ._metric_reporting import ReportingMetricExporter, register_export_counters
 from ._metrics import MetricsSpanProcessor
+from ._outbox import Outbox, max_bytes_from_env
 from ._version import __version__
 
 METRIC_EXPORT_INTERVAL_MS = 10_000
+# time for a processor that gave up on its collector to write the rest to the outbox
+_SPOOL_GRACE = 5.0
+_METRICS_GRACE = 0.5
 
 
 @dataclasses.dataclass
@@ -43,9 +48,31 @@ class Pipeline:
     closers: list[Callable[[], object]] = dataclasses.field(default_factory=list)
     meter_provider: SdkMeterProvider | None = None
 
-    def flush_metrics(self, timeout_seconds: float) -> None:
-        if self.meter_provider is not None:
-            self.meter_provider.force_flush(int(timeout_seconds * 1000))
+    @property
+    def exporting(self) -> list[ReliableBatchSpanProcessor]:
+        return [p for p in self.processors if isinstance(p, ReliableBatchSpanProcessor)]
+
+    def flush_metrics(self, timeout_seconds: float) -> bool:
+        """Export metrics now, at most ``timeout_seconds``, from a thread: never raises."""
+        provider = self.meter_provider
+        if provider is None:
+            return True
+        done: list[bool] = []
+
+        def flush() -> None:
+            try:
+                done.append(bool(provider.force_flush(int(timeout_seconds * 1000))))
+            except Exception:  # the SDK raises on a failed export; reported by the exporter wrapper
+                done.append(False)
+
+        thread = threading.Thread(target=flush, name="railtracks-metrics-flush", daemon=True)
+        thread.start()
+        thread.join(timeout_seconds)
+        return bool(done and done[0])
+
+    def after_fork_in_child(self) -> None:
+        for processor in self.exporting:
+            processor.after_fork_in_child()
 
     def close(self, stall_seconds: float, cap_seconds: float) -> None:
         """Shut every part down in parallel, within ``cap_seconds``.
@@ -71,10 +98,13 @@ class Pipeline:
         started = time.monotonic()
         for thread in exporting + rest:
             thread.start()
-        for thread in exporting:  # each gives up on its own, by cap_seconds at the latest
-            thread.join(max(started + cap_seconds - time.monotonic(), 0) + 0.2)
-        for thread in rest:  # a metrics export to a dead collector only retries: not waited for
-            thread.join(max(started + stall_seconds - time.monotonic(), 0))
+        for thread in exporting:  # each gives up on its own, then spools what is left
+            thread.join(max(started + cap_seconds - time.monotonic(), 0) + _SPOOL_GRACE)
+        # a metrics export to a dead collector only retries: it gets what the span
+        # exporters took, plus a little, up to the stall time
+        until = min(started + stall_seconds, time.monotonic() + _METRICS_GRACE)
+        for thread in rest:
+            thread.join(max(until - time.monotonic(), 0))
 
 
 def _quietly(job: Callable[[], object]) -> Callable[[], None]:
@@ -87,16 +117,32 @@ def _quietly(job: Callable[[], object]) -> Callable[[], None]:
     return run
 
 
-def _batch(label: str, settings: ExportSettings | None, exporter: SpanExporter) -> SpanProcessor:
+def _batch(
+    label: str,
+    settings: ExportSettings | None,
+    exporter: SpanExporter | None = None,
+    route: OtlpRoute | None = None,
+) -> ReliableBatchSpanProcessor:
     if settings is None:
-        return ReliableBatchSpanProcessor(exporter, label=label)
+        return ReliableBatchSpanProcessor(exporter, label=label, route=route)
     return ReliableBatchSpanProcessor(
         exporter,
         label=label,
+        route=route,
         max_queue_size=settings.max_queue_size,
         max_export_batch_size=settings.max_export_batch_size,
         schedule_delay=settings.schedule_delay,
     )
+
+
+def otlp_route(settings: ExportSettings) -> OtlpRoute:
+    """railtracks' own OTLP trace export: the sender and the outbox of that endpoint."""
+    endpoint = settings.traces_endpoint
+    assert endpoint is not None  # only built when traces are exported
+    headers = dict(settings.headers) if settings.headers is not None else None
+    root = CONFIG.state_dir() / "outbox"
+    outbox = Outbox(root, endpoint, settings.protocol, max_bytes_from_env())
+    return OtlpRoute(endpoint, settings.protocol, headers, outbox)
 
 
 def _meter_provider(
@@ -107,9 +153,11 @@ def _meter_provider(
     if isinstance(global_provider, SdkMeterProvider):
         return global_provider, None
     if settings is not None and settings.metrics:
+        label = f"{settings.metrics_endpoint} ({settings.metrics_protocol})"
         readers = [
             PeriodicExportingMetricReader(
-                metric_exporter(settings), export_interval_millis=METRIC_EXPORT_INTERVAL_MS
+                ReportingMetricExporter(metric_exporter(settings), label),
+                export_interval_millis=METRIC_EXPORT_INTERVAL_MS,
             ),
             *readers,
         ]
@@ -127,7 +175,7 @@ def build_pipeline(owns_tracer_provider: bool, resource: Resource) -> Pipeline:
     explicit = CONFIG.telemetry.endpoint is not None or CONFIG.telemetry.export is True
     if settings is not None and settings.traces and (owns_tracer_provider or explicit):
         label = f"{settings.traces_endpoint} ({settings.protocol})"
-        pipeline.processors.append(_batch(label, settings, span_exporter(settings)))
+        pipeline.processors.append(_batch(label, settings, route=otlp_route(settings)))
     for exporter in CONFIG.telemetry.span_exporters:
         pipeline.processors.append(_batch(type(exporter).__name__, settings, exporter))
     recording, owned = _meter_provider(
@@ -138,6 +186,7 @@ def build_pipeline(owns_tracer_provider: bool, resource: Resource) -> Pipeline:
     if recording is not None:
         meter = recording.get_meter("railtracks", __version__)
         pipeline.processors.append(MetricsSpanProcessor(meter))
+        register_export_counters(meter, pipeline.exporting)
     if owned is not None:
         pipeline.meter_provider = owned
         pipeline.closers.append(owned.shutdown)

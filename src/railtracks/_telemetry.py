@@ -11,8 +11,10 @@ sampler decides what is exported.
 from __future__ import annotations
 
 import atexit
+import os
 import threading
 import time
+import weakref
 from collections.abc import Sequence
 
 from opentelemetry import trace
@@ -30,8 +32,10 @@ from opentelemetry.trace import Link, SpanKind
 from opentelemetry.trace.span import TraceState
 from opentelemetry.util.types import Attributes
 
+from . import _signals
 from ._collector import SessionSpanCollector
 from ._config import CONFIG
+from ._log import warn_once
 from ._pipeline import Pipeline, build_pipeline
 from ._processors import FanOutSpanProcessor
 from ._version import __version__
@@ -39,9 +43,11 @@ from ._version import __version__
 DEFAULT_SERVICE_NAME = "railtracks"
 INSTRUMENTATION_SCOPE = "railtracks"
 # At exit, a collector that accepts nothing for this long is given up on, and
-# no collector, however slow, holds the process longer than the cap (SPEC 5).
+# no collector, however slow, holds the process longer than the cap (SPEC 5);
+# what is left then goes to the outbox. After SIGTERM the cap is the stall time.
 EXIT_STALL_SECONDS = 1.5
-EXIT_CAP_SECONDS = 2.0
+EXIT_CAP_SECONDS = 10.0
+ENV_EXIT_SECONDS = "RAILTRACKS_EXPORT_EXIT_SECONDS"
 
 
 class RecordLocallySampler(Sampler):
@@ -93,8 +99,11 @@ class Telemetry:
         self._pipeline = Pipeline()
         self._exit_registered = False
         CONFIG.on_change(self.invalidate)
+        weak_child = weakref.WeakMethod(self._after_fork_in_child)
+        os.register_at_fork(after_in_child=lambda: (method := weak_child()) and method())
 
     def tracer(self) -> trace.Tracer:
+        _signals.install()
         tracer = self._tracer
         if tracer is None:
             with self._lock:
@@ -125,6 +134,7 @@ class Telemetry:
             self.fanout.add(processor)
         if not self._exit_registered:
             atexit.register(self.shutdown)
+            _register_multiprocessing_exit(self)
             self._exit_registered = True
         return provider.get_tracer(INSTRUMENTATION_SCOPE, __version__)
 
@@ -138,19 +148,75 @@ class Telemetry:
         pipeline, self._pipeline = self._pipeline, Pipeline()
         for processor in pipeline.processors:
             self.fanout.remove(processor)
-        pipeline.close(EXIT_STALL_SECONDS, EXIT_CAP_SECONDS)
+        cap = EXIT_STALL_SECONDS if _signals.terminating() else exit_cap_seconds()
+        pipeline.close(EXIT_STALL_SECONDS, cap)
 
     def flush(self, timeout_seconds: float = 30.0) -> bool:
-        """Hand every finished span to the exporters and wait, at most ``timeout_seconds``."""
+        """Hand every finished span to the exporters and wait, at most ``timeout_seconds``.
+
+        Never raises; False when something is still pending (spans not yet
+        exported or spooled, or a metrics export that did not finish).
+        """
+        try:
+            timeout_seconds = max(float(timeout_seconds), 0.0)
+        except (TypeError, ValueError):
+            timeout_seconds = 0.0
         deadline = time.monotonic() + timeout_seconds
-        flushed = self.fanout.force_flush(int(timeout_seconds * 1000))
-        self._pipeline.flush_metrics(max(deadline - time.monotonic(), 0))
-        return flushed
+        flushed = True
+        for processor in self.fanout.processors:
+            remaining_ms = int(max(deadline - time.monotonic(), 0) * 1000)
+            try:
+                flushed = bool(processor.force_flush(remaining_ms)) and flushed
+            except Exception:  # a broken processor is a pending flush, not an error
+                flushed = False
+        metrics_flushed = self._pipeline.flush_metrics(max(deadline - time.monotonic(), 0))
+        return flushed and metrics_flushed
 
     def shutdown(self) -> None:
-        """At exit: export what is left while the collector accepts it, then stop."""
+        """At exit: export what is left while the collector accepts it, spool the rest."""
         with self._lock:
             self._retire_pipeline()
+
+    def _after_fork_in_child(self) -> None:
+        # The export threads did not survive the fork: restart them, without the
+        # parent's queued spans (the parent sends those).
+        self._lock = threading.Lock()
+        _signals.after_fork_in_child()
+        self._pipeline.after_fork_in_child()
+
+
+def exit_cap_seconds() -> float:
+    """``RAILTRACKS_EXPORT_EXIT_SECONDS``: how long exit exports while the collector progresses."""
+    raw = os.environ.get(ENV_EXIT_SECONDS, "").strip()
+    if not raw:
+        return EXIT_CAP_SECONDS
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):
+        warn_once(
+            f"env:{ENV_EXIT_SECONDS}",
+            f"{ENV_EXIT_SECONDS}: expected a number of seconds, got {raw!r}; "
+            f"using {EXIT_CAP_SECONDS:g}",
+        )
+        return EXIT_CAP_SECONDS
+    return value
+
+
+def _register_multiprocessing_exit(telemetry: Telemetry) -> None:
+    # A multiprocessing child ends with os._exit, which skips atexit: its own
+    # finalizers are the only hook. Registered after each fork (the child's
+    # registry is cleared at start) and now if this is already such a child.
+    import multiprocessing  # noqa: PLC0415  # already imported by most programs that fork
+    from multiprocessing import util  # noqa: PLC0415
+
+    def in_child(_: object) -> None:
+        util.Finalize(telemetry, telemetry.shutdown, exitpriority=0)
+
+    util.register_after_fork(telemetry, in_child)
+    if multiprocessing.parent_process() is not None:
+        in_child(telemetry)
 
 
 def _installed_processors(provider: SdkTracerProvider) -> tuple[SpanProcessor, ...]:
