@@ -4,6 +4,7 @@
     railtracks runs                      table of saved states
     railtracks show RUN                  the call tree of one saved state
     railtracks export RUN [--endpoint]   re-send a saved state as OTLP spans
+    railtracks outbox [send]             spans waiting for a collector; deliver them
 
 Bad arguments print one line and exit with status 2, never a traceback.
 """
@@ -23,6 +24,7 @@ from opentelemetry.sdk.trace.export import SpanExportResult
 from ._config import CONFIG
 from ._console import format_duration, short
 from ._export import ExportSettings, export_settings, span_exporter
+from ._outbox_cli import add_parser as add_outbox_parser
 from ._replay import spans_from_state
 from ._state import iter_nodes
 from ._state_store import load_state, resolve_state_path
@@ -175,6 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--endpoint", help="OTLP endpoint (default: OTEL_EXPORTER_OTLP_ENDPOINT)")
     export.add_argument("--protocol", choices=["grpc", "http/protobuf"], help="default: grpc")
     export.set_defaults(handler=_export)
+    add_outbox_parser(commands)
     return parser
 
 

@@ -33,6 +33,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Final
+from urllib.parse import urlparse
 
 from ._otlp_send import OtlpSender, SendResult
 from .errors import ConfigurationError
@@ -262,11 +263,18 @@ def outboxes(root: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> Iterator[Outbox]
             endpoint, protocol = meta["endpoint"], meta["protocol"]
         except (OSError, ValueError, KeyError, TypeError):
             continue
-        if not isinstance(endpoint, str) or protocol not in ("grpc", "http/protobuf"):
+        if not _valid_endpoint(endpoint) or protocol not in ("grpc", "http/protobuf"):
             continue
         if endpoint_key(endpoint, protocol) != directory.name:
             continue  # a renamed or forged directory is not sent anywhere
         yield Outbox(root, endpoint, protocol, max_bytes)
+
+
+def _valid_endpoint(endpoint: object) -> bool:
+    if not isinstance(endpoint, str) or not endpoint.isprintable() or len(endpoint) > 2048:
+        return False
+    parsed = urlparse(endpoint)
+    return parsed.scheme in ("http", "https") and bool(parsed.netloc)
 
 
 def summarize(outbox: Outbox) -> Summary:
