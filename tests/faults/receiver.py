@@ -65,7 +65,7 @@ class _State:
             self.requests += 1
 
 
-def _serve(http_port: int, grpc_port: int, control: Any) -> None:  # noqa: PLR0915
+def _serve(http_port: int, grpc_port: int, control: Any) -> None:
     import grpc
     from opentelemetry.proto.collector.metrics.v1 import (
         metrics_service_pb2,
@@ -123,7 +123,7 @@ def _serve(http_port: int, grpc_port: int, control: Any) -> None:  # noqa: PLR09
             return
 
     class Traces(trace_service_pb2_grpc.TraceServiceServicer):
-        def Export(self, request: Any, context: Any) -> Any:  # noqa: N802  # gRPC's name
+        def Export(self, request: Any, context: Any) -> Any:  # gRPC's name
             verdict = apply(state.fault())
             if verdict is not None and verdict[0] == "hang":
                 context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "hung")
@@ -139,7 +139,7 @@ def _serve(http_port: int, grpc_port: int, control: Any) -> None:  # noqa: PLR09
             return trace_service_pb2.ExportTraceServiceResponse()
 
     class Metrics(metrics_service_pb2_grpc.MetricsServiceServicer):
-        def Export(self, request: Any, context: Any) -> Any:  # noqa: N802  # gRPC's name
+        def Export(self, request: Any, context: Any) -> Any:  # gRPC's name
             return metrics_service_pb2.ExportMetricsServiceResponse()
 
     servers: dict[str, Any] = {}
