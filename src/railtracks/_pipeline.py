@@ -47,6 +47,7 @@ class Pipeline:
     processors: list[SpanProcessor] = dataclasses.field(default_factory=list)
     closers: list[Callable[[], object]] = dataclasses.field(default_factory=list)
     meter_provider: SdkMeterProvider | None = None
+    metric_exporters: list[ReportingMetricExporter] = dataclasses.field(default_factory=list)
 
     @property
     def exporting(self) -> list[ReliableBatchSpanProcessor]:
@@ -58,12 +59,15 @@ class Pipeline:
         if provider is None:
             return True
         done: list[bool] = []
+        failures = sum(exporter.failed for exporter in self.metric_exporters)
 
         def flush() -> None:
             try:
-                done.append(bool(provider.force_flush(int(timeout_seconds * 1000))))
+                flushed = bool(provider.force_flush(int(timeout_seconds * 1000)))
             except Exception:  # the SDK raises on a failed export; reported by the exporter wrapper
-                done.append(False)
+                flushed = False
+            # the SDK reports success even when its exporter failed
+            done.append(flushed and sum(e.failed for e in self.metric_exporters) == failures)
 
         thread = threading.Thread(target=flush, name="railtracks-metrics-flush", daemon=True)
         thread.start()
@@ -146,7 +150,10 @@ def otlp_route(settings: ExportSettings) -> OtlpRoute:
 
 
 def _meter_provider(
-    settings: ExportSettings | None, readers: list[MetricReader], resource: Resource
+    settings: ExportSettings | None,
+    readers: list[MetricReader],
+    resource: Resource,
+    reporting: list[ReportingMetricExporter],
 ) -> tuple[metrics.MeterProvider | None, SdkMeterProvider | None]:
     """``(provider to record on, provider railtracks owns)``."""
     global_provider = metrics.get_meter_provider()
@@ -154,9 +161,10 @@ def _meter_provider(
         return global_provider, None
     if settings is not None and settings.metrics:
         label = f"{settings.metrics_endpoint} ({settings.metrics_protocol})"
+        reporting.append(ReportingMetricExporter(metric_exporter(settings), label))
         readers = [
             PeriodicExportingMetricReader(
-                ReportingMetricExporter(metric_exporter(settings), label),
+                reporting[-1],
                 export_interval_millis=METRIC_EXPORT_INTERVAL_MS,
             ),
             *readers,
@@ -182,6 +190,7 @@ def build_pipeline(owns_tracer_provider: bool, resource: Resource) -> Pipeline:
         settings if (owns_tracer_provider or explicit) else None,
         list(CONFIG.telemetry.metric_readers),
         resource,
+        pipeline.metric_exporters,
     )
     if recording is not None:
         meter = recording.get_meter("railtracks", __version__)

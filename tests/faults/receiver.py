@@ -95,7 +95,8 @@ def _serve(http_port: int, grpc_port: int, control: Any) -> None:
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
             if self.path != "/v1/traces":
-                self._reply(200, metrics_service_pb2.ExportMetricsServiceResponse())
+                status = int(state.fault().get("metrics_status", 200))
+                self._reply(status, metrics_service_pb2.ExportMetricsServiceResponse())
                 return
             verdict = apply(state.fault())
             if verdict is not None and verdict[0] == "hang":
