@@ -141,14 +141,17 @@ class Telemetry:
     def invalidate(self) -> None:
         """Drop the pipeline after a configuration change; the next session rebuilds it."""
         with self._lock:
-            self._retire_pipeline()
+            # a configuration change does not wait for a slow collector: what the
+            # old pipeline cannot send within the stall time waits in the outbox
+            self._retire_pipeline(EXIT_STALL_SECONDS)
             self._tracer = None
 
-    def _retire_pipeline(self) -> None:
+    def _retire_pipeline(self, cap: float | None = None) -> None:
         pipeline, self._pipeline = self._pipeline, Pipeline()
         for processor in pipeline.processors:
             self.fanout.remove(processor)
-        cap = EXIT_STALL_SECONDS if _signals.terminating() else exit_cap_seconds()
+        if cap is None:
+            cap = EXIT_STALL_SECONDS if _signals.terminating() else exit_cap_seconds()
         pipeline.close(EXIT_STALL_SECONDS, cap)
 
     def flush(self, timeout_seconds: float = 30.0) -> bool:
