@@ -73,6 +73,7 @@ class OtlpRoute:
         # and closing it from the child could disturb the parent's
         self._abandoned.append(self.sender)
         self.sender = OtlpSender(self.endpoint, self.protocol, self.headers)
+        self.outbox.after_fork_in_child()
 
 
 class ReliableBatchSpanProcessor(SpanProcessor):

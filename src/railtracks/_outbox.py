@@ -45,6 +45,7 @@ IN_DOUBT: Final = ".indoubt"
 _SENDING: Final = ".sending-"
 _META: Final = "endpoint.json"
 _STALE_TMP_SECONDS: Final = 3600.0
+_RESCAN_SECONDS: Final = 5.0
 _SEQUENCE = itertools.count()
 
 
@@ -112,6 +113,11 @@ class Outbox:
         self.directory = root / endpoint_key(endpoint, protocol)
         self.evicted_spans = 0
         self._lock = threading.Lock()
+        self._total: int | None = None  # bytes on disk, rescanned every few seconds
+        self._scanned = 0.0
+
+    def after_fork_in_child(self) -> None:
+        self._lock = threading.Lock()  # the parent's thread may have held it at the fork
 
     # -- writing -------------------------------------------------------------------------
     def _prepare(self) -> None:
@@ -148,17 +154,23 @@ class Outbox:
             return target
 
     def _make_room(self, incoming: int) -> None:
+        now = time.monotonic()
+        recent = self._total is not None and now - self._scanned < _RESCAN_SECONDS
+        if recent and self._total is not None and self._total + incoming <= self.max_bytes:
+            self._total += incoming
+            return
         entries = self.entries()
         total = sum(e.size for e in entries) + incoming
         for entry in entries:
             if total <= self.max_bytes:
-                return
+                break
             if entry.in_doubt:
                 continue
             with contextlib.suppress(OSError):
                 entry.path.unlink()
                 total -= entry.size
                 self.evicted_spans += entry.spans
+        self._total, self._scanned = total, now
 
     def forget(self, path: Path) -> bool:
         """Remove a waiting file nobody claimed (its spans were delivered after all)."""
