@@ -24,6 +24,7 @@ import os
 import random
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Final
 
@@ -44,17 +45,34 @@ _QUICK_RETRIES: Final = 2
 _MAX_QUICK_DELAY: Final = 2.0
 _MAX_BACKOFF: Final = 30.0
 ONGOING_PROBLEM_SECONDS: Final = 5.0
+STUCK_SECONDS: Final = 1.5
 _SPAN_OVERHEAD: Final = 1024  # bytes a ReadableSpan costs in memory beyond its values
 
 
-def estimate_bytes(span: ReadableSpan) -> int:
-    """A cheap estimate of a queued span's memory: a fixed cost plus its strings."""
-    size = _SPAN_OVERHEAD
-    for key, value in (span.attributes or {}).items():
-        size += len(key) + (len(value) if isinstance(value, str) else 16)
+def estimate_bytes(span: ReadableSpan, attributes: Mapping[str, object] | None = None) -> int:
+    """A cheap estimate of a queued span's memory: a fixed cost plus its large values.
+
+    Iterating every attribute costs more than the rest of ``on_end`` (the SDK's
+    attribute mapping takes a lock per key), so only the values that can be
+    large are measured: node input and output, and the
+    exception events' messages and stack traces.
+    """
+    if attributes is None:
+        attributes = span.attributes or {}
+    size = _SPAN_OVERHEAD + 64 * len(attributes)
+    for key in _LARGE_VALUES:
+        value = attributes.get(key)
+        if isinstance(value, str):
+            size += len(value)
     for event in span.events:
-        size += 256 + sum(len(v) for v in (event.attributes or {}).values() if isinstance(v, str))
+        size += 256
+        for value in (event.attributes or {}).values():
+            if isinstance(value, str):
+                size += len(value)
     return size
+
+
+_LARGE_VALUES: Final = (attr.NODE_INPUT, attr.NODE_OUTPUT)
 
 
 class OtlpRoute:
@@ -114,6 +132,8 @@ class ReliableBatchSpanProcessor(SpanProcessor):
         self._wake_requested = False
         self._in_flight = 0
         self._in_flight_data: bytes | None = None
+        self._in_flight_since = 0.0
+        self._last_export_at = 0.0
         self._in_flight_spooled: Path | None = None
         self._stopping = False
         self._down_until = 0.0
@@ -140,7 +160,8 @@ class ReliableBatchSpanProcessor(SpanProcessor):
     def on_end(self, span: ReadableSpan) -> None:
         if self._stopping or span.context is None or not span.context.trace_flags.sampled:
             return
-        size = estimate_bytes(span)
+        attributes = span.attributes or {}
+        size = estimate_bytes(span, attributes)
         with self._bytes_lock:
             over = len(self._queue) >= self.max_queue_size or self._bytes > self.max_queue_bytes
             if not over or self.route is not None:
@@ -157,12 +178,19 @@ class ReliableBatchSpanProcessor(SpanProcessor):
         queue = self._queue
         queue.append((span, size))  # deque.append is atomic: no condition lock on the hot path
         if over:
-            self._spill()
+            self._start_spill()
             return
-        attributes = span.attributes or {}
         ends_session = attr.SESSION_ID in attributes and attr.NODE_NAME not in attributes
-        if ends_session or len(queue) == self.max_export_batch_size:
+        queued = len(queue)
+        if ends_session or queued == self.max_export_batch_size:
             self.wake()
+        elif queued % self.max_export_batch_size == 0 and self._stuck():
+            self._start_spill()
+
+    def _stuck(self) -> bool:
+        """The worker has been waiting on one request for longer than a collector should take."""
+        since = self._in_flight_since
+        return self.route is not None and since > 0 and time.monotonic() - since > STUCK_SECONDS
 
     def wake(self) -> None:
         """Ask the worker to export what is queued now rather than at its next tick."""
@@ -177,19 +205,28 @@ class ReliableBatchSpanProcessor(SpanProcessor):
             self._bytes -= sum(size for _, size in batch)
         return batch
 
+    def _start_spill(self) -> None:
+        """Spool from a helper thread (never the run's), one at a time."""
+        if self._spill_lock.acquire(blocking=False):
+            threading.Thread(target=self._spill, name="railtracks-spill", daemon=True).start()
+
     def _spill(self) -> None:
-        """Over the queue's bounds: move the oldest spans to the outbox (one thread at a time)."""
-        if not self._spill_lock.acquire(blocking=False):
-            return
+        """Move the oldest spans to the outbox while the queue is over half its bounds, or
+        while the worker is stuck on a hanging collector (so exit has little left to do)."""
         try:
-            while (
-                len(self._queue) > self.max_queue_size // 2
-                or self._bytes > self.max_queue_bytes // 2
-            ):
+            while True:
+                over = (
+                    len(self._queue) > self.max_queue_size // 2
+                    or self._bytes > self.max_queue_bytes // 2
+                )
+                stuck = self._stuck() and len(self._queue) >= self.max_export_batch_size
+                if not (over or stuck) or self._stopping:
+                    break
                 batch = self._take(self.max_export_batch_size)
                 if not batch:
                     break
-                self._spool([span for span, _ in batch], "the export queue is over its bound")
+                reason = "the export queue is over its bound" if over else "slow to answer"
+                self._spool([span for span, _ in batch], reason)
         finally:
             self._spill_lock.release()
 
@@ -243,7 +280,10 @@ class ReliableBatchSpanProcessor(SpanProcessor):
             return
         with self._condition:
             self._in_flight_data, self._in_flight_spooled = data, None
+        self._in_flight_since = time.monotonic()
         result = self._send_with_retries(data)
+        self._in_flight_since = 0.0
+        self._last_export_at = 0.0
         with self._condition:
             taken = self._in_flight_spooled
             self._in_flight_data = self._in_flight_spooled = None
@@ -254,6 +294,7 @@ class ReliableBatchSpanProcessor(SpanProcessor):
             return
         if result.ok:
             self.exported += len(batch)
+            self._last_export_at = time.monotonic()
             self._down_until, self._backoff = 0.0, 1.0
             return
         self.failed += len(batch)
@@ -266,6 +307,8 @@ class ReliableBatchSpanProcessor(SpanProcessor):
         while True:
             result = self.route.sender.send(data)
             if result.ok or not result.retryable or attempt >= _QUICK_RETRIES:
+                return result
+            if self._backoff > 1.0:  # a probe after a failure: one attempt, the outbox waits
                 return result
             if self._closing.is_set():
                 return result
@@ -353,7 +396,8 @@ class ReliableBatchSpanProcessor(SpanProcessor):
         self.close(stall_seconds=1.5, cap_seconds=2.0)
 
     def _progress(self) -> int:
-        return self.exported + self.spooled + self.dropped
+        # what the collector took: spooling is not the collector making progress
+        return self.exported
 
     def close(self, stall_seconds: float, cap_seconds: float) -> None:
         """Export what is queued while the collector keeps making progress, then stop.
@@ -366,6 +410,8 @@ class ReliableBatchSpanProcessor(SpanProcessor):
         self._closing.set()
         self.wake()
         started = last_progress = time.monotonic()
+        if self._in_flight_since:  # waiting on the collector already: that time counts
+            last_progress = max(self._last_export_at, self._in_flight_since)
         last = self._progress()
         while time.monotonic() - started < cap_seconds:
             if self.force_flush(100):

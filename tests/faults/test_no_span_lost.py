@@ -99,10 +99,11 @@ def test_every_span_arrives_exactly_once_whatever_the_collector_does(
     distinct, total, _, _ = fresh.stats()
     warnings = [line for line in done.stderr.splitlines() if "RT.Telemetry" in line]
     if distinct < SPANS:
-        # what did not arrive is in the outbox, and the one warning says so with counts
-        assert len(warnings) == 1, done.stderr
-        assert "spooled" in warnings[0]
-        assert "exported" in warnings[0]
+        # what did not arrive is in the outbox, and the warning says so with counts: once,
+        # or (when the problem outlasted 5 s of the run) once then and once at exit
+        assert 1 <= len(warnings) <= 2, done.stderr
+        assert all("spooled" in w and "exported" in w and "dropped" in w for w in warnings)
+        assert warnings[-1].endswith("delivers them"), done.stderr
         fresh.set("ok")
         if fault == "closed-port":
             sent = run([RAILTRACKS, "outbox", "send", "--endpoint", endpoint], tmp_path)
