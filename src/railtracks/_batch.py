@@ -24,7 +24,6 @@ import os
 import random
 import threading
 import time
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Final
 
@@ -33,9 +32,10 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from . import _attributes as attr
+from ._export_route import OtlpRoute, estimate_bytes, problem_message
 from ._log import warn_once
-from ._otlp_send import OtlpSender, SendResult, encode
-from ._outbox import Outbox, deliver_next
+from ._otlp_send import SendResult, encode
+from ._outbox import deliver_next
 
 DEFAULT_MAX_QUEUE_SIZE: Final = 262_144
 DEFAULT_MAX_QUEUE_BYTES: Final = 64 * 1024 * 1024
@@ -46,52 +46,6 @@ _MAX_QUICK_DELAY: Final = 2.0
 _MAX_BACKOFF: Final = 30.0
 ONGOING_PROBLEM_SECONDS: Final = 5.0
 STUCK_SECONDS: Final = 1.5
-_SPAN_OVERHEAD: Final = 1024  # bytes a ReadableSpan costs in memory beyond its values
-
-
-def estimate_bytes(span: ReadableSpan, attributes: Mapping[str, object] | None = None) -> int:
-    """A cheap estimate of a queued span's memory: a fixed cost plus its large values.
-
-    Iterating every attribute costs more than the rest of ``on_end`` (the SDK's
-    attribute mapping takes a lock per key), so only the values that can be
-    large are measured: node input and output, and the
-    exception events' messages and stack traces.
-    """
-    if attributes is None:
-        attributes = span.attributes or {}
-    size = _SPAN_OVERHEAD + 64 * len(attributes)
-    for key in _LARGE_VALUES:
-        value = attributes.get(key)
-        if isinstance(value, str):
-            size += len(value)
-    for event in span.events:
-        size += 256
-        for value in (event.attributes or {}).values():
-            if isinstance(value, str):
-                size += len(value)
-    return size
-
-
-_LARGE_VALUES: Final = (attr.NODE_INPUT, attr.NODE_OUTPUT)
-
-
-class OtlpRoute:
-    """Where railtracks' own OTLP export goes: a sender and that endpoint's outbox."""
-
-    def __init__(
-        self, endpoint: str, protocol: str, headers: dict[str, str] | None, outbox: Outbox
-    ) -> None:
-        self.endpoint, self.protocol, self.headers = endpoint, protocol, headers
-        self.outbox = outbox
-        self.sender = OtlpSender(endpoint, protocol, headers)
-        self._abandoned: list[OtlpSender] = []
-
-    def renew_sender(self) -> None:
-        # after a fork: the parent's connection or gRPC channel is not usable here,
-        # and closing it from the child could disturb the parent's
-        self._abandoned.append(self.sender)
-        self.sender = OtlpSender(self.endpoint, self.protocol, self.headers)
-        self.outbox.after_fork_in_child()
 
 
 class ReliableBatchSpanProcessor(SpanProcessor):
@@ -470,15 +424,8 @@ class ReliableBatchSpanProcessor(SpanProcessor):
         if not (self.spooled or self.dropped) or counts == self._reported:
             return
         self._reported = counts
-        where = f" to the outbox {self.route.outbox.directory}" if self.route is not None else ""
-        reason = f" ({self._reason})" if self._reason else ""
+        outbox = self.route.outbox.directory if self.route is not None else None
         warn_once(
             f"export:{self.label}:{status[:6]}:{os.getpid()}",
-            f"{self.label} did not take every span{reason}: {counts[0]} exported, "
-            f"{counts[1]} spooled{where}, {counts[2]} dropped {status}"
-            + (
-                "; the next process exporting there or `railtracks outbox send` delivers them"
-                if self.route is not None and counts[1]
-                else ""
-            ),
+            problem_message(self.label, self._reason, counts, outbox, status),
         )

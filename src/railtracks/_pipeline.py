@@ -24,10 +24,11 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter
 
-from ._batch import OtlpRoute, ReliableBatchSpanProcessor
+from ._batch import ReliableBatchSpanProcessor
 from ._config import CONFIG
 from ._console import ConsoleSpanProcessor
 from ._export import ExportSettings, export_settings, metric_exporter
+from ._export_route import OtlpRoute
 from ._log import console_stream
 from ._metric_reporting import ReportingMetricExporter, register_export_counters
 from ._metrics import MetricsSpanProcessor
