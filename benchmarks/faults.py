@@ -208,9 +208,11 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=20_000)
     parser.add_argument("--protocol", default="http/protobuf", choices=["grpc", "http/protobuf"])
     args = parser.parse_args()
+    print(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     with fault_receiver() as receiver:
         faults(receiver, args.calls, args.protocol)
         per_call(receiver, args.calls, args.protocol)
+    print(f"load average after: {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":
