@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -34,8 +35,11 @@ from ._metric_reporting import ReportingMetricExporter, register_export_counters
 from ._metrics import MetricsSpanProcessor
 from ._outbox import Outbox, max_bytes_from_env
 from ._version import __version__
+from .errors import ConfigurationError
 
 METRIC_EXPORT_INTERVAL_MS = 10_000
+EXIT_CAP_SECONDS = 10.0
+ENV_EXIT_SECONDS = "RAILTRACKS_EXPORT_EXIT_SECONDS"
 # time for a processor that gave up on its collector to write the rest to the outbox
 _SPOOL_GRACE = 5.0
 _METRICS_GRACE = 0.5
@@ -176,9 +180,32 @@ def _meter_provider(
     return owned, owned
 
 
+def exit_cap_seconds(*, strict: bool = False) -> float:
+    """``RAILTRACKS_EXPORT_EXIT_SECONDS``: how long exit exports while the collector progresses.
+
+    Checked strictly when a pipeline is built (a clear error naming the
+    variable); at exit an invalid value means the default.
+    """
+    raw = os.environ.get(ENV_EXIT_SECONDS, "").strip()
+    if not raw:
+        return EXIT_CAP_SECONDS
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if 0 <= value < float("inf"):
+        return value
+    if strict:
+        raise ConfigurationError(
+            f"{ENV_EXIT_SECONDS}: expected a number of seconds (0 or more), got {raw!r}"
+        )
+    return EXIT_CAP_SECONDS
+
+
 def build_pipeline(owns_tracer_provider: bool, resource: Resource) -> Pipeline:
     """The processors for the configuration in force (raises ConfigurationError on bad env)."""
     settings = export_settings()
+    exit_cap_seconds(strict=True)
     pipeline = Pipeline()
     pipeline.processors.append(ConsoleSpanProcessor(console_stream))
     explicit = CONFIG.telemetry.endpoint is not None or CONFIG.telemetry.export is True

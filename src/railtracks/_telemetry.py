@@ -35,8 +35,7 @@ from opentelemetry.util.types import Attributes
 from . import _signals
 from ._collector import SessionSpanCollector
 from ._config import CONFIG
-from ._log import warn_once
-from ._pipeline import Pipeline, build_pipeline
+from ._pipeline import Pipeline, build_pipeline, exit_cap_seconds
 from ._processors import FanOutSpanProcessor
 from ._version import __version__
 
@@ -46,8 +45,6 @@ INSTRUMENTATION_SCOPE = "railtracks"
 # no collector, however slow, holds the process longer than the cap (SPEC 5);
 # what is left then goes to the outbox. After SIGTERM the cap is the stall time.
 EXIT_STALL_SECONDS = 1.5
-EXIT_CAP_SECONDS = 10.0
-ENV_EXIT_SECONDS = "RAILTRACKS_EXPORT_EXIT_SECONDS"
 
 
 class RecordLocallySampler(Sampler):
@@ -186,25 +183,6 @@ class Telemetry:
         self._lock = threading.Lock()
         _signals.after_fork_in_child()
         self._pipeline.after_fork_in_child()
-
-
-def exit_cap_seconds() -> float:
-    """``RAILTRACKS_EXPORT_EXIT_SECONDS``: how long exit exports while the collector progresses."""
-    raw = os.environ.get(ENV_EXIT_SECONDS, "").strip()
-    if not raw:
-        return EXIT_CAP_SECONDS
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not 0 <= value < float("inf"):
-        warn_once(
-            f"env:{ENV_EXIT_SECONDS}",
-            f"{ENV_EXIT_SECONDS}: expected a number of seconds, got {raw!r}; "
-            f"using {EXIT_CAP_SECONDS:g}",
-        )
-        return EXIT_CAP_SECONDS
-    return value
 
 
 def _register_multiprocessing_exit(telemetry: Telemetry) -> None:

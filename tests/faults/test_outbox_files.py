@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
 from pathlib import Path
 
+import pytest
+
+import railtracks as rt
 from railtracks._outbox import Outbox, endpoint_key, outboxes, summarize
+from railtracks.errors import ConfigurationError
 from tests.conftest import PYTHON, RAILTRACKS, run
 
 ENDPOINT = "http://127.0.0.1:9/v1/traces"
@@ -86,3 +91,24 @@ def test_outbox_listing_and_send_to_a_dead_endpoint(tmp_path: Path) -> None:
     assert [e.spans for e in outbox.entries()] == [7]  # released, not lost
     other = run([RAILTRACKS, "outbox", "send", "--endpoint", "http://elsewhere:1"], tmp_path)
     assert other.returncode == 0  # nothing waits for that endpoint
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("RAILTRACKS_OUTBOX_MAX_BYTES", "lots"), ("RAILTRACKS_EXPORT_EXIT_SECONDS", "-1")],
+)
+def test_invalid_railtracks_export_variables_are_refused_by_name(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    ran: list[int] = []
+
+    @rt.session(name="never")
+    async def flow() -> None:
+        ran.append(1)
+
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4317")
+    monkeypatch.setenv(variable, value)
+    rt.testing.reset()
+    with pytest.raises(ConfigurationError, match=variable):
+        asyncio.run(flow())
+    assert ran == []
