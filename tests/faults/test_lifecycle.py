@@ -348,3 +348,37 @@ def test_spans_over_the_memory_bound_go_to_the_outbox(fresh: Receiver, tmp_path:
     fresh.set("ok")
     assert run([RAILTRACKS, "outbox", "send"], tmp_path).returncode == 0
     assert fresh.stats()[:2] == (5001, 5001)
+
+
+def test_export_counts_are_metrics_too(fresh: Receiver, monkeypatch: pytest.MonkeyPatch) -> None:
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    fresh.set("refuse", status=503, retry_after=1)
+    reader = InMemoryMetricReader()
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
+    monkeypatch.setenv("OTEL_METRICS_EXPORTER", "none")
+    rt.configure(endpoint=fresh.endpoint("http/protobuf"), metric_readers=[reader])
+    rt.set_config(logging_setting="QUIET", save_state=False)
+
+    @rt.session(name="counted")
+    async def flow() -> None:
+        for i in range(99):
+            await rt.call(_work, i)
+
+    asyncio.run(flow())
+    assert rt.flush(10)
+    data = reader.get_metrics_data()
+    assert data is not None
+    values = {
+        metric.name: sum(point.value for point in metric.data.data_points)  # type: ignore[attr-defined]
+        for rm in data.resource_metrics
+        for sm in rm.scope_metrics
+        for metric in sm.metrics
+        if metric.name.startswith("railtracks.spans.")
+    }
+    assert values == {
+        "railtracks.spans.exported": 0,
+        "railtracks.spans.spooled": 100,
+        "railtracks.spans.dropped": 0,
+    }
+    fresh.set("ok")
