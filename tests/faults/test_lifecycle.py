@@ -136,8 +136,8 @@ def test_an_applications_own_sigterm_handler_is_kept(fresh: Receiver, tmp_path: 
     assert "app handler" in stdout
     assert process.returncode == 7, stderr
     state = json.loads((tmp_path / ".railtracks" / "app.json").read_text())
-    fresh.wait_for(2, 10)
-    assert state["session"]["span_id"] in _span_ids(fresh)
+    fresh.wait_for(1, 10)
+    assert state["session"]["span_id"] in _span_ids(fresh), stderr
 
 
 # -- fork ------------------------------------------------------------------------------
@@ -382,3 +382,24 @@ def test_export_counts_are_metrics_too(fresh: Receiver, monkeypatch: pytest.Monk
         "railtracks.spans.dropped": 0,
     }
     fresh.set("ok")
+
+
+def test_sigterm_cancels_a_sync_session_too(fresh: Receiver, tmp_path: Path) -> None:
+    script = """
+    import time
+    import railtracks as rt
+
+    with rt.Session(name="sync", logging_setting="QUIET"):  # no event loop: plain code
+        print("ready", flush=True)
+        time.sleep(60)
+    """
+    process = _popen(script, tmp_path, _env(fresh.endpoint("http/protobuf")))
+    assert process.stdout is not None
+    assert process.stdout.readline().strip() == "ready"
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=30)
+    assert process.returncode != 0
+    state = json.loads((tmp_path / ".railtracks" / "sync.json").read_text())
+    assert state["session"]["status"] == "cancelled", stderr
+    fresh.wait_for(1, 10)
+    assert state["session"]["span_id"] in _span_ids(fresh)
