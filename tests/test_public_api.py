@@ -19,6 +19,7 @@ def test_all_is_exactly_the_spec_surface() -> None:
             "set_config",
             "configure",
             "flush",
+            "flush_async",  # issue 8: the awaitable flush, never blocking the event loop
             "broadcast",
             "session_id",
             "current_session",
@@ -77,3 +78,9 @@ def test_public_callables_are_documented() -> None:
 
 def test_version_is_a_string() -> None:
     assert rt.__version__.count(".") == 2
+
+
+def test_flush_and_its_awaitable_form() -> None:
+    assert str(inspect.signature(rt.flush)) == "(timeout: float = 30.0) -> bool"
+    assert inspect.iscoroutinefunction(rt.flush_async)
+    assert str(inspect.signature(rt.flush_async)) == "(timeout: float = 30.0) -> bool"

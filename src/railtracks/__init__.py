@@ -14,6 +14,10 @@ async def flow():
 result, session = asyncio.run(flow())
 """
 
+import asyncio
+import contextlib
+import threading
+
 from . import (
     _env_guard,  # noqa: F401  # first: imports the SDK safe from a bad OTEL_* value
     context,
@@ -36,9 +40,30 @@ on_session_end(save_session_state)
 def flush(timeout: float = 30.0) -> bool:
     """Hand every finished span to the exporters and wait for them, at most ``timeout`` seconds.
 
-    Returns False when an exporter did not finish in time (nothing is raised).
+    Spans the collector does not take are written to the outbox (and count as
+    handled). Never raises; returns False when something was still pending at
+    the deadline. Blocks the calling thread: in async code use ``flush_async``.
     """
     return TELEMETRY.flush(timeout)
+
+
+async def flush_async(timeout: float = 30.0) -> bool:  # noqa: ASYNC109  # mirrors flush()
+    """``flush`` for async code: waits in a worker thread, never blocking the event loop."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[bool] = loop.create_future()
+
+    def work() -> None:
+        result = TELEMETRY.flush(timeout)
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: nobody waits
+            loop.call_soon_threadsafe(_settle, future, result)
+
+    threading.Thread(target=work, name="railtracks-flush", daemon=True).start()
+    return await future
+
+
+def _settle(future: asyncio.Future[bool], result: bool) -> None:
+    if not future.done():
+        future.set_result(result)
 
 
 __all__ = [
@@ -51,6 +76,7 @@ __all__ = [
     "current_session",
     "errors",
     "flush",
+    "flush_async",
     "function_node",
     "load_state",
     "session",

@@ -4,6 +4,7 @@
     railtracks runs                      table of saved states
     railtracks show RUN                  the call tree of one saved state
     railtracks export RUN [--endpoint]   re-send a saved state as OTLP spans
+    railtracks outbox [send]             spans waiting for a collector; deliver them
 
 Bad arguments and bad files print one line and exit with status 2, never a
 traceback. Every line printed is made inert first (``_terminal``): nothing
@@ -27,6 +28,7 @@ from opentelemetry.sdk.trace.export import SpanExportResult
 from ._config import CONFIG
 from ._console import format_duration, short
 from ._export import ExportSettings, export_settings, span_exporter
+from ._outbox_cli import add_parser as add_outbox_parser
 from ._replay import spans_from_state
 from ._scrub import redact_url, scrub_text
 from ._state import iter_nodes
@@ -185,6 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--endpoint", help="OTLP endpoint (default: OTEL_EXPORTER_OTLP_ENDPOINT)")
     export.add_argument("--protocol", choices=["grpc", "http/protobuf"], help="default: grpc")
     export.set_defaults(handler=_export)
+    add_outbox_parser(commands)
     from .view._command import add_view_command  # noqa: PLC0415  # the viewer's command lives in its package
 
     add_view_command(commands)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -31,16 +32,20 @@ from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SpanExporter
 from ._batch import ReliableBatchSpanProcessor
 from ._config import CONFIG
 from ._console import ConsoleSpanProcessor
-from ._export import (
-    ExportSettings,
-    console_exporters,
-    export_settings,
-    metric_exporter,
-    span_exporter,
-)
+from ._export import ExportSettings, console_exporters, export_settings, metric_exporter
+from ._export_route import OtlpRoute
 from ._log import console_stream
+from ._metric_reporting import ReportingMetricExporter, register_export_counters
 from ._metrics import MetricsSpanProcessor
+from ._outbox import Outbox, max_bytes_from_env
 from ._version import __version__
+from .errors import ConfigurationError
+
+EXIT_CAP_SECONDS = 10.0
+ENV_EXIT_SECONDS = "RAILTRACKS_EXPORT_EXIT_SECONDS"
+# time for a processor that gave up on its collector to write the rest to the outbox
+_SPOOL_GRACE = 5.0
+_METRICS_GRACE = 0.5
 
 
 @dataclasses.dataclass
@@ -50,10 +55,36 @@ class Pipeline:
     processors: list[SpanProcessor] = dataclasses.field(default_factory=list)
     closers: list[Callable[[], object]] = dataclasses.field(default_factory=list)
     meter_provider: SdkMeterProvider | None = None
+    metric_exporters: list[ReportingMetricExporter] = dataclasses.field(default_factory=list)
 
-    def flush_metrics(self, timeout_seconds: float) -> None:
-        if self.meter_provider is not None:
-            self.meter_provider.force_flush(int(timeout_seconds * 1000))
+    @property
+    def exporting(self) -> list[ReliableBatchSpanProcessor]:
+        return [p for p in self.processors if isinstance(p, ReliableBatchSpanProcessor)]
+
+    def flush_metrics(self, timeout_seconds: float) -> bool:
+        """Export metrics now, at most ``timeout_seconds``, from a thread: never raises."""
+        provider = self.meter_provider
+        if provider is None:
+            return True
+        done: list[bool] = []
+        failures = sum(exporter.failed for exporter in self.metric_exporters)
+
+        def flush() -> None:
+            try:
+                flushed = bool(provider.force_flush(int(timeout_seconds * 1000)))
+            except Exception:  # the SDK raises on a failed export; reported by the exporter wrapper
+                flushed = False
+            # the SDK reports success even when its exporter failed
+            done.append(flushed and sum(e.failed for e in self.metric_exporters) == failures)
+
+        thread = threading.Thread(target=flush, name="railtracks-metrics-flush", daemon=True)
+        thread.start()
+        thread.join(timeout_seconds)
+        return bool(done and done[0])
+
+    def after_fork_in_child(self) -> None:
+        for processor in self.exporting:
+            processor.after_fork_in_child()
 
     def close(self, stall_seconds: float, cap_seconds: float) -> None:
         """Shut every part down in parallel, within ``cap_seconds``.
@@ -79,10 +110,13 @@ class Pipeline:
         started = time.monotonic()
         for thread in exporting + rest:
             thread.start()
-        for thread in exporting:  # each gives up on its own, by cap_seconds at the latest
-            thread.join(max(started + cap_seconds - time.monotonic(), 0) + 0.2)
-        for thread in rest:  # a metrics export to a dead collector only retries: not waited for
-            thread.join(max(started + stall_seconds - time.monotonic(), 0))
+        for thread in exporting:  # each gives up on its own, then spools what is left
+            thread.join(max(started + cap_seconds - time.monotonic(), 0) + _SPOOL_GRACE)
+        # a metrics export to a dead collector only retries: it gets what the span
+        # exporters took, plus a little, up to the stall time
+        until = min(started + stall_seconds, time.monotonic() + _METRICS_GRACE)
+        for thread in rest:
+            thread.join(max(until - time.monotonic(), 0))
 
 
 def _quietly(job: Callable[[], object]) -> Callable[[], None]:
@@ -95,22 +129,39 @@ def _quietly(job: Callable[[], object]) -> Callable[[], None]:
     return run
 
 
-def _batch(label: str, settings: ExportSettings | None, exporter: SpanExporter) -> SpanProcessor:
+def _batch(
+    label: str,
+    settings: ExportSettings | None,
+    exporter: SpanExporter | None = None,
+    route: OtlpRoute | None = None,
+) -> ReliableBatchSpanProcessor:
     if settings is None:
-        return ReliableBatchSpanProcessor(exporter, label=label)
+        return ReliableBatchSpanProcessor(exporter, label=label, route=route)
     return ReliableBatchSpanProcessor(
         exporter,
         label=label,
+        route=route,
         max_queue_size=settings.max_queue_size,
         max_export_batch_size=settings.max_export_batch_size,
         schedule_delay=settings.schedule_delay,
     )
 
 
+def otlp_route(settings: ExportSettings) -> OtlpRoute:
+    """railtracks' own OTLP trace export: the sender and the outbox of that endpoint."""
+    endpoint = settings.traces_endpoint
+    assert endpoint is not None  # only built when traces are exported
+    headers = dict(settings.headers) if settings.headers is not None else None
+    root = CONFIG.state_dir() / "outbox"
+    outbox = Outbox(root, endpoint, settings.protocol, max_bytes_from_env())
+    return OtlpRoute(endpoint, settings.protocol, headers, outbox)
+
+
 def _meter_provider(
     settings: ExportSettings | None,
     readers: list[MetricReader],
     resource: Resource,
+    reporting: list[ReportingMetricExporter],
     console: bool = False,
 ) -> tuple[metrics.MeterProvider | None, SdkMeterProvider | None]:
     """``(provider to record on, provider railtracks owns)``."""
@@ -118,9 +169,11 @@ def _meter_provider(
     if isinstance(global_provider, SdkMeterProvider):
         return global_provider, None
     if settings is not None and settings.metrics:
+        label = f"{settings.metrics_endpoint} ({settings.metrics_protocol})"
+        reporting.append(ReportingMetricExporter(metric_exporter(settings), label))
         readers = [
             PeriodicExportingMetricReader(
-                metric_exporter(settings),
+                reporting[-1],
                 export_interval_millis=settings.metric_export_interval_ms,
                 export_timeout_millis=settings.metric_export_timeout_ms,
             ),
@@ -134,15 +187,38 @@ def _meter_provider(
     return owned, owned
 
 
+def exit_cap_seconds(*, strict: bool = False) -> float:
+    """``RAILTRACKS_EXPORT_EXIT_SECONDS``: how long exit exports while the collector progresses.
+
+    Checked strictly when a pipeline is built (a clear error naming the
+    variable); at exit an invalid value means the default.
+    """
+    raw = os.environ.get(ENV_EXIT_SECONDS, "").strip()
+    if not raw:
+        return EXIT_CAP_SECONDS
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if 0 <= value < float("inf"):
+        return value
+    if strict:
+        raise ConfigurationError(
+            f"{ENV_EXIT_SECONDS}: expected a number of seconds (0 or more), got {raw!r}"
+        )
+    return EXIT_CAP_SECONDS
+
+
 def build_pipeline(owns_tracer_provider: bool, resource: Resource) -> Pipeline:
     """The processors for the configuration in force (bad ``OTEL_*`` values warn, never raise)."""
     settings = export_settings()
+    exit_cap_seconds(strict=True)
     pipeline = Pipeline()
     pipeline.processors.append(ConsoleSpanProcessor(console_stream))
     explicit = CONFIG.telemetry.endpoint is not None or CONFIG.telemetry.export is True
     if settings is not None and settings.traces and (owns_tracer_provider or explicit):
         label = f"{settings.traces_endpoint} ({settings.protocol})"
-        pipeline.processors.append(_batch(label, settings, span_exporter(settings)))
+        pipeline.processors.append(_batch(label, settings, route=otlp_route(settings)))
     console_traces, console_metrics = console_exporters()
     if console_traces and owns_tracer_provider:  # OTEL_TRACES_EXPORTER=console (SDK format)
         pipeline.processors.append(_batch("console", settings, ConsoleSpanExporter()))
@@ -152,11 +228,13 @@ def build_pipeline(owns_tracer_provider: bool, resource: Resource) -> Pipeline:
         settings if (owns_tracer_provider or explicit) else None,
         list(CONFIG.telemetry.metric_readers),
         resource,
+        pipeline.metric_exporters,
         console=console_metrics and owns_tracer_provider,
     )
     if recording is not None:
         meter = recording.get_meter("railtracks", __version__)
         pipeline.processors.append(MetricsSpanProcessor(meter))
+        register_export_counters(meter, pipeline.exporting)
     if owned is not None:
         pipeline.meter_provider = owned
         pipeline.closers.append(owned.shutdown)

@@ -414,7 +414,7 @@ class Session:
             return attr.STATUS_FAILED, (None if exc is first else first)
         if exc is None:
             return attr.STATUS_COMPLETED, None
-        if isinstance(exc, asyncio.CancelledError | GeneratorExit):
+        if isinstance(exc, asyncio.CancelledError | GeneratorExit | KeyboardInterrupt):
             return attr.STATUS_CANCELLED, None
         return attr.STATUS_FAILED, None
 

@@ -32,12 +32,12 @@ from opentelemetry.trace import Link, SpanKind
 from opentelemetry.trace.span import TraceState
 from opentelemetry.util.types import Attributes
 
-from . import _log
+from . import _log, _signals
 from ._collector import SessionSpanCollector
 from ._config import CONFIG
 from ._export import sdk_disabled
 from ._otel_env import sampler_from_env, span_limits_from_env
-from ._pipeline import Pipeline, build_pipeline
+from ._pipeline import Pipeline, build_pipeline, exit_cap_seconds
 from ._processors import FanOutSpanProcessor
 from ._version import __version__
 from .errors import ConfigurationError
@@ -45,9 +45,9 @@ from .errors import ConfigurationError
 DEFAULT_SERVICE_NAME = "railtracks"
 INSTRUMENTATION_SCOPE = "railtracks"
 # At exit, a collector that accepts nothing for this long is given up on, and
-# no collector, however slow, holds the process longer than the cap (SPEC 5).
+# no collector, however slow, holds the process longer than the cap (SPEC 5);
+# what is left then goes to the outbox. After SIGTERM the cap is the stall time.
 EXIT_STALL_SECONDS = 1.5
-EXIT_CAP_SECONDS = 2.0
 
 
 class RecordLocallySampler(Sampler):
@@ -166,8 +166,11 @@ class Telemetry:
         self._pipeline = Pipeline()
         self._exit_registered = False
         CONFIG.on_change(self.invalidate)
+        weak_child = weakref.WeakMethod(self._after_fork_in_child)
+        os.register_at_fork(after_in_child=lambda: (method := weak_child()) and method())
 
     def tracer(self) -> trace.Tracer:
+        _signals.install()
         tracer = self._tracer
         if tracer is not None and self._superseded():
             self.invalidate()  # an application installed its provider since: move onto it
@@ -220,6 +223,7 @@ class Telemetry:
             self.fanout.add(processor)
         if not self._exit_registered:
             atexit.register(self.shutdown)
+            _register_multiprocessing_exit(self)
             self._exit_registered = True
         return provider.get_tracer(INSTRUMENTATION_SCOPE, __version__)
 
@@ -248,26 +252,66 @@ class Telemetry:
     def invalidate(self) -> None:
         """Drop the pipeline after a configuration change; the next session rebuilds it."""
         with self._lock:
-            self._retire_pipeline()
+            # a configuration change does not wait for a slow collector: what the
+            # old pipeline cannot send within the stall time waits in the outbox
+            self._retire_pipeline(EXIT_STALL_SECONDS)
             self._tracer = None
 
-    def _retire_pipeline(self) -> None:
+    def _retire_pipeline(self, cap: float | None = None) -> None:
         pipeline, self._pipeline = self._pipeline, Pipeline()
         for processor in pipeline.processors:
             self.fanout.remove(processor)
-        pipeline.close(EXIT_STALL_SECONDS, EXIT_CAP_SECONDS)
+        if cap is None:
+            cap = EXIT_STALL_SECONDS if _signals.terminating() else exit_cap_seconds()
+        pipeline.close(EXIT_STALL_SECONDS, cap)
 
     def flush(self, timeout_seconds: float = 30.0) -> bool:
-        """Hand every finished span to the exporters and wait, at most ``timeout_seconds``."""
+        """Hand every finished span to the exporters and wait, at most ``timeout_seconds``.
+
+        Never raises; False when something is still pending (spans not yet
+        exported or spooled, or a metrics export that did not finish).
+        """
+        try:
+            timeout_seconds = max(float(timeout_seconds), 0.0)
+        except (TypeError, ValueError):
+            timeout_seconds = 0.0
         deadline = time.monotonic() + timeout_seconds
-        flushed = self.fanout.force_flush(int(timeout_seconds * 1000))
-        self._pipeline.flush_metrics(max(deadline - time.monotonic(), 0))
-        return flushed
+        flushed = True
+        for processor in self.fanout.processors:
+            remaining_ms = int(max(deadline - time.monotonic(), 0) * 1000)
+            try:
+                flushed = bool(processor.force_flush(remaining_ms)) and flushed
+            except Exception:  # a broken processor is a pending flush, not an error
+                flushed = False
+        metrics_flushed = self._pipeline.flush_metrics(max(deadline - time.monotonic(), 0))
+        return flushed and metrics_flushed
 
     def shutdown(self) -> None:
-        """At exit: export what is left while the collector accepts it, then stop."""
+        """At exit: export what is left while the collector accepts it, spool the rest."""
         with self._lock:
             self._retire_pipeline()
+
+    def _after_fork_in_child(self) -> None:
+        # The export threads did not survive the fork: restart them, without the
+        # parent's queued spans (the parent sends those).
+        self._lock = threading.Lock()
+        _signals.after_fork_in_child()
+        self._pipeline.after_fork_in_child()
+
+
+def _register_multiprocessing_exit(telemetry: Telemetry) -> None:
+    # A multiprocessing child ends with os._exit, which skips atexit: its own
+    # finalizers are the only hook. Registered after each fork (the child's
+    # registry is cleared at start) and now if this is already such a child.
+    import multiprocessing  # noqa: PLC0415  # already imported by most programs that fork
+    from multiprocessing import util  # noqa: PLC0415
+
+    def in_child(_: object) -> None:
+        util.Finalize(telemetry, telemetry.shutdown, exitpriority=0)
+
+    util.register_after_fork(telemetry, in_child)
+    if multiprocessing.parent_process() is not None:
+        in_child(telemetry)
 
 
 def _installed_processors(provider: SdkTracerProvider) -> tuple[SpanProcessor, ...]:
