@@ -60,8 +60,10 @@ class RayExecutor:
     ``RAY_ADDRESS``) and starts a local one when there is none; ``"auto"``
     requires a running cluster; ``"ray://host:10001"`` goes through Ray Client.
     Other keyword arguments go to ``ray.init`` (``num_cpus=...``,
-    ``runtime_env=...``). When Ray is already initialised in this process
-    (by you, or because this is a Ray worker) it is used as it is.
+    ``runtime_env=...``), except ``task_options``: options of each node
+    call's Ray task (``{"num_cpus": 2, "resources": {...}, "runtime_env": ...}``,
+    see ``ray.remote``). When Ray is already initialised in this process (by
+    you, or because this is a Ray worker) it is used as it is.
 
     Tasks are not retried on a lost worker (a node may have side effects):
     the call fails with ``rt.errors.WorkerLostError``. A cancelled call (the
@@ -69,13 +71,20 @@ class RayExecutor:
     process, the only way to stop a sync function mid-way.
     """
 
-    def __init__(self, address: str | None = None, **ray_init_options: Any) -> None:
+    def __init__(
+        self,
+        address: str | None = None,
+        *,
+        task_options: Mapping[str, Any] | None = None,
+        **ray_init_options: Any,
+    ) -> None:
         if address is not None and not isinstance(address, str):
             raise ConfigurationError(
                 f"RayExecutor(address=...): expected a string, got {address!r}"
             )
         self.address = address
         self.ray_init_options = dict(ray_init_options)
+        self.task_options = dict(task_options or {})
         self._remote: Any = None
         self._lock = threading.Lock()
 
@@ -84,10 +93,12 @@ class RayExecutor:
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Shipped with a node to a worker: the worker reuses its own connection.
-        return (RayExecutor, (self.address,), {"ray_init_options": self.ray_init_options})
+        state = {"ray_init_options": self.ray_init_options, "task_options": self.task_options}
+        return (RayExecutor, (self.address,), state)
 
     def __setstate__(self, state: Mapping[str, Any]) -> None:
         self.ray_init_options = dict(state["ray_init_options"])
+        self.task_options = dict(state["task_options"])
 
     def connect(self) -> Any:
         """Initialise Ray if needed; return the remote function node calls go through."""
@@ -99,7 +110,8 @@ class RayExecutor:
                 ray = _import_ray()
                 if not ray.is_initialized():
                     ray.init(address=self.address, **self.ray_init_options)
-                self._remote = ray.remote(max_retries=0)(_run_on_worker)
+                options = {"max_retries": 0, **self.task_options}
+                self._remote = ray.remote(**options)(_run_on_worker)
             return self._remote
 
     async def run_call(self, call: RemoteCall) -> Mapping[str, Any]:
