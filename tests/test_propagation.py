@@ -220,3 +220,35 @@ def test_import_railtracks_never_imports_ray(tmp_path: Path) -> None:
     result = run_python(script, tmp_path)
     assert result.returncode == 0, result.stderr
     assert "pip install 'railtracks[ray]'" in result.stdout
+
+
+HOSTED = """
+import asyncio
+from collections import Counter
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+exporter = InMemorySpanExporter()
+provider = TracerProvider()
+provider.add_span_processor(SimpleSpanProcessor(exporter))
+trace.set_tracer_provider(provider)
+
+import railtracks as rt
+from tests.test_propagation import PickleExecutor, parent_in_segment
+
+@rt.session(name="hosted", executor=PickleExecutor(), logging_setting="NONE")
+async def flow():
+    return await rt.call(parent_in_segment, "z")
+
+asyncio.run(flow())
+counts = Counter(span.context.span_id for span in exporter.get_finished_spans())
+print(sorted(span.name for span in exporter.get_finished_spans()), max(counts.values()))
+"""
+
+
+def test_remote_spans_reach_a_host_providers_exporters_once(tmp_path: Path) -> None:
+    result = run_python(HOSTED, tmp_path, env={"PYTHONPATH": str(REPO)})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "['child', 'parent_in_segment', 'session hosted'] 1"

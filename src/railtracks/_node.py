@@ -224,7 +224,7 @@ async def _execute(  # noqa: PLR0912  # one branch per way a node can end
     tracked = task is not None and task is not session._task
     if tracked:
         session.register_node(task, span)  # type: ignore[arg-type]  # tracked implies a task
-    executor = node.executor or session._executor
+    executor = session._executor if node.executor is None else node.executor
     try:
         if executor is not None and executor is not LOCAL:
             result = await _segment.run_remote(

@@ -329,11 +329,13 @@ def merge(session: Session, reply: Mapping[str, Any], caller: trace.Span | None 
         session._encoder,
     )
     spans = decoder.decode_all(reply.get("spans"))
-    fanout = TELEMETRY.fanout
+    # The provider's own processors: railtracks' fan-out, and a host application's
+    # exporters when railtracks runs on its provider.
+    processor: SpanProcessor = getattr(session._tracer, "span_processor", TELEMETRY.fanout)
     for span in sorted(spans, key=lambda s: s.start_time or 0):
-        fanout.on_start(span)  # type: ignore[arg-type]  # processors read it like a started span
+        _guarded(processor.on_start, span)
     for span in spans:
-        fanout.on_end(span)
+        _guarded(processor.on_end, span)
     if caller.is_recording() and reply.get("caller_span_id") == _span_hex(caller):
         caller.set_attributes(decoder.attributes(reply.get("caller_attributes")))
         for event in decoder.events(reply.get("caller_events")):
@@ -344,6 +346,13 @@ def merge(session: Session, reply: Mapping[str, Any], caller: trace.Span | None 
             "segment-rejected",
             f"a segment reply held {decoder.rejected} malformed record(s): left out",
         )
+
+
+def _guarded(method: Any, span: ReadableSpan) -> None:
+    try:
+        method(span)
+    except Exception as exc:  # a host's processor failing never changes the call's outcome
+        _log.warn_once(f"segment-emit:{method!r}", f"re-emitting a remote span failed: {exc!r}")
 
 
 def _span_hex(span: trace.Span) -> str:
