@@ -19,7 +19,10 @@ by the caller. Ray itself is imported on first use, never by ``import railtracks
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import threading
+import weakref
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -87,6 +90,7 @@ class RayExecutor:
         self.task_options = dict(task_options or {})
         self._remote: Any = None
         self._lock = threading.Lock()
+        self._functions: weakref.WeakKeyDictionary[Any, bytes] = weakref.WeakKeyDictionary()
 
     def __repr__(self) -> str:
         return f"RayExecutor(address={self.address!r})"
@@ -114,12 +118,26 @@ class RayExecutor:
                 self._remote = ray.remote(**options)(_run_on_worker)
             return self._remote
 
+    def _function_blob(self, ray: Any, call: RemoteCall) -> bytes:
+        # Like Ray's own functions, a node's function is serialised once per executor.
+        try:
+            blob = self._functions.get(call.func)
+        except TypeError:  # not weak-referenceable: serialised on each call
+            blob = None
+        if blob is None:
+            blob = _dumps(ray, call.func, call.node_name, "its function")
+            with contextlib.suppress(TypeError):
+                self._functions[call.func] = blob
+        return blob
+
     async def run_call(self, call: RemoteCall) -> Mapping[str, Any]:
         """Run ``call`` as a Ray task; cancel it if the caller is cancelled."""
         remote = self.connect()
         ray = _import_ray()
-        payload = _dumps(ray, call, call.node_name, "its arguments")
-        ref = remote.remote(payload)
+        function = self._function_blob(ray, call)
+        bare = dataclasses.replace(call, func=_shipped_apart)
+        arguments = _dumps(ray, bare, call.node_name, "its arguments")
+        ref = remote.remote(function, arguments)
         try:
             blob = await ref
         except asyncio.CancelledError:
@@ -172,12 +190,32 @@ def _translate(ray: Any, exc: BaseException, node: str) -> BaseException:
     return WorkerLostError(node, f"Ray could not run it ({name}: {exc})")
 
 
-def _run_on_worker(payload: bytes) -> bytes:
+def _shipped_apart(*args: Any, **kwargs: Any) -> Any:
+    """Stands for the node's function in a shipped call: it travels apart, cached."""
+    raise RuntimeError("the node's function was not restored on the worker")
+
+
+_LOADED: dict[bytes, Any] = {}
+_LOADED_MAX: Final = 256
+
+
+def _load_function(ray: Any, blob: bytes) -> Any:
+    function = _LOADED.get(blob)
+    if function is None:
+        function = ray.cloudpickle.loads(blob)
+        if len(_LOADED) >= _LOADED_MAX:
+            _LOADED.clear()
+        _LOADED[blob] = function
+    return function
+
+
+def _run_on_worker(function: bytes, arguments: bytes) -> bytes:
     """The Ray task: load the call, run it in a segment, send the reply back as bytes."""
     ray = _import_ray()
     _segment.capture_global_spans()
     try:
-        call: RemoteCall = ray.cloudpickle.loads(payload)
+        shipped: RemoteCall = ray.cloudpickle.loads(arguments)
+        call = dataclasses.replace(shipped, func=_load_function(ray, function))
     except Exception as exc:
         blob: bytes = ray.cloudpickle.dumps(_load_failure(exc))
         return blob
