@@ -192,7 +192,7 @@ def test_exceptions_arrive_with_their_own_type_and_message() -> None:
     assert any("raised in worker" in note for note in caught.value.__notes__)
 
 
-def test_end_on_error_and_deadline_reach_the_worker() -> None:
+def test_the_deadline_reaches_the_worker() -> None:
     @rt.session(executor=second_node(), timeout=30, logging_setting="NONE")
     async def flow() -> Any:
         return await rt.call(nodes.deadline_left)
@@ -254,3 +254,22 @@ def test_executor_local_on_a_node_runs_in_process_and_per_node_executor() -> Non
     assert pid == os.getpid()
     here, _ = asyncio.run(local_session())
     assert here["pid"] != os.getpid()
+
+
+@rt.function_node(executor="local")
+async def fail_soon() -> None:
+    await asyncio.sleep(1.5)  # the remote call is running by now
+    raise nodes.InventoryError("stop everything")
+
+
+def test_end_on_error_cancels_a_running_remote_call(tmp_path: Path) -> None:
+    target = tmp_path / "late.txt"
+
+    @rt.session(executor=second_node(), end_on_error=True, logging_setting="NONE")
+    async def flow() -> Any:
+        return await asyncio.gather(rt.call(nodes.slow_write, str(target), 6), rt.call(fail_soon))
+
+    with pytest.raises(nodes.InventoryError, match="stop everything"):
+        asyncio.run(flow())
+    time.sleep(6)
+    assert not target.exists(), "the remote call kept running after end_on_error"
