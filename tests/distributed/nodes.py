@@ -77,10 +77,18 @@ def die() -> None:
 
 
 @rt.function_node
-def deadline_left() -> float | None:
+def session_view() -> dict[str, Any]:
     session = rt.current_session()
     assert session is not None
-    return session._deadline - time.monotonic() if session._deadline is not None else None
+    left = session._deadline - time.monotonic() if session._deadline is not None else None
+    return {"left": left, "setting": session.logging_setting.name, "name": session.name}
+
+
+@rt.function_node
+def returns_lock() -> Any:
+    import threading
+
+    return threading.Lock()
 
 
 @rt.function_node(executor="local")

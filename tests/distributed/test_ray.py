@@ -192,13 +192,24 @@ def test_exceptions_arrive_with_their_own_type_and_message() -> None:
     assert any("raised in worker" in note for note in caught.value.__notes__)
 
 
-def test_the_deadline_reaches_the_worker() -> None:
-    @rt.session(executor=second_node(), timeout=30, logging_setting="NONE")
+def test_deadline_and_logging_setting_reach_the_worker() -> None:
+    @rt.session(name="seen", executor=second_node(), timeout=30, logging_setting="QUIET")
     async def flow() -> Any:
-        return await rt.call(nodes.deadline_left)
+        return await rt.call(nodes.session_view)
 
-    left, _ = asyncio.run(flow())
-    assert 0 < left < 30
+    view, _ = asyncio.run(flow())
+    assert 0 < view["left"] < 30
+    assert view["setting"] == "QUIET"
+    assert view["name"] == "seen"
+
+
+def test_a_result_that_cannot_come_back_names_the_node() -> None:
+    @rt.session(executor=second_node(), logging_setting="NONE")
+    async def flow() -> Any:
+        return await rt.call(nodes.returns_lock)
+
+    with pytest.raises(errors.NodeSerializationError, match=r"'returns_lock'.*result"):
+        asyncio.run(flow())
 
 
 def test_timeout_cancels_a_running_remote_call(tmp_path: Path) -> None:
