@@ -69,7 +69,7 @@ async def railtracks_fan(executor: RayExecutor, calls: int) -> tuple[float, int]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=200)
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--fan", type=int, default=10_000)
     args = parser.parse_args()
 
