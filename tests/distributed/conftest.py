@@ -37,6 +37,23 @@ def worker_env() -> dict[str, str]:
     return {"PYTHONPATH": f"{REPO}{os.pathsep}{path}" if path else str(REPO)}
 
 
+_RUNNING: list[Any] = []  # (ray, cluster) while the shared cluster is up
+
+
+def _shut_down() -> None:
+    while _RUNNING:
+        ray, cluster = _RUNNING.pop()
+        ray.shutdown()
+        cluster.shutdown()
+
+
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    """Stop the cluster once the last Ray test has run: the rest of the suite
+    (timing-sensitive tests among it) should not share two cores with idle raylets."""
+    if nextitem is None or "tests/distributed/" not in nextitem.nodeid:
+        _shut_down()
+
+
 @pytest.fixture(scope="session")
 def ray_cluster() -> Iterator[Any]:
     ray = require_ray()
@@ -56,8 +73,8 @@ def ray_cluster() -> Iterator[Any]:
     cluster.add_node(num_cpus=1, object_store_memory=OBJECT_STORE, resources={"second": 1})
     cluster.wait_for_nodes()
     ray.init(address=cluster.address, log_to_driver=False)
+    _RUNNING.append((ray, cluster))
     try:
         yield cluster
     finally:
-        ray.shutdown()
-        cluster.shutdown()
+        _shut_down()
