@@ -23,7 +23,7 @@ import socket
 import time
 import traceback
 from collections.abc import Mapping
-from types import MappingProxyType, TracebackType
+from types import MappingProxyType
 from typing import Any, Final
 
 from opentelemetry import context as otel_context
@@ -223,16 +223,6 @@ class Segment(Session):
         self._final_context = MappingProxyType(self._context.snapshot())
         self._status = status
         return replacement
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        replacement = self._finish(exc)
-        if replacement is not None:
-            raise replacement
 
     def reply(self) -> dict[str, Any]:
         """What goes back to the caller: spans, caller-span changes, context changes.
