@@ -15,7 +15,7 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
 from . import _attributes as attr
-from . import _segment, _spans
+from . import _merge, _spans
 from ._executors import LOCAL, validate_executor
 from ._options import validate_option
 from ._session import _CURRENT, Session
@@ -227,7 +227,7 @@ async def _execute(  # noqa: PLR0912  # one branch per way a node can end
     executor = session._executor if node.executor is None else node.executor
     try:
         if executor is not None and executor is not LOCAL:
-            result = await _segment.run_remote(
+            result = await _merge.run_remote(
                 executor, session, node, args=args, kwargs=kwargs, span=span
             )
         elif node.is_async:

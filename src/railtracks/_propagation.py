@@ -21,7 +21,8 @@ from typing import Any
 
 from ._carrier import capture
 from ._current import require_session
-from ._segment import Segment, merge, open_segment
+from ._merge import merge
+from ._segment import Segment, open_segment
 
 
 def session_carrier() -> dict[str, str]:
