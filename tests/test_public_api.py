@@ -24,6 +24,9 @@ def test_all_is_exactly_the_spec_surface() -> None:
             "session_id",
             "current_session",
             "load_state",
+            "session_carrier",
+            "session_segment",
+            "merge_segment",
             "errors",
             "testing",
             "__version__",
@@ -44,12 +47,16 @@ def test_submodule_surfaces() -> None:
         "update",
     ]
     assert sorted(rt.errors.__all__) == [
+        "CarrierError",
         "ConfigurationError",
         "ContextError",
         "GlobalTimeOutError",
+        "NodeSerializationError",
         "RailtracksError",
+        "RemoteCallError",
         "StateError",
         "StateNotFoundError",
+        "WorkerLostError",
     ]
     assert sorted(rt.testing.__all__) == ["SpanCapture", "capture_spans", "reset", "span_tree"]
     import railtracks.view

@@ -29,6 +29,7 @@ from ._current import broadcast, current_session, session_id
 from ._decorator import session
 from ._node import call, function_node
 from ._options import set_config
+from ._propagation import merge_segment, session_carrier, session_segment
 from ._session import Session, on_session_end
 from ._state_store import load_state, save_session_state
 from ._telemetry import TELEMETRY
@@ -79,8 +80,11 @@ __all__ = [
     "flush_async",
     "function_node",
     "load_state",
+    "merge_segment",
     "session",
+    "session_carrier",
     "session_id",
+    "session_segment",
     "set_config",
     "testing",
 ]

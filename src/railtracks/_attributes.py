@@ -20,6 +20,10 @@ NODE_KIND: Final = "railtracks.node.kind"
 NODE_INPUT: Final = "railtracks.node.input"
 NODE_OUTPUT: Final = "railtracks.node.output"
 
+# Where a node call ran when an executor (SPEC 12) ran it in another process.
+WORKER_PID: Final = "railtracks.worker.pid"
+WORKER_HOST: Final = "railtracks.worker.host"
+
 # Final status of a session or node span: completed, failed, timeout, cancelled.
 STATUS: Final = "railtracks.status"
 

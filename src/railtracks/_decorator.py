@@ -55,6 +55,7 @@ def session(
     end_on_error: bool = ...,
     log_file: str | Path | None = ...,
     broadcast_callback: BroadcastCallback | None = ...,
+    executor: Any = ...,
 ) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, SessionResult[R]]]: ...
 
 

@@ -15,7 +15,8 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
 from . import _attributes as attr
-from . import _spans
+from . import _merge, _spans
+from ._executors import LOCAL, validate_executor
 from ._options import validate_option
 from ._session import _CURRENT, Session
 from .errors import ConfigurationError, GlobalTimeOutError
@@ -82,7 +83,7 @@ class Node(Generic[P, R]):
     work too: ``rt.call(agent.act, ...)`` binds ``agent`` like Python does.
     """
 
-    def __init__(self, func: Callable[P, R], name: str | None = None) -> None:
+    def __init__(self, func: Callable[P, R], name: str | None = None, executor: Any = None) -> None:
         if not callable(func):
             raise TypeError(f"a node wraps a function, got {func!r}")
         if name is None:
@@ -98,6 +99,8 @@ class Node(Generic[P, R]):
         self.name = name
         self.is_async = _is_async(func)
         self.binder: _Binder | _BoundBinder = _Binder(func, name)
+        # None: the session's executor; LOCAL: this process; else where this node runs
+        self.executor: Any = validate_executor(executor, node=True)
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         return self.func(*args, **kwargs)
@@ -135,20 +138,24 @@ def function_node(func: Callable[P, R], /) -> Node[P, R]: ...
 
 
 @overload
-def function_node(*, name: str | None = None) -> Callable[[Callable[P, R]], Node[P, R]]: ...
+def function_node(
+    *, name: str | None = None, executor: Any = None
+) -> Callable[[Callable[P, R]], Node[P, R]]: ...
 
 
 def function_node(
-    func: Callable[P, R] | None = None, /, *, name: str | None = None
+    func: Callable[P, R] | None = None, /, *, name: str | None = None, executor: Any = None
 ) -> Node[P, R] | Callable[[Callable[P, R]], Node[P, R]]:
     """Make an ``async def`` or a plain ``def`` into a node.
 
     ``@rt.function_node`` or ``@rt.function_node(name="...")``. A sync node runs
     in a worker thread, with the caller's context (session, span) carried over.
+    ``executor=`` runs this node's calls elsewhere (``railtracks.ray.RayExecutor()``),
+    or in this process whatever the session says (``"local"``).
     """
     if func is not None:
-        return Node(func, name)
-    return lambda f: Node(f, name)
+        return Node(func, name, executor)
+    return lambda f: Node(f, name, executor)
 
 
 def as_node(target: Callable[..., Any]) -> Node[..., Any]:
@@ -199,7 +206,7 @@ def _implicit_name(node_name: str) -> str | None:
         return None
 
 
-async def _execute(
+async def _execute(  # noqa: PLR0912  # one branch per way a node can end
     session: Session,
     node: Node[..., Any],
     args: tuple[Any, ...],
@@ -217,8 +224,13 @@ async def _execute(
     tracked = task is not None and task is not session._task
     if tracked:
         session.register_node(task, span)  # type: ignore[arg-type]  # tracked implies a task
+    executor = session._executor if node.executor is None else node.executor
     try:
-        if node.is_async:
+        if executor is not None and executor is not LOCAL:
+            result = await _merge.run_remote(
+                executor, session, node, args=args, kwargs=kwargs, span=span
+            )
+        elif node.is_async:
             result = await node.func(*args, **kwargs)
         else:
             run = functools.partial(contextvars.copy_context().run, node.func, *args, **kwargs)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from ._config import CONFIG
+from ._executors import validate_executor
 from ._settings import LoggingSetting, parse_logging_setting
 from .errors import ConfigurationError
 
@@ -50,6 +51,7 @@ class SessionOptions:
     end_on_error: bool = False
     log_file: Path | None = None
     broadcast_callback: BroadcastCallback | None = None
+    executor: Any = None  # None (this process) or an executor, see _executors
 
 
 OPTION_NAMES: Final = tuple(f.name for f in dataclasses.fields(SessionOptions))
@@ -143,6 +145,7 @@ _VALIDATORS: Final[dict[str, Callable[[object], Any]]] = {
     "end_on_error": _validate_bool("end_on_error"),
     "log_file": _validate_log_file,
     "broadcast_callback": _validate_callback,
+    "executor": validate_executor,
 }
 
 

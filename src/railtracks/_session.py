@@ -73,6 +73,7 @@ class Session:
         end_on_error: bool | Unset = UNSET,
         log_file: str | Path | Unset | None = UNSET,
         broadcast_callback: BroadcastCallback | Unset | None = UNSET,
+        executor: Any = UNSET,
     ) -> None:
         given = {
             "name": name,
@@ -83,6 +84,7 @@ class Session:
             "end_on_error": end_on_error,
             "log_file": log_file,
             "broadcast_callback": broadcast_callback,
+            "executor": executor,
         }
         self._options: SessionOptions = resolve_options(
             {key: value for key, value in given.items() if value is not UNSET}
@@ -90,6 +92,7 @@ class Session:
         # SPEC 2 also names it `session._identifier` (the seed page prints it).
         self._identifier = str(uuid.uuid4())
         self._context = SessionContext(self._options.context)
+        self._executor: Any = self._options.executor  # where node calls run (None: here)
         self._final_context: Mapping[str, Any] | None = None
         self._status: str = STATUS_PENDING
         self._entered = False

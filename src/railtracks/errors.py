@@ -6,22 +6,31 @@ Hierarchy::
     ├── ConfigurationError      (also ValueError)  bad option, setting or environment value
     ├── ContextError            (also RuntimeError) rt.context used outside a session
     ├── GlobalTimeOutError      (also TimeoutError) a session ran past its timeout
-    └── StateError                                  a saved state cannot be read
-        └── StateNotFoundError  (also FileNotFoundError)
+    ├── StateError                                  a saved state cannot be read
+    │   └── StateNotFoundError  (also FileNotFoundError)
+    ├── CarrierError            (also ValueError)   a session carrier or segment reply is invalid
+    └── RemoteCallError                             a node call on another machine could not run
+        ├── NodeSerializationError (also TypeError) its arguments/result cannot be serialised
+        └── WorkerLostError     (also ConnectionError) the process running it died or was lost
 
 Exceptions raised by your own nodes are never wrapped: they reach the caller
-as the very same object.
+as the very same object (for a node run on another machine, an equal copy of
+the same type, with the same message).
 """
 
 from __future__ import annotations
 
 __all__ = [
+    "CarrierError",
     "ConfigurationError",
     "ContextError",
     "GlobalTimeOutError",
+    "NodeSerializationError",
     "RailtracksError",
+    "RemoteCallError",
     "StateError",
     "StateNotFoundError",
+    "WorkerLostError",
 ]
 
 
@@ -53,3 +62,23 @@ class StateError(RailtracksError):
 
 class StateNotFoundError(StateError, FileNotFoundError):
     """No saved state matches the given path or name."""
+
+
+class CarrierError(RailtracksError, ValueError):
+    """A session carrier or a segment reply received from elsewhere is malformed."""
+
+
+class RemoteCallError(RailtracksError):
+    """A node call handed to an executor (``executor=``) could not run to an outcome."""
+
+    def __init__(self, node: str, message: str) -> None:
+        self.node = node
+        super().__init__(f"node {node!r}: {message}")
+
+
+class NodeSerializationError(RemoteCallError, TypeError):
+    """A remote node call's arguments, result or exception cannot be serialised."""
+
+
+class WorkerLostError(RemoteCallError, ConnectionError):
+    """The worker process (or machine) running a remote node call died or was lost."""

@@ -1,0 +1,80 @@
+"""One real Ray cluster for the whole test run: two nodes (raylets) on this machine.
+
+The head node has one CPU and the custom resource ``head``; the second node one
+CPU and ``second``. Executors built by ``executor(...)`` send their tasks to the
+second node, so calls really leave the driver's raylet. Without Ray the tests
+skip (locally) or fail (``CI=true``): ``bash tests/run.sh`` installs it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.conftest import REPO
+
+OBJECT_STORE = 150 * 1024 * 1024
+INSTALL = "Ray is not installed: pip install 'railtracks[ray]' (bash tests/run.sh installs it)"
+
+
+def require_ray() -> Any:
+    try:
+        import ray
+        from ray.cluster_utils import Cluster  # noqa: F401
+    except ImportError:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"{INSTALL}; Ray tests never skip in CI")
+        pytest.skip(INSTALL)
+    return ray
+
+
+def worker_env() -> dict[str, str]:
+    """What the raylets (and so the workers) inherit: the tests' nodes importable."""
+    path = os.environ.get("PYTHONPATH", "")
+    return {"PYTHONPATH": f"{REPO}{os.pathsep}{path}" if path else str(REPO)}
+
+
+_RUNNING: list[Any] = []  # (ray, cluster) while the shared cluster is up
+
+
+def _shut_down() -> None:
+    while _RUNNING:
+        ray, cluster = _RUNNING.pop()
+        ray.shutdown()
+        cluster.shutdown()
+
+
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    """Stop the cluster once the last Ray test has run: the rest of the suite
+    (timing-sensitive tests among it) should not share two cores with idle raylets."""
+    if nextitem is None or "tests/distributed/" not in nextitem.nodeid:
+        _shut_down()
+
+
+@pytest.fixture(scope="session")
+def ray_cluster() -> Iterator[Any]:
+    ray = require_ray()
+    from ray.cluster_utils import Cluster
+
+    os.environ.update(worker_env())
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    cluster = Cluster(
+        initialize_head=True,
+        head_node_args={
+            "num_cpus": 1,
+            "object_store_memory": OBJECT_STORE,
+            "resources": {"head": 1},
+            "include_dashboard": False,
+        },
+    )
+    cluster.add_node(num_cpus=1, object_store_memory=OBJECT_STORE, resources={"second": 1})
+    cluster.wait_for_nodes()
+    ray.init(address=cluster.address, log_to_driver=False)
+    _RUNNING.append((ray, cluster))
+    try:
+        yield cluster
+    finally:
+        _shut_down()
