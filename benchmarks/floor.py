@@ -175,7 +175,9 @@ def measure(rows: dict[str, Run], calls: int, rounds: int) -> dict[str, float]:
     return {name: statistics.median(values) for name, values in samples.items()}
 
 
-def print_rows(title: str, figures: dict[str, float], baseline: str, targets: dict[str, str]) -> None:
+def print_rows(
+    title: str, figures: dict[str, float], baseline: str, targets: dict[str, str]
+) -> None:
     print(f"\n{title}")
     base = figures[baseline]
     for name, value in figures.items():
