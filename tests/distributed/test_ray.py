@@ -8,7 +8,6 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -17,50 +16,15 @@ import pytest
 import railtracks as rt
 from railtracks import errors
 from tests.distributed import nodes
+from tests.otlp_receiver import Receiver, otlp_receiver
 
 pytestmark = pytest.mark.usefixtures("ray_cluster")
 
 
-class OtlpReceiver:
-    """An OTLP/HTTP trace receiver on 127.0.0.1: every span it was sent, from any process."""
-
-    def __init__(self) -> None:
-        self.spans: list[Any] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-                    ExportTraceServiceRequest,
-                    ExportTraceServiceResponse,
-                )
-
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                if self.path == "/v1/traces":
-                    request = ExportTraceServiceRequest.FromString(body)
-                    for resource_spans in request.resource_spans:
-                        for scope_spans in resource_spans.scope_spans:
-                            receiver.spans.extend(scope_spans.spans)
-                payload = ExportTraceServiceResponse().SerializeToString()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/x-protobuf")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def log_message(self, *args: Any) -> None:
-                return
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-
 @pytest.fixture
-def receiver() -> Iterator[OtlpReceiver]:
-    found = OtlpReceiver()
-    yield found
-    found.server.shutdown()
+def receiver() -> Iterator[Receiver]:
+    with otlp_receiver() as found:
+        yield found
 
 
 def second_node(**extra: Any) -> Any:
@@ -84,7 +48,7 @@ def by_name(session: rt.Session) -> dict[str, list[Any]]:
 
 
 def test_calls_cross_raylets_and_the_trace_is_complete_and_exported_once(
-    receiver: OtlpReceiver,
+    receiver: Receiver,
 ) -> None:
     rt.configure(endpoint=receiver.endpoint, protocol="http/protobuf")
     # If a worker exported on its own, its spans would reach the receiver twice.
@@ -113,7 +77,14 @@ def test_calls_cross_raylets_and_the_trace_is_complete_and_exported_once(
     spans = by_name(session)
     root = spans["session cluster"][0]
     assert Counter(span.name for span in session.spans) == Counter(
-        {"session cluster": 1, "where": 1, "fan": 1, "leaf": 4, "sync_outer": 1}
+        {
+            "session cluster": 1,
+            "where": 1,
+            "fan": 1,
+            "leaf": 4,
+            "sync_outer": 1,
+            "foreign work": 1,  # another instrumentation's span, made on the worker
+        }
     )
     trace_id = root.context.trace_id
     assert all(span.context.trace_id == trace_id for span in session.spans)
@@ -131,15 +102,17 @@ def test_calls_cross_raylets_and_the_trace_is_complete_and_exported_once(
     assert state is not None
     tree = {node["name"]: node for node in state["nodes"]}
     assert sorted(tree) == ["fan", "sync_outer", "where"]
-    assert sorted(child["name"] for child in tree["fan"]["children"]) == ["leaf"] * 3
+    fan_children = sorted(tree["fan"]["children"], key=lambda child: child["name"])
+    assert [child["name"] for child in fan_children] == ["foreign work"] + ["leaf"] * 3
+    assert [child.get("foreign", False) for child in fan_children] == [True] + [False] * 3
     assert [child["name"] for child in tree["sync_outer"]["children"]] == ["leaf"]
 
     deadline = time.monotonic() + 10
-    expected = len(session.spans) + 1  # and the foreign span, made on the worker
-    while len(receiver.spans) < expected and time.monotonic() < deadline:
+    expected = len(session.spans)
+    while len(receiver.spans()) < expected and time.monotonic() < deadline:
         time.sleep(0.1)
     time.sleep(0.5)  # a duplicate, if any, would arrive now
-    exported = receiver.spans
+    exported = [span for _, span in receiver.spans()]
     exported_ids = Counter(span.span_id.hex() for span in exported)
     assert all(count == 1 for count in exported_ids.values()), exported_ids
     assert len(exported) == expected

@@ -94,6 +94,7 @@ NODE_SPAN = {
         kv("error.type", "ValueError"),
         kv("http.request.header.authorization", "Bearer abc"),
         kv("retries", 3),
+        kv("db.url", "postgres://app:hunter2-pw@db:5432/app"),
     ],
     "events": [
         {
@@ -137,6 +138,7 @@ def test_otlp_json_is_received_grouped_and_redacted(server: ViewerServer) -> Non
     assert node["error"] == {"type": "ValueError", "message": "ValueError: no"}
     assert node["attributes"]["http.request.header.authorization"] == "[REDACTED]"
     assert node["attributes"]["retries"] == 3
+    assert node["attributes"]["db.url"] == "postgres://app:[REDACTED]@db:5432/app"
     exception = {"exception.type": "ValueError", "exception.message": "no"}
     assert node["events"][0]["attributes"] == exception
     assert "sk-plain-secret" not in json.dumps(server.runs())

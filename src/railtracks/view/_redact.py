@@ -2,8 +2,9 @@
 
 Saved states are already redacted by the process that wrote them, but a
 state file or an OTLP payload can come from anywhere: the viewer applies the
-same rule again. There is one call site of railtracks' key rule
-(``ValueEncoder.is_sensitive``) so any improvement to it applies here too.
+same rules again, in this one pass: railtracks' key rule
+(``ValueEncoder.is_sensitive``) and its credential shapes inside any string
+(``_scrub.scrub_text``: URL passwords, ``Bearer`` tokens, provider keys...).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any, Final
 from .. import _attributes as attr
 from .._config import CONFIG
 from .._encoding import REDACTED
+from .._scrub import scrub_text
 
 # railtracks' own identity keys are never redacted (SPEC 3).
 _NEVER_SENSITIVE: Final = frozenset({attr.SESSION_ID, attr.OPENINFERENCE_SESSION_ID})
@@ -28,7 +30,7 @@ def is_sensitive(key: str) -> bool:
 
 
 def redact(value: Any, depth: int = 0) -> Any:  # noqa: PLR0911  # one exit per kind of value
-    """``value`` with every value under a sensitive key, at any depth, replaced."""
+    """``value`` with values under sensitive keys, and credentials inside strings, replaced."""
     if isinstance(value, dict):
         if depth > _MAX_DEPTH:
             return REDACTED  # too deep to check: nothing unchecked is shown
@@ -40,15 +42,17 @@ def redact(value: Any, depth: int = 0) -> Any:  # noqa: PLR0911  # one exit per 
         if depth > _MAX_DEPTH:
             return REDACTED
         return [redact(item, depth + 1) for item in value]
-    if isinstance(value, str) and value[:1] in ("{", "[") and len(value) < 1_000_000:
+    if not isinstance(value, str):
+        return value
+    if value[:1] in ("{", "[") and len(value) < 1_000_000:
         # JSON travelling as a string attribute (input.value, a raw payload): look inside
         try:
             parsed = json.loads(value)
         except ValueError:
-            return value
+            return scrub_text(value)
         cleaned = redact(parsed, depth + 1)
         return value if cleaned == parsed else json.dumps(cleaned, ensure_ascii=False)
-    return value
+    return scrub_text(value)
 
 
 def redact_mapping(values: Any) -> dict[str, Any]:
