@@ -5,7 +5,8 @@ railtracks' own attributes: a span carrying ``railtracks.session.id`` (the
 session span, its nodes) belongs to that session, and any other span (an HTTP
 client's, a manual ``start_as_current_span``) belongs to the session of its
 parent. Nested sessions carry their own identifier, so their spans, and the
-foreign spans under them, stay theirs.
+foreign spans under them, stay theirs. Spans are kept in their compact form
+(``_compact``): a long session must not fill the garbage collector's heap.
 """
 
 from __future__ import annotations
@@ -16,13 +17,14 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from ._attributes import SESSION_ID
+from ._compact import FinishedSpan
 
 
 class SessionSpanCollector(SpanProcessor):
     """Keeps the finished spans of every open session, keyed by ``railtracks.session.id``."""
 
     def __init__(self) -> None:
-        self._buffers: dict[str, list[ReadableSpan]] = {}
+        self._buffers: dict[str, list[FinishedSpan]] = {}
         # span id -> session id, for every started span of an open session; a
         # foreign span finds its session through its parent's entry.
         self._owners: dict[int, str] = {}
@@ -34,7 +36,7 @@ class SessionSpanCollector(SpanProcessor):
             self._buffers[session_id] = []
             self._owned[session_id] = []
 
-    def close(self, session_id: str) -> list[ReadableSpan]:
+    def close(self, session_id: str) -> list[FinishedSpan]:
         """Stop collecting for a session and hand back its spans in end order."""
         with self._lock:
             owners = self._owners
@@ -71,7 +73,7 @@ class SessionSpanCollector(SpanProcessor):
                 return
         buffer = self._buffers.get(session_id)
         if buffer is not None:
-            buffer.append(span)  # list.append is atomic under the GIL: no lock on the hot path
+            buffer.append(FinishedSpan(span))  # list.append is atomic: no lock on the hot path
 
     def shutdown(self) -> None:
         pass

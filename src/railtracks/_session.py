@@ -24,6 +24,7 @@ from opentelemetry.util.types import AttributeValue
 
 from . import _attributes as attr
 from . import _log, _spans
+from ._compact import FinishedSpan
 from ._config import CONFIG
 from ._context_store import SessionContext
 from ._options import (
@@ -102,7 +103,8 @@ class Session:
         self._duration: float | None = None
         self._trace_id: str | None = None
         self._span: trace.Span | None = None
-        self._spans: list[ReadableSpan] = []
+        self._spans: list[FinishedSpan] = []
+        self._readable: tuple[ReadableSpan, ...] | None = None
         self._answer: Any = UNSET
         self._error: BaseException | None = None
         self._state: dict[str, Any] | None = None
@@ -187,7 +189,9 @@ class Session:
     @property
     def spans(self) -> tuple[ReadableSpan, ...]:
         """Every finished span of this session (its own included), in end order."""
-        return tuple(self._spans)
+        if self._readable is None or len(self._readable) != len(self._spans):
+            self._readable = tuple(span.readable() for span in self._spans)
+        return self._readable
 
     @property
     def state(self) -> dict[str, Any] | None:

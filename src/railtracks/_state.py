@@ -24,6 +24,7 @@ from typing import Any, Final
 from opentelemetry.sdk.trace import ReadableSpan
 
 from . import _attributes as attr
+from ._compact import FinishedSpan, compact
 
 SCHEMA_VERSION: Final = 1
 _DECODER: Final = json.JSONDecoder()
@@ -69,40 +70,26 @@ def _decode(value: Any) -> tuple[Any, bool]:
         return value, False
 
 
-def _attributes_of(span: ReadableSpan) -> Mapping[str, Any]:
-    """A span's attributes, read without copying."""
-    # ReadableSpan.attributes wraps the SDK's BoundedAttributes in a proxy, and
-    # iterating that Mapping costs several times a dict's: for states of 100,000
-    # nodes the backing dict is read directly when the SDK has one.
-    backing = getattr(getattr(span, "_attributes", None), "_dict", None)
-    if isinstance(backing, dict):
-        return backing
-    return span.attributes or {}
-
-
-def _events(span: ReadableSpan) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def _events(span: FinishedSpan) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """``(context changes, other events)`` of a span."""
     changes: list[dict[str, Any]] = []
     events: list[dict[str, Any]] = []
-    for event in span.events:
+    for name, timestamp, attributes in span.raw_events:
         record = {
-            "name": event.name,
-            "time_unix_nano": event.timestamp,
-            "attributes": {
-                k: list(v) if type(v) is tuple else v for k, v in (event.attributes or {}).items()
-            },
+            "name": name,
+            "time_unix_nano": timestamp,
+            "attributes": {k: list(v) if type(v) is tuple else v for k, v in attributes.items()},
         }
-        (changes if event.name == attr.EVENT_CONTEXT_CHANGE else events).append(record)
+        (changes if name == attr.EVENT_CONTEXT_CHANGE else events).append(record)
     return changes, events
 
 
 def _span_fields(
-    span: ReadableSpan, attributes: Mapping[str, Any], shown: frozenset[str]
+    span: FinishedSpan, attributes: Mapping[str, Any], shown: frozenset[str]
 ) -> dict[str, Any]:
     """The fields sessions and nodes share; context and ``shown`` keys go apart from the rest."""
-    assert span.context is not None  # SDK spans always have one
     start, end = span.start_time, span.end_time
-    status = span.status
+    ok = span.is_ok
     kept: dict[str, Any] = {}
     context: dict[str, Any] = {}
     prefix, cut = attr.CONTEXT_PREFIX, len(attr.CONTEXT_PREFIX)
@@ -115,13 +102,14 @@ def _span_fields(
             kept[key] = value
     final = attributes.get(attr.STATUS)
     if final is None:
-        final = attr.STATUS_COMPLETED if status.is_ok else attr.STATUS_FAILED
-    changes, events = _events(span) if span.events else ([], [])
+        final = attr.STATUS_COMPLETED if ok else attr.STATUS_FAILED
+    changes, events = _events(span) if span.raw_events else ([], [])
+    parent = span.parent_id
     fields = {
-        "span_id": format(span.context.span_id, "016x"),
-        "parent_span_id": format(span.parent.span_id, "016x") if span.parent else None,
+        "span_id": format(span.span_id, "016x"),
+        "parent_span_id": None if parent is None else format(parent, "016x"),
         "status": final,
-        "status_code": status.status_code.name,
+        "status_code": span.status_code.name,
         "kind": span.kind.name,
         "start_time_unix_nano": start,
         "end_time_unix_nano": end,
@@ -129,8 +117,8 @@ def _span_fields(
         "context": context,
         "error": (
             None
-            if status.is_ok
-            else {"type": attributes.get(attr.ERROR_TYPE), "message": status.description}
+            if ok
+            else {"type": attributes.get(attr.ERROR_TYPE), "message": span.status_description}
         ),
         "context_changes": changes,
         "events": events,
@@ -142,25 +130,25 @@ def _span_fields(
     return fields
 
 
-def _dropped(span: ReadableSpan, attributes: Mapping[str, Any]) -> dict[str, int]:
+def _dropped(span: FinishedSpan, attributes: Mapping[str, Any]) -> dict[str, int]:
     """What a limit cut from this span, counted (SPEC 3): by railtracks and by the SDK."""
     counts = {
         "context_keys": attributes.get(attr.DROPPED_CONTEXT_KEYS, 0),
         "events": attributes.get(attr.DROPPED_EVENTS, 0),
-        "sdk_attributes": getattr(span, "dropped_attributes", 0),
-        "sdk_events": getattr(span, "dropped_events", 0),
-        "sdk_links": getattr(span, "dropped_links", 0),
+        "sdk_attributes": span.dropped_attributes,
+        "sdk_events": span.dropped_events,
+        "sdk_links": span.dropped_links,
     }
     return {k: v for k, v in counts.items() if type(v) is int and v > 0}
 
 
-def _is_foreign(span: ReadableSpan, attributes: Mapping[str, Any]) -> bool:
+def _is_foreign(span: FinishedSpan, attributes: Mapping[str, Any]) -> bool:
     scope = span.instrumentation_scope
     return attr.NODE_NAME not in attributes or scope is None or scope.name != _SCOPE
 
 
-def _node(span: ReadableSpan) -> dict[str, Any]:
-    attributes = _attributes_of(span)
+def _node(span: FinishedSpan) -> dict[str, Any]:
+    attributes = span.attributes
     if _is_foreign(span, attributes):
         return _foreign(span, attributes)
     record: dict[str, Any] = {"name": attributes.get(attr.NODE_NAME, span.name)}
@@ -180,12 +168,12 @@ def _node(span: ReadableSpan) -> dict[str, Any]:
     return record
 
 
-def _scope(span: ReadableSpan) -> dict[str, Any] | None:
+def _scope(span: FinishedSpan) -> dict[str, Any] | None:
     scope = span.instrumentation_scope
     return {"name": scope.name, "version": scope.version} if scope else None
 
 
-def _foreign(span: ReadableSpan, attributes: Mapping[str, Any]) -> dict[str, Any]:
+def _foreign(span: FinishedSpan, attributes: Mapping[str, Any]) -> dict[str, Any]:
     """Another instrumentation's span: kept whole, marked, under its true parent."""
     record: dict[str, Any] = {"name": span.name}
     record.update(_span_fields(span, attributes, frozenset()))
@@ -197,14 +185,13 @@ def _foreign(span: ReadableSpan, attributes: Mapping[str, Any]) -> dict[str, Any
     return record
 
 
-def _session_record(span: ReadableSpan) -> tuple[dict[str, Any], Any]:
-    attributes = _attributes_of(span)
-    assert span.context is not None  # SDK spans always have one
+def _session_record(span: FinishedSpan) -> tuple[dict[str, Any], Any]:
+    attributes = span.attributes
     record: dict[str, Any] = {
         "identifier": attributes.get(attr.SESSION_ID),
         "name": attributes.get(attr.SESSION_NAME),
         "span_name": span.name,
-        "trace_id": format(span.context.trace_id, "032x"),
+        "trace_id": format(span.trace_id, "032x"),
         "timeout": attributes.get(attr.SESSION_TIMEOUT),
         "started_at": _iso(span.start_time),
         "ended_at": _iso(span.end_time),
@@ -214,35 +201,35 @@ def _session_record(span: ReadableSpan) -> tuple[dict[str, Any], Any]:
         k: list(v) if type(v) is tuple else v for k, v in span.resource.attributes.items()
     }
     record["scope"] = _scope(span)
-    record["sampled"] = span.context.trace_flags.sampled
+    record["sampled"] = span.sampled
     answer, _ = _decode(attributes.get(attr.SESSION_ANSWER))
     return record, answer
 
 
-def _is_session_span(span: ReadableSpan) -> bool:
-    attributes = _attributes_of(span)
+def _is_session_span(span: FinishedSpan) -> bool:
+    attributes = span.attributes
     if attr.SESSION_ID not in attributes or attr.NODE_NAME in attributes:
         return False
     scope = span.instrumentation_scope
     return scope is not None and scope.name == _SCOPE
 
 
-def build_state(spans: Iterable[ReadableSpan]) -> dict[str, Any]:
-    """The state document of one session from its finished spans."""
+def build_state(spans: Sequence[ReadableSpan | FinishedSpan]) -> dict[str, Any]:
+    """The state document of one session from its finished spans (SDK or compact ones)."""
     # The tree is built from fresh, acyclic containers (about ten per node);
     # with the cyclic collector on, a 100,000-node build spends about as long
     # rescanning them as building them. It is paused for the build only.
     paused = gc.isenabled()
     gc.disable()
     try:
-        return _build(spans)
+        return _build(compact(spans))
     finally:
         if paused:
             gc.enable()
 
 
-def _build(spans: Iterable[ReadableSpan]) -> dict[str, Any]:
-    session_span: ReadableSpan | None = None
+def _build(spans: Iterable[FinishedSpan]) -> dict[str, Any]:
+    session_span: FinishedSpan | None = None
     nodes: dict[str, dict[str, Any]] = {}
     order: list[tuple[int, str]] = []
     for span in spans:
