@@ -25,22 +25,23 @@ class SessionSpanCollector(SpanProcessor):
 
     def __init__(self) -> None:
         self._buffers: dict[str, list[FinishedSpan]] = {}
-        # span id -> session id, for every started span of an open session; a
-        # foreign span finds its session through its parent's entry.
+        # span id -> session id for every open span of an open session: a span
+        # finds its session through its parent's entry. An entry goes when its
+        # span ends, so closing a session of any size touches only what is open.
         self._owners: dict[int, str] = {}
-        self._owned: dict[str, list[int]] = {}
+        self._open: dict[str, set[int]] = {}
         self._lock = threading.Lock()
 
     def open(self, session_id: str) -> None:
         with self._lock:
             self._buffers[session_id] = []
-            self._owned[session_id] = []
+            self._open[session_id] = set()
 
     def close(self, session_id: str) -> list[FinishedSpan]:
         """Stop collecting for a session and hand back its spans in end order."""
         with self._lock:
             owners = self._owners
-            for span_id in self._owned.pop(session_id, ()):
+            for span_id in self._open.pop(session_id, ()):
                 if owners.get(span_id) == session_id:
                     del owners[span_id]
             return self._buffers.pop(session_id, [])
@@ -57,20 +58,25 @@ class SessionSpanCollector(SpanProcessor):
         session_id = self._session_of(span)
         if session_id is None:
             return
-        owned = self._owned.get(session_id)
-        if owned is None:  # not an open session (already closed, or never opened here)
+        still_open = self._open.get(session_id)
+        if still_open is None:  # not an open session (already closed, or never opened here)
             return
         span_id = span.context.span_id
-        self._owners[span_id] = session_id  # dict/list updates are atomic under the GIL
-        owned.append(span_id)
+        self._owners[span_id] = session_id  # dict and set updates are atomic under the GIL
+        still_open.add(span_id)
 
     def on_end(self, span: ReadableSpan) -> None:
         context = span.context
-        session_id = self._owners.get(context.span_id) if context is not None else None
+        span_id = context.span_id if context is not None else None
+        session_id = self._owners.pop(span_id, None) if span_id is not None else None
         if session_id is None:
             session_id = self._session_of(span)
             if session_id is None:
                 return
+        else:
+            still_open = self._open.get(session_id)
+            if still_open is not None:
+                still_open.discard(span_id)
         buffer = self._buffers.get(session_id)
         if buffer is not None:
             buffer.append(FinishedSpan(span))  # list.append is atomic: no lock on the hot path

@@ -7,7 +7,10 @@ The decorator form lives in ``_decorator``; ``rt.current_session``,
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextvars
 import datetime as dt
+import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -43,6 +46,9 @@ if TYPE_CHECKING:
     from ._encoding import ValueEncoder
 
 STATUS_PENDING: Final = "pending"
+# Below this many spans the state is built and written on the spot (a few ms);
+# above, ``async with`` and ``@rt.session`` do it in a thread.
+_INLINE_END_SPANS: Final = 1000
 _CURRENT: ContextVar[Session | None] = ContextVar("railtracks_session", default=None)
 
 # Hooks run when a session ends, after its spans are collected (the saved state).
@@ -193,6 +199,10 @@ class Session:
             self._readable = tuple(span.readable() for span in self._spans)
         return self._readable
 
+    def _finished_spans(self) -> list[FinishedSpan] | None:
+        """The spans the state is built from, or None when it is built another way."""
+        return self._spans if self._spans and self._state is None else None
+
     @property
     def state(self) -> dict[str, Any] | None:
         """The saved-state document built from this session's spans (None while running)."""
@@ -248,6 +258,7 @@ class Session:
         tb: TracebackType | None,
     ) -> None:
         replacement = self._finish(exc)
+        self._run_end_hooks()
         if replacement is not None:
             raise replacement from (exc if isinstance(exc, asyncio.CancelledError) else None)
 
@@ -260,7 +271,26 @@ class Session:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.__exit__(exc_type, exc, tb)
+        replacement = self._finish(exc)
+        if len(self._spans) < _INLINE_END_SPANS:
+            self._run_end_hooks()
+            if replacement is not None:
+                raise replacement from (exc if isinstance(exc, asyncio.CancelledError) else None)
+            return
+        # Building and writing the state of a large session takes long: it runs
+        # in a thread, so the event loop (other sessions, servers) goes on.
+        done: concurrent.futures.Future[None] = concurrent.futures.Future()
+        context = contextvars.copy_context()
+        threading.Thread(
+            target=context.run, args=(_settle, done, self._run_end_hooks), daemon=True
+        ).start()
+        try:
+            await asyncio.wrap_future(done)
+        except asyncio.CancelledError:
+            done.result()  # cancelled meanwhile: the state is still complete when we return
+            raise
+        if replacement is not None:
+            raise replacement from (exc if isinstance(exc, asyncio.CancelledError) else None)
 
     # -- lifecycle ----------------------------------------------------------------
     def _start(self) -> None:
@@ -445,6 +475,10 @@ class Session:
         self._duration = time.perf_counter() - self._t0
         self._final_context = MappingProxyType(self._context.snapshot())
         self._status = status
+        return replacement
+
+    def _run_end_hooks(self) -> None:
+        """Save the state and the rest; they never raise and never change the outcome."""
         for hook in _END_HOOKS:
             try:
                 hook(self)
@@ -458,7 +492,6 @@ class Session:
         if self._log_handler is not None:
             _log.LOGS.remove(self._log_handler)
         _log.forget_session(self._identifier)
-        return replacement
 
     def _end_span(self, span: trace.Span, status: str) -> None:
         if status == attr.STATUS_COMPLETED:
@@ -487,3 +520,12 @@ class Session:
 
     def _label(self) -> str:
         return f"session {self.name!r}" if self.name else f"session {self._identifier}"
+
+
+def _settle(done: concurrent.futures.Future[None], job: Callable[[], None]) -> None:
+    try:
+        job()
+    except BaseException as exc:  # handed to the awaiting task, never lost in the thread
+        done.set_exception(exc)
+    else:
+        done.set_result(None)

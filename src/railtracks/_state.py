@@ -15,10 +15,11 @@ the state is built from what the session itself knows (``unsampled_state``).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import gc
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Final
 
 from opentelemetry.sdk.trace import ReadableSpan
@@ -164,7 +165,6 @@ def _node(span: FinishedSpan) -> dict[str, Any]:
             record[field] = None
     if raw:
         record["raw_fields"] = raw
-    record["children"] = []
     return record
 
 
@@ -181,7 +181,6 @@ def _foreign(span: FinishedSpan, attributes: Mapping[str, Any]) -> dict[str, Any
     record["output"] = None
     record["foreign"] = True
     record["scope"] = _scope(span)
-    record["children"] = []
     return record
 
 
@@ -214,61 +213,112 @@ def _is_session_span(span: FinishedSpan) -> bool:
     return scope is not None and scope.name == _SCOPE
 
 
+# The nodes of a state, depth first: (index among its siblings, the node's record
+# without "children"), and None where a node's children end.
+NodeWalk = Iterator[tuple[int, dict[str, Any]] | None]
+
+
+def state_parts(
+    spans: Sequence[ReadableSpan | FinishedSpan],
+) -> tuple[dict[str, Any], NodeWalk]:
+    """The state of one session as ``(the document but its nodes, the nodes as a walk)``.
+
+    The walk makes each node's record when it gets there, so a writer can
+    stream a state of any size without ever holding its whole tree (and the
+    records it drops are freed at once, never left for the cyclic collector).
+    """
+    session_span: FinishedSpan | None = None
+    nodes: list[FinishedSpan] = []
+    for span in compact(spans):
+        if _is_session_span(span):
+            session_span = span
+        else:
+            nodes.append(span)
+    nodes.sort(key=_start_order)
+    known = {span.span_id for span in nodes}
+    children: dict[int | None, list[FinishedSpan]] = {}
+    for span in nodes:
+        parent = span.parent_id if span.parent_id in known else None
+        children.setdefault(parent, []).append(span)
+    session: dict[str, Any] | None = None
+    answer: Any = None
+    if session_span is not None:
+        session, answer = _session_record(session_span)
+        if (
+            session["status"] == attr.STATUS_COMPLETED
+            and attr.SESSION_ANSWER not in session["attributes"]
+        ):
+            # `with rt.Session()` cannot see the block's result: the answer of a
+            # completed session is the output of the last top-level node that completed.
+            answer = _last_output(children.get(None, []))
+    head = {"schema_version": SCHEMA_VERSION, "session": session, "answer": answer}
+    return head, _walk(children)
+
+
+def _start_order(span: FinishedSpan) -> tuple[int, int]:
+    return span.start_time or 0, span.span_id
+
+
+def _last_output(roots: Sequence[FinishedSpan]) -> Any:
+    for span in reversed(roots):
+        record = _node(span)
+        if record["status"] == attr.STATUS_COMPLETED and "foreign" not in record:
+            return record["output"]
+    return None
+
+
+def _walk(children: Mapping[int | None, Sequence[FinishedSpan]]) -> NodeWalk:
+    stack: list[tuple[FinishedSpan, int] | None] = [
+        (span, index) for index, span in reversed(list(enumerate(children.get(None, ()))))
+    ]
+    while stack:
+        item = stack.pop()
+        if item is None:
+            yield None
+            continue
+        span, index = item
+        yield index, _node(span)
+        stack.append(None)
+        below = children.get(span.span_id)
+        if below:
+            stack.extend((child, i) for i, child in reversed(list(enumerate(below))))
+
+
 def build_state(spans: Sequence[ReadableSpan | FinishedSpan]) -> dict[str, Any]:
     """The state document of one session from its finished spans (SDK or compact ones)."""
     # The tree is built from fresh, acyclic containers (about ten per node);
     # with the cyclic collector on, a 100,000-node build spends about as long
     # rescanning them as building them. It is paused for the build only.
+    with gc_paused():
+        head, walk = state_parts(spans)
+        roots: list[dict[str, Any]] = []
+        open_lists = [roots]
+        for item in walk:
+            if item is None:
+                open_lists.pop()
+                continue
+            record = item[1]
+            record["children"] = []
+            open_lists[-1].append(record)
+            open_lists.append(record["children"])
+        return {**head, "nodes": roots}
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """The cyclic garbage collector paused (process-wide) for a burst of acyclic containers.
+
+    Building, writing or reading a large state makes millions of short- or
+    long-lived containers with no cycles: with the collector on, it rescans
+    them again and again, and a full pass stops every thread at once.
+    """
     paused = gc.isenabled()
     gc.disable()
     try:
-        return _build(compact(spans))
+        yield
     finally:
         if paused:
             gc.enable()
-
-
-def _build(spans: Iterable[FinishedSpan]) -> dict[str, Any]:
-    session_span: FinishedSpan | None = None
-    nodes: dict[str, dict[str, Any]] = {}
-    order: list[tuple[int, str]] = []
-    for span in spans:
-        if _is_session_span(span):
-            session_span = span
-            continue
-        record = _node(span)
-        nodes[record["span_id"]] = record
-        order.append((span.start_time or 0, record["span_id"]))
-    order.sort()
-    session: dict[str, Any] | None = None
-    answer: Any = None
-    if session_span is not None:
-        session, answer = _session_record(session_span)
-    roots: list[dict[str, Any]] = []
-    last_top_level: dict[str, Any] | None = None
-    for _, span_id in order:
-        record = nodes[span_id]
-        parent = nodes.get(record["parent_span_id"])
-        if parent is not None:
-            parent["children"].append(record)
-        else:
-            roots.append(record)
-            if record["status"] == attr.STATUS_COMPLETED and "foreign" not in record:
-                last_top_level = record
-    if (
-        session is not None
-        and session["status"] == attr.STATUS_COMPLETED
-        and attr.SESSION_ANSWER not in session["attributes"]
-    ):
-        # `with rt.Session()` cannot see the block's result: the answer of a
-        # completed session is the output of the last top-level node that completed.
-        answer = last_top_level["output"] if last_top_level is not None else None
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "session": session,
-        "answer": answer,
-        "nodes": roots,
-    }
 
 
 def unsampled_state(

@@ -17,12 +17,12 @@ is wrong and where, never a traceback or a ``RecursionError``.
 from __future__ import annotations
 
 import contextlib
-import gc
 import json
 import os
 import re
 import tempfile
 import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
@@ -31,6 +31,7 @@ from ._config import CONFIG
 from ._encoding import json_int, strict_float, strict_text
 from ._files import DIR_MODE
 from ._schema import SchemaError, validate_state
+from ._state import NodeWalk, gc_paused, state_parts
 from .errors import StateError, StateNotFoundError
 
 try:
@@ -47,6 +48,7 @@ TEMP_SUFFIX: Final = ".tmp"
 _LEGACY_TEMP: Final = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")
 # A temporary file younger than this may belong to a writer that has not locked it yet.
 _STALE_AFTER_SECONDS: Final = 2.0
+_WRITE_CHUNK: Final = 1 << 20
 _STALE_WITHOUT_LOCKS_SECONDS: Final = 600.0
 
 
@@ -73,22 +75,76 @@ def _strict(value: Any) -> Any:  # noqa: PLR0911  # one exit per JSON type
     return strict_text(repr(value))
 
 
-def encode_state(document: dict[str, Any]) -> bytes:
-    """The state as strict RFC 8259 JSON, UTF-8 encoded, one line plus a newline.
-
-    Values the spans carry are already strict (``_encoding``); anything else
-    found here is written in the same documented form: ``NaN`` and infinities
-    as the strings ``"NaN"``, ``"Infinity"``, ``"-Infinity"``, lone surrogates
-    as U+FFFD, integers too long to print in decimal as ``0x`` hex strings.
-    """
+def _encode(value: Any) -> bytes:
     try:
-        text = json.dumps(document, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-        return text.encode("utf-8") + b"\n"
+        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        return text.encode("utf-8")
     except (ValueError, TypeError, UnicodeEncodeError):
         text = json.dumps(
-            _strict(document), ensure_ascii=False, separators=(",", ":"), allow_nan=False
+            _strict(value), ensure_ascii=False, separators=(",", ":"), allow_nan=False
         )
-        return text.encode("utf-8") + b"\n"
+        return text.encode("utf-8")
+
+
+def _opened(record: dict[str, Any], key: str) -> bytes:
+    """``record`` without ``key``, as JSON left open for ``"key":[`` to follow."""
+    own = _encode({name: value for name, value in record.items() if name != key})
+    return own[:-1] + (b"," if len(own) > 2 else b"") + b'"' + key.encode() + b'":['
+
+
+def encode_state_chunks(head: dict[str, Any], nodes: NodeWalk) -> Iterator[bytes]:
+    """A state as strict RFC 8259 JSON in UTF-8, one node at a time, ending with a newline.
+
+    ``head`` is the document but its nodes, ``nodes`` the walk of them (see
+    ``_state.state_parts``). Values the spans carry are already strict
+    (``_encoding``); anything else found here is written in the same documented
+    form: ``NaN`` and infinities as the strings ``"NaN"``, ``"Infinity"``,
+    ``"-Infinity"``, lone surrogates as U+FFFD, integers too long to print in
+    decimal as ``0x`` hex strings.
+
+    Each node is encoded on its own (``children`` last), so no single call
+    holds the interpreter for the whole document and the text is never built
+    whole: a thread writing a 100,000-node state leaves the event loop its turns.
+    """
+    yield _opened(head, "nodes")
+    for item in nodes:
+        if item is None:
+            yield b"]}"
+        else:
+            index, record = item
+            yield (b"," if index else b"") + _opened(record, "children")
+    yield b"]}\n"
+
+
+def _document_walk(nodes: Any) -> NodeWalk:
+    """A built document's nodes as a walk (see ``encode_state_chunks``)."""
+    stack: list[tuple[Any, int] | None] = (
+        [(node, i) for i, node in reversed(list(enumerate(nodes)))]
+        if isinstance(nodes, list)
+        else []
+    )
+    while stack:
+        item = stack.pop()
+        if item is None:
+            yield None
+            continue
+        node, index = item
+        record = node if isinstance(node, dict) else {"value": node}
+        yield index, {key: value for key, value in record.items() if key != "children"}
+        stack.append(None)
+        children = record.get("children")
+        if isinstance(children, list):
+            stack.extend((child, i) for i, child in reversed(list(enumerate(children))))
+
+
+def _document_chunks(document: dict[str, Any]) -> Iterator[bytes]:
+    head = {key: value for key, value in document.items() if key != "nodes"}
+    return encode_state_chunks(head, _document_walk(document.get("nodes")))
+
+
+def encode_state(document: dict[str, Any]) -> bytes:
+    """A built state document as strict JSON bytes (see ``encode_state_chunks``)."""
+    return b"".join(_document_chunks(document))
 
 
 def _is_stale(entry: os.DirEntry[str], now: float) -> bool:
@@ -147,7 +203,7 @@ def _fsync_directory(directory: Path) -> None:
         os.close(fd)
 
 
-def write_bytes_atomically(path: Path, data: bytes) -> None:
+def write_bytes_atomically(path: Path, data: bytes | Iterable[bytes]) -> None:
     """Write ``data`` to a locked temporary file beside ``path``, fsync, rename, fsync the dir.
 
     Readers see the old file or the new one, never a torn one; concurrent
@@ -160,10 +216,15 @@ def write_bytes_atomically(path: Path, data: bytes) -> None:
     try:
         if fcntl is not None:
             fcntl.flock(fd, fcntl.LOCK_EX)  # released by close(): marks the file as live
-        view = memoryview(data)
-        while view:
-            written = os.write(fd, view)
-            view = view[written:]
+        pending: list[bytes] = []
+        size = 0
+        for chunk in [data] if isinstance(data, bytes) else data:
+            pending.append(chunk)
+            size += len(chunk)
+            if size >= _WRITE_CHUNK:
+                _write_all(fd, b"".join(pending))
+                pending, size = [], 0
+        _write_all(fd, b"".join(pending))
         os.fsync(fd)
         os.replace(temporary, path)
     except BaseException:
@@ -175,9 +236,16 @@ def write_bytes_atomically(path: Path, data: bytes) -> None:
     _fsync_directory(directory)
 
 
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
 def write_atomically(path: Path, document: dict[str, Any]) -> None:
-    """Write a state document as strict JSON, atomically and durably."""
-    write_bytes_atomically(path, encode_state(document))
+    """Write a state document as strict JSON, atomically and durably, node by node."""
+    write_bytes_atomically(path, _document_chunks(document))
 
 
 def save_session_state(session: Session) -> None:
@@ -193,11 +261,16 @@ def save_session_state(session: Session) -> None:
         "on_span": False,
     }
     try:
-        document = session.state
-        assert document is not None  # the session has ended
+        spans = session._finished_spans()
         if path.exists():
             _log.emit("WARNING", "Session", f"File {path} already exists, overwriting...", **log)
-        write_atomically(path, document)
+        if spans is None:  # no span to stream from (a host sampler dropped the session)
+            document = session.state
+            assert document is not None  # the session has ended
+            write_atomically(path, document)
+        else:  # streamed node by node: the tree is never held whole
+            with gc_paused():
+                write_bytes_atomically(path, encode_state_chunks(*state_parts(spans)))
     except Exception as exc:  # disk full, read-only directory, ...: the run's outcome stands
         _log.emit("ERROR", "Session", f"could not save state to {path}: {exc}", **log)
         return
@@ -235,13 +308,8 @@ def parse_state(data: bytes, source: object) -> dict[str, Any]:
     """A validated state document from untrusted bytes; ``StateError`` otherwise."""
     # Parsing a 100,000-node state makes millions of acyclic containers: with the
     # cyclic collector on, it rescans them over and over (as in build_state).
-    paused = gc.isenabled()
-    gc.disable()
-    try:
+    with gc_paused():
         return _parse_state(data, source)
-    finally:
-        if paused:
-            gc.enable()
 
 
 def _parse_state(data: bytes, source: object) -> dict[str, Any]:
