@@ -81,6 +81,7 @@ def main() -> None:
         object_store_memory=150 * 1024 * 1024,
         include_dashboard=False,
         log_to_driver=False,
+        _node_ip_address="127.0.0.1",  # local traffic stays on the loopback interface
     )
     remote = ray.remote(max_retries=0)(work)
     executor = RayExecutor()

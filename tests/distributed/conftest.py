@@ -17,6 +17,8 @@ import pytest
 from tests.conftest import REPO
 
 OBJECT_STORE = 150 * 1024 * 1024
+# Every raylet, worker and driver on the loopback interface: test traffic stays on 127.0.0.1.
+LOOPBACK = "127.0.0.1"
 INSTALL = "Ray is not installed: pip install 'railtracks[ray]' (bash tests/run.sh installs it)"
 
 
@@ -68,11 +70,17 @@ def ray_cluster() -> Iterator[Any]:
             "object_store_memory": OBJECT_STORE,
             "resources": {"head": 1},
             "include_dashboard": False,
+            "node_ip_address": LOOPBACK,
         },
     )
-    cluster.add_node(num_cpus=1, object_store_memory=OBJECT_STORE, resources={"second": 1})
+    cluster.add_node(
+        num_cpus=1,
+        object_store_memory=OBJECT_STORE,
+        resources={"second": 1},
+        node_ip_address=LOOPBACK,
+    )
     cluster.wait_for_nodes()
-    ray.init(address=cluster.address, log_to_driver=False)
+    ray.init(address=cluster.address, log_to_driver=False, _node_ip_address=LOOPBACK)
     _RUNNING.append((ray, cluster))
     try:
         yield cluster

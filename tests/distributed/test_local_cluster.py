@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 from tests.conftest import run_python
-from tests.distributed.conftest import OBJECT_STORE, require_ray, worker_env
+from tests.distributed.conftest import LOOPBACK, OBJECT_STORE, require_ray, worker_env
 
 SCRIPT = f"""
 import asyncio, json, os
@@ -19,7 +19,12 @@ import railtracks as rt
 from railtracks.ray import RayExecutor
 from tests.distributed import nodes
 
-executor = RayExecutor(num_cpus=1, object_store_memory={OBJECT_STORE}, include_dashboard=False)
+executor = RayExecutor(
+    num_cpus=1,
+    object_store_memory={OBJECT_STORE},
+    include_dashboard=False,
+    _node_ip_address="{LOOPBACK}",
+)
 
 @rt.session(name="local-cluster", executor=executor, context={{"k": "v"}})
 async def flow():
