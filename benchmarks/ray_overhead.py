@@ -76,6 +76,8 @@ def main() -> None:
     import ray
 
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    # every Ray address on 127.0.0.1, not the machine's network address
+    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     ray.init(
         num_cpus=2,
         object_store_memory=150 * 1024 * 1024,

@@ -16,6 +16,9 @@ import pytest
 
 from tests.conftest import REPO
 
+# Ray reads this when it is imported: with it, every Ray address (GCS, raylets,
+# workers, driver) is on 127.0.0.1 rather than the machine's network address.
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 OBJECT_STORE = 150 * 1024 * 1024
 # Every raylet, worker and driver on the loopback interface: test traffic stays on 127.0.0.1.
 LOOPBACK = "127.0.0.1"
@@ -34,9 +37,14 @@ def require_ray() -> Any:
 
 
 def worker_env() -> dict[str, str]:
-    """What the raylets (and so the workers) inherit: the tests' nodes importable."""
+    """What the raylets (and so the workers) inherit: the tests' nodes importable, and
+    every Ray address on the loopback interface (Ray otherwise advertises the
+    machine's own network address, even for a cluster on one machine)."""
     path = os.environ.get("PYTHONPATH", "")
-    return {"PYTHONPATH": f"{REPO}{os.pathsep}{path}" if path else str(REPO)}
+    return {
+        "PYTHONPATH": f"{REPO}{os.pathsep}{path}" if path else str(REPO),
+        "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+    }
 
 
 _RUNNING: list[Any] = []  # (ray, cluster) while the shared cluster is up
