@@ -10,7 +10,8 @@ makes ``total`` larger). Faults, set from the test process at any time:
   or for good;
 * ``hang`` never answers (and counts nothing);
 * ``restart``: after ``after`` accepted requests, closes both listening ports
-  for ``down`` seconds, then listens again on the same ports;
+  for ``down`` seconds, then listens again on the same ports (setting a new
+  mode waits for a restart under way to finish);
 * a closed port is simply a port nothing listens on (``closed_port()``).
 """
 
@@ -162,10 +163,14 @@ def _serve(http_port: int, grpc_port: int, control: Any) -> None:
         http.server_close()
         server.stop(0)
 
+    listening = threading.Event()  # clear while a restart has the ports closed
+
     def restart(down: float) -> None:
+        listening.clear()
         stop()
         time.sleep(down)
         listen()
+        listening.set()
 
     def restart_check() -> None:
         mode = state.fault()
@@ -175,10 +180,13 @@ def _serve(http_port: int, grpc_port: int, control: Any) -> None:
             threading.Thread(target=restart, args=(mode["down"],), daemon=True).start()
 
     listen()
+    listening.set()
     control.send("ready")
     while True:
         command, argument = control.recv()
         if command == "mode":
+            # a new mode means "from now on": a restart under way finishes first
+            listening.wait(30)
             state.release.set()
             state.release = threading.Event()
             with state.lock:
