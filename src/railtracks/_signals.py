@@ -14,7 +14,8 @@ An application's own handler is never replaced: if SIGTERM is handled (or
 ignored) when the first session starts, railtracks installs nothing; a handler
 the application installs later replaces railtracks' (and may chain to it: it
 is what ``signal.getsignal(SIGTERM)`` returns). Nothing is installed outside
-the main thread (Python allows signal handlers only there).
+the main thread (Python allows signal handlers only there). A forked child
+starts with the default disposition again, until its own first session.
 """
 
 from __future__ import annotations
@@ -58,5 +59,16 @@ def on_sigterm(signum: int, frame: FrameType | None) -> None:
 
 
 def after_fork_in_child() -> None:
-    """A forked child handles its own SIGTERM afresh."""
+    """A forked child handles its own SIGTERM afresh.
+
+    The handler goes back to the default in the child (a ``multiprocessing``
+    worker's ``terminate()`` stops it as before), and the child's own first
+    session installs it again.
+    """
     _state["terminating"] = False
+    if installed():
+        try:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        except (ValueError, OSError):  # not the main thread: leave it as inherited
+            return
+        _state["checked"] = False
