@@ -276,7 +276,7 @@ async def main() -> dict:
 
     baseline = rss_mb()
     session = rt.Session(name="big", logging_setting="NONE")
-    session.__enter__()
+    await session.__aenter__()  # as @rt.session and `async with` do
     started = time.perf_counter()
     for i in range(calls):
         await rt.call(step, i)
@@ -285,7 +285,7 @@ async def main() -> dict:
     await asyncio.sleep(0.02)
     longest = 0.0
     ending = time.perf_counter()
-    session.__exit__(None, None, None)
+    await session.__aexit__(None, None, None)
     ended = time.perf_counter() - ending
     await asyncio.sleep(0.05)
     stop = True
