@@ -13,26 +13,13 @@ import signal
 import subprocess
 import textwrap
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 import railtracks as rt
 from tests.conftest import PYTHON, RAILTRACKS, run, run_python
-from tests.faults.receiver import Receiver, closed_port, fault_receiver
-
-
-@pytest.fixture(scope="module")
-def receiver() -> Iterator[Receiver]:
-    with fault_receiver() as started:
-        yield started
-
-
-@pytest.fixture
-def fresh(receiver: Receiver) -> Receiver:
-    receiver.reset()
-    return receiver
+from tests.faults.receiver import Receiver, closed_port
 
 
 def _env(endpoint: str, protocol: str = "http/protobuf", metrics: bool = False) -> dict[str, str]:

@@ -9,7 +9,6 @@ serves the whole module.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,18 +37,6 @@ async def flow():
 
 print(asyncio.run(flow())[0])
 """
-
-
-@pytest.fixture(scope="module")
-def receiver() -> Iterator[Receiver]:
-    with fault_receiver() as started:
-        yield started
-
-
-@pytest.fixture
-def fresh(receiver: Receiver) -> Receiver:
-    receiver.reset()
-    return receiver
 
 
 def _env(endpoint: str, protocol: str, **extra: str) -> dict[str, str]:
