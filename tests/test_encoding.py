@@ -139,3 +139,20 @@ def test_value_limit_is_configurable(rt_spans: SpanCapture) -> None:
     assert "truncated" in output
     with pytest.raises(ValueError, match="value_limit"):
         rt.configure(value_limit=3)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ({"x": 1, "flag": True, "none": None}, '{"x":1,"flag":true,"none":null}'),
+        ({"password": 1}, '{"password":"[REDACTED]"}'),
+        ({"ghp_" + "a" * 36: 1}, '{"[REDACTED]":1}'),
+        ({"x": 2**63}, '{"x":9223372036854775808}'),
+        (2**70, "1180591620717411303424"),
+    ],
+)
+def test_small_dicts_of_plain_keys_take_the_fast_path_to_the_same_json(
+    value: object, expected: str
+) -> None:
+    encoder = ValueEncoder()
+    assert encoder.json(value) == expected == encoder.cleaned_json(value)

@@ -129,3 +129,27 @@ def test_inert_text_has_no_control_characters(text: str) -> None:
 def test_hypothesis_examples_do_not_leave_files(tmp_path: Path) -> None:
     # the property test writes into its own temporary directories, never the cwd
     assert not (tmp_path / ".railtracks").exists()
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.dictionaries(
+        _TEXT | st.sampled_from(["x", "user_id", "password", "api_key", "ghp_" + "a" * 36]),
+        st.none()
+        | st.booleans()
+        | st.integers(min_value=-(2**64), max_value=2**64)
+        | st.sampled_from([2**63 - 1, -(2**63), 2**63]),
+        max_size=20,
+    )
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.none()
+    | st.booleans(),
+    st.sampled_from([4, 12, 4096]),
+    st.booleans(),
+)
+def test_the_fast_json_path_writes_what_the_cleaner_writes(
+    value: Any, limit: int, redact: bool
+) -> None:
+    encoder = ValueEncoder(limit=limit, redact=redact)
+    assert encoder.json(value) == encoder.cleaned_json(value)
+    assert encoder.json(value) == encoder.cleaned_json(value)  # the key cache changes nothing

@@ -199,3 +199,32 @@ def test_an_application_provider_set_before_or_after_the_first_session_gets_ever
     report = json.loads(done.stdout)
     assert report["app"] == ["early span", "late span", "session app", "work"]
     assert report["state"] == [["work", [["early span", [["late span", []]]]]]]
+
+
+@pytest.mark.parametrize("flags", [0, 1])
+@pytest.mark.parametrize("remote", [False, True])
+@pytest.mark.parametrize("state", [None, "vendor=value"])
+def test_the_default_samplers_shortcut_decides_like_the_sdk(
+    flags: int, remote: bool, state: str | None
+) -> None:
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace.sampling import ALWAYS_ON, DEFAULT_ON, ParentBased
+    from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
+    from opentelemetry.trace.span import TraceState
+
+    from railtracks._telemetry import RecordLocallySampler
+
+    parent = SpanContext(
+        0xABC, 0xDEF, remote, TraceFlags(flags), TraceState.from_header([state]) if state else None
+    )
+    contexts = [None, trace.set_span_in_context(NonRecordingSpan(parent))]
+    attributes = {"railtracks.node.name": "n"}
+    for context in contexts:
+        fast = RecordLocallySampler(DEFAULT_ON).should_sample(context, 0xABC, "n", None, attributes)
+        # an equal sampler that is not the SDK's own default object takes the SDK's path
+        slow = RecordLocallySampler(ParentBased(ALWAYS_ON)).should_sample(
+            context, 0xABC, "n", None, attributes
+        )
+        assert fast.decision is slow.decision
+        assert dict(fast.attributes) == dict(slow.attributes) == attributes
+        assert fast.trace_state == slow.trace_state

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
@@ -26,15 +27,6 @@ from opentelemetry.trace.span import TraceState
 
 # (name, time in unix nanoseconds, attributes)
 RawEvent = tuple[str, int, Mapping[str, Any]]
-
-
-def _attributes(span: ReadableSpan) -> Mapping[str, Any]:
-    # The SDK's BoundedAttributes wraps a plain dict; a finished span's is never
-    # written again, so it is kept as it is rather than copied.
-    backing = getattr(getattr(span, "_attributes", None), "_dict", None)
-    if isinstance(backing, dict):
-        return backing
-    return dict(span.attributes or {})
 
 
 class FinishedSpan:
@@ -63,6 +55,9 @@ class FinishedSpan:
     )
 
     def __init__(self, span: ReadableSpan) -> None:
+        if type(span) is ReadableSpan and type(span._attributes) is BoundedAttributes:
+            self._from_sdk(span)
+            return
         context = span.context
         assert context is not None  # finished SDK spans always have one
         parent = span.parent
@@ -79,7 +74,7 @@ class FinishedSpan:
         self.end_time: int | None = span.end_time
         self.status_code: StatusCode = status.status_code
         self.status_description: str | None = status.description
-        self.attributes: Mapping[str, Any] = _attributes(span)
+        self.attributes: Mapping[str, Any] = dict(span.attributes or {})
         events = span.events
         self.raw_events: tuple[RawEvent, ...] = (
             tuple((e.name, e.timestamp, dict(e.attributes or {})) for e in events) if events else ()
@@ -91,6 +86,44 @@ class FinishedSpan:
         self.dropped_attributes: int = span.dropped_attributes
         self.dropped_events: int = span.dropped_events
         self.dropped_links: int = span.dropped_links
+
+    def _from_sdk(self, span: ReadableSpan) -> None:
+        """The same facts read straight from the fields of the SDK's own span class.
+
+        This runs once per span on the hot path: the public properties copy
+        (``events``, ``links``) or wrap (``attributes``) on every read. A
+        finished span's attribute dict is never written again, so it is kept
+        as it is rather than copied.
+        """
+        context = span._context
+        assert context is not None  # finished SDK spans always have one
+        parent = span._parent
+        status = span._status
+        attributes = span._attributes
+        self.name = span._name
+        self.trace_id = context.trace_id
+        self.span_id = context.span_id
+        self.trace_flags = int(context.trace_flags)
+        state = context.trace_state
+        self.trace_state = state if state else None
+        self.parent_id = None if parent is None else parent.span_id
+        self.kind = span._kind
+        self.start_time = span._start_time
+        self.end_time = span._end_time
+        self.status_code = status.status_code
+        self.status_description = status.description
+        self.attributes = attributes._dict  # type: ignore[union-attr]  # a BoundedAttributes
+        self.dropped_attributes = attributes.dropped  # type: ignore[union-attr]  # likewise
+        events = span._events
+        self.raw_events = (
+            tuple((e.name, e.timestamp, dict(e.attributes or {})) for e in events) if events else ()
+        )
+        self.dropped_events = getattr(events, "dropped", 0)
+        links = span._links
+        self.links = tuple(links) if links else ()
+        self.dropped_links = getattr(links, "dropped", 0)
+        self.resource = span._resource
+        self.instrumentation_scope = span._instrumentation_scope
 
     @property
     def sampled(self) -> bool:

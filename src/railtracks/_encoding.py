@@ -43,6 +43,10 @@ _MAX_SANITISE_DEPTH: Final = 32
 _SCALARS: Final = (str, bool, int, float)
 _INT64_MIN: Final = -(2**63)
 _INT64_END: Final = 2**63
+# The fast path of ``ValueEncoder.json``: dicts this small, keys this short.
+_FLAT_ITEMS: Final = 16
+_FLAT_KEY: Final = 64
+_FLAT_KEYS_KEPT: Final = 4096
 # Python refuses to print an int of more than 4,300 decimal digits (about 14,284 bits).
 _DECIMAL_BITS: Final = 14_000
 _SURROGATE: Final = re.compile("[\ud800-\udfff]")
@@ -221,7 +225,7 @@ class _Cleaner:
 class ValueEncoder:
     """Encodes values for span attributes under one limit and one set of secret rules."""
 
-    __slots__ = ("_marker_room", "limit", "scrubber")
+    __slots__ = ("_marker_room", "_plain_keys", "limit", "scrubber")
 
     def __init__(
         self,
@@ -234,6 +238,7 @@ class ValueEncoder:
         self.limit = limit
         self._marker_room = len(TRUNCATED)
         self.scrubber = Scrubber(redact_pattern, secret_patterns, enabled=redact)
+        self._plain_keys: dict[str, bool] = {}
 
     def truncate(self, text: str) -> str:
         """Untrusted text (an exception message, say) scrubbed, strict and cut to the limit."""
@@ -257,9 +262,57 @@ class ValueEncoder:
 
     def json(self, value: object) -> str:
         """Compact, strict, truncated JSON of ``value``, secrets redacted."""
+        kind = type(value)
+        if kind is int and _INT64_MIN <= value < _INT64_END:  # type: ignore[operator]  # an int
+            return self._cut(int.__repr__(value))
+        if kind is dict:
+            flat = self._flat_json(value)  # type: ignore[arg-type]  # a dict
+            if flat is not None:
+                return flat
+        elif value is None or kind is bool:
+            return self._cut(_ENCODER.encode(value))
+        return self.cleaned_json(value)
+
+    def cleaned_json(self, value: object) -> str:
+        """``json`` the long way, through the cleaner, whatever the value."""
         cleaned, cut = self.clean(value)
         text = to_json(cleaned)
         return self._cut(text, force=cut and not text.endswith(TRUNCATED))
+
+    def _flat_json(self, value: dict[Any, Any]) -> str | None:
+        """The JSON of a small dict of plain keys and numbers, or ``None`` to take the long way.
+
+        Bound arguments are mostly this (``{"x": 1}``), and nothing in it needs
+        the cleaner: plain keys (``_plain_key``) are written as they are, ints
+        within int64, bools and ``None`` too, and none of them can hold a secret.
+        """
+        if len(value) > _FLAT_ITEMS:
+            return None
+        plain = self._plain_keys
+        for key, item in value.items():
+            known = plain.get(key) if type(key) is str else False
+            if known is None:
+                known = self._plain_key(key)
+            if not known or not (
+                item is None
+                or type(item) is bool
+                or (type(item) is int and _INT64_MIN <= item < _INT64_END)
+            ):
+                return None
+        text = _ENCODER.encode(value)
+        return text if len(text) <= self.limit else None
+
+    def _plain_key(self, key: str) -> bool:
+        """A key the cleaner would write as it is: short ASCII, not sensitive, no secret in it."""
+        plain = (
+            key.isascii()
+            and len(key) <= _FLAT_KEY
+            and not self.scrubber.is_sensitive(key)
+            and self.scrubber.text(key) == key
+        )
+        if len(self._plain_keys) < _FLAT_KEYS_KEPT:
+            self._plain_keys[key] = plain
+        return plain
 
     def encode(self, value: object) -> AttributeValue:
         """The attribute value for ``value`` per SPEC 3."""

@@ -257,8 +257,7 @@ async def _execute(  # noqa: PLR0912  # one branch per way a node can end
         session.node_failed(exc)
         raise
     else:
-        _spans.set_output(span, attr.NODE_OUTPUT, encoder.json(result))
-        span.set_attribute(attr.STATUS, attr.STATUS_COMPLETED)
+        _spans.set_output(span, attr.NODE_OUTPUT, encoder.json(result), attr.STATUS_COMPLETED)
         return result
     finally:
         if tracked:

@@ -89,11 +89,15 @@ def set_node_input(attributes: dict[str, AttributeValue], encoded: str) -> None:
     attributes[attr.INPUT_MIME_TYPE] = _mime(encoded)
 
 
-def set_output(span: Span, key: str, encoded: str) -> None:
-    """A node's output or a session's answer (JSON), also as ``output.value`` (one object)."""
-    span.set_attributes(
-        {key: encoded, attr.OUTPUT_VALUE: encoded, attr.OUTPUT_MIME_TYPE: _mime(encoded)}
-    )
+def set_output(span: Span, key: str, encoded: str, status: str | None = None) -> None:
+    """A node's output or a session's answer (JSON), also as ``output.value`` (one object).
+
+    ``status``, when given, is set in the same call (one pass of the SDK's checks).
+    """
+    attributes = {key: encoded, attr.OUTPUT_VALUE: encoded, attr.OUTPUT_MIME_TYPE: _mime(encoded)}
+    if status is not None:
+        attributes[attr.STATUS] = status
+    span.set_attributes(attributes)
 
 
 def error_type(exc: BaseException) -> str:
