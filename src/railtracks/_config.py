@@ -11,13 +11,15 @@ import dataclasses
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
-from opentelemetry.sdk.metrics.export import MetricReader
 from opentelemetry.sdk.trace.export import SpanExporter
 
 from ._encoding import DEFAULT_REDACT_PATTERN, DEFAULT_VALUE_LIMIT, ValueEncoder
 from .errors import ConfigurationError
+
+if TYPE_CHECKING:  # the metrics SDK is imported only when metrics are exported
+    from opentelemetry.sdk.metrics.export import MetricReader
 
 DEFAULT_STATE_DIR = ".railtracks"
 ENV_STATE_DIR = "RAILTRACKS_STATE_DIR"

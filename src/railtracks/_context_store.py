@@ -68,6 +68,8 @@ class SessionContext:
         SDK's attribute limit never evicts railtracks' identity attributes; the
         keys left out are counted in ``railtracks.dropped.context_keys``.
         """
+        if not self._data:  # most sessions: nothing to encode, no limit to read
+            return {}
         key = (self._version, id(encoder))
         if self._cache_key != key:
             with self._lock:

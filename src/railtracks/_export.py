@@ -18,10 +18,9 @@ import dataclasses
 import importlib
 import logging
 from collections.abc import Mapping
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 from urllib.parse import unquote, urlparse
 
-from opentelemetry.sdk.metrics.export import MetricExporter
 from opentelemetry.sdk.trace.export import SpanExporter
 
 from ._batch import DEFAULT_MAX_EXPORT_BATCH_SIZE, DEFAULT_MAX_QUEUE_SIZE, DEFAULT_SCHEDULE_DELAY
@@ -29,6 +28,9 @@ from ._config import CONFIG
 from ._log import warn_once
 from ._otel_env import env, env_flag, env_int, env_list, invalid
 from .errors import ConfigurationError
+
+if TYPE_CHECKING:  # the metrics SDK is imported only when metrics are exported
+    from opentelemetry.sdk.metrics.export import MetricExporter
 
 Protocol = Literal["grpc", "http/protobuf"]
 PROTOCOLS: Final = ("grpc", "http/protobuf")

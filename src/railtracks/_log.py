@@ -29,9 +29,6 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-import loguru
-from loguru._logger import Core as _LoguruCore
-from loguru._logger import Logger as _LoguruLogger
 from opentelemetry import trace
 
 from . import _attributes as attr
@@ -52,6 +49,16 @@ _FILE_FORMAT: Final = (
     " [trace_id={extra[trace_id]} span_id={extra[span_id]}]"
 )
 _NOTHING: Final = 1_000  # above every loguru level: prints nothing
+# loguru's standard levels, asked of loguru (under its lock) only for any other
+_LEVELS: Final = {
+    "TRACE": 5,
+    "DEBUG": 10,
+    "INFO": 20,
+    "SUCCESS": 25,
+    "WARNING": 30,
+    "ERROR": 40,
+    "CRITICAL": 50,
+}
 _STDLIB_ROOT: Final = "railtracks"
 
 # The logging_setting in force where a record is emitted; sessions set it.
@@ -67,7 +74,16 @@ _ZERO_SPAN: Final = "0" * 16
 
 def _threshold(setting: LoggingSetting) -> int:
     level = setting.loguru_level
-    return _NOTHING if level is None else loguru.logger.level(level).no
+    return _NOTHING if level is None else _level_no(level)
+
+
+def _level_no(level: str) -> int:
+    known = _LEVELS.get(level)
+    if known is not None:
+        return known
+    import loguru  # noqa: PLC0415  # see _Logs._build
+
+    return int(loguru.logger.level(level).no)
 
 
 # session id -> (trace id, span id) of the sessions running now, for records
@@ -186,8 +202,15 @@ def _stdlib_sink(message: Message) -> None:
         current = current.parent if current.propagate else None
 
 
-def _loguru_prints_on_terminal(handler: Any) -> bool:
-    return _is_terminal(getattr(getattr(handler, "_sink", None), "_stream", None))
+def _loguru_skipped(handler: Any) -> bool:
+    """A host handler printing where railtracks prints already, or on a stream since closed.
+
+    loguru's default handler keeps the ``sys.stderr`` of the moment loguru was
+    imported; railtracks imports loguru lazily, possibly while a test framework
+    had swapped stderr for a stream it has closed since.
+    """
+    stream = getattr(getattr(handler, "_sink", None), "_stream", None)
+    return _is_terminal(stream) or bool(getattr(stream, "closed", False))
 
 
 def _host_sink(message: Message) -> None:
@@ -197,11 +220,13 @@ def _host_sink(message: Message) -> None:
     others: this does what ``Logger._log`` does for each handler (the host's
     ``extra`` and patcher included). loguru is pinned below 0.8 for this.
     """
+    import loguru  # noqa: PLC0415  # loaded already: this runs inside loguru
+
     core = getattr(loguru.logger, "_core", None)
     handlers = getattr(core, "handlers", None)
     if not isinstance(handlers, dict):
         return
-    targets = [h for h in list(handlers.values()) if not _loguru_prints_on_terminal(h)]
+    targets = [h for h in list(handlers.values()) if not _loguru_skipped(h)]
     if not targets:
         return
     record = message.record
@@ -237,6 +262,11 @@ class _Logs:
 
     @staticmethod
     def _build() -> Any:
+        # loguru (~30 ms to import) loads with the first record that is printed
+        # or written somewhere, not with railtracks: most runs at NONE never need it.
+        from loguru._logger import Core as _LoguruCore  # noqa: PLC0415
+        from loguru._logger import Logger as _LoguruLogger  # noqa: PLC0415
+
         # loguru offers no public constructor for an independent logger; these
         # are the arguments loguru/__init__.py itself uses for the global one.
         own = _LoguruLogger(  # type: ignore[no-untyped-call]  # loguru's private classes are untyped
@@ -271,13 +301,16 @@ class _Logs:
         has_file: bool = False,
         on_span: bool = True,
     ) -> None:
-        # one place for every record: secrets scrubbed, control characters made visible
-        message = inert(strict_text(CONFIG.encoder.scrubber.text(message)))
         if setting is None:
             setting = current_setting.get() or _default_setting()
         threshold = _threshold(setting)
-        level_no = loguru.logger.level(level).no
-        if on_span and level_no >= logging.WARNING:
+        level_no = _level_no(level)
+        on_span = on_span and level_no >= logging.WARNING
+        if level_no < threshold and not has_file and not on_span:
+            return  # nothing will read it: not even the message is prepared
+        # one place for every record: secrets scrubbed, control characters made visible
+        message = inert(strict_text(CONFIG.encoder.scrubber.text(message)))
+        if on_span:
             _record_on_span(level, component, message)
         if level_no < threshold and not has_file:
             return

@@ -27,7 +27,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Final
 from urllib.parse import unquote, urlparse
 
-from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk.trace import ReadableSpan
 
 RETRYABLE_HTTP: Final = frozenset({429, 502, 503, 504})
@@ -58,6 +57,12 @@ class SendResult:
 
 def encode(spans: Sequence[ReadableSpan]) -> bytes:
     """The OTLP ``ExportTraceServiceRequest`` bytes of a batch."""
+    # imported at the first batch: protobuf and the generated messages cost ~40 ms
+    # at import, which a run that exports nothing should not pay
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import (  # noqa: PLC0415
+        encode_spans,
+    )
+
     data: bytes = encode_spans(spans).SerializePartialToString()
     return data
 

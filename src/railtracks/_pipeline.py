@@ -14,17 +14,13 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from opentelemetry import metrics
-from opentelemetry.sdk.metrics import MeterProvider as SdkMeterProvider
-from opentelemetry.sdk.metrics.export import (
-    ConsoleMetricExporter,
-    MetricReader,
-    PeriodicExportingMetricReader,
-)
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor
 from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SpanExporter
@@ -35,11 +31,16 @@ from ._console import ConsoleSpanProcessor
 from ._export import ExportSettings, console_exporters, export_settings, metric_exporter
 from ._export_route import OtlpRoute
 from ._log import console_stream
-from ._metric_reporting import ReportingMetricExporter, register_export_counters
 from ._metrics import MetricsSpanProcessor
 from ._outbox import Outbox, max_bytes_from_env
 from ._version import __version__
 from .errors import ConfigurationError
+
+if TYPE_CHECKING:  # the metrics SDK (~20 ms to import) loads only when metrics go somewhere
+    from opentelemetry.sdk.metrics import MeterProvider as SdkMeterProvider
+    from opentelemetry.sdk.metrics.export import MetricReader
+
+    from ._metric_reporting import ReportingMetricExporter
 
 EXIT_CAP_SECONDS = 10.0
 ENV_EXIT_SECONDS = "RAILTRACKS_EXPORT_EXIT_SECONDS"
@@ -166,8 +167,21 @@ def _meter_provider(
 ) -> tuple[metrics.MeterProvider | None, SdkMeterProvider | None]:
     """``(provider to record on, provider railtracks owns)``."""
     global_provider = metrics.get_meter_provider()
-    if isinstance(global_provider, SdkMeterProvider):
+    # a host's SDK provider can only exist once the host imported the metrics SDK
+    sdk = sys.modules.get("opentelemetry.sdk.metrics")
+    if sdk is not None and isinstance(global_provider, sdk.MeterProvider):
         return global_provider, None
+    wanted = (settings is not None and settings.metrics) or console or readers
+    if not wanted:
+        return None, None
+    from opentelemetry.sdk.metrics import MeterProvider as SdkMeterProvider  # noqa: PLC0415
+    from opentelemetry.sdk.metrics.export import (  # noqa: PLC0415
+        ConsoleMetricExporter,
+        PeriodicExportingMetricReader,
+    )
+
+    from ._metric_reporting import ReportingMetricExporter  # noqa: PLC0415
+
     if settings is not None and settings.metrics:
         label = f"{settings.metrics_endpoint} ({settings.metrics_protocol})"
         reporting.append(ReportingMetricExporter(metric_exporter(settings), label))
@@ -181,8 +195,6 @@ def _meter_provider(
         ]
     if console:  # OTEL_METRICS_EXPORTER=console: JSON on stdout, like the SDK's
         readers = [PeriodicExportingMetricReader(ConsoleMetricExporter()), *readers]
-    if not readers:
-        return None, None
     owned = SdkMeterProvider(metric_readers=readers, resource=resource, shutdown_on_exit=False)
     return owned, owned
 
@@ -232,6 +244,8 @@ def build_pipeline(owns_tracer_provider: bool, resource: Resource) -> Pipeline:
         console=console_metrics and owns_tracer_provider,
     )
     if recording is not None:
+        from ._metric_reporting import register_export_counters  # noqa: PLC0415  # see above
+
         meter = recording.get_meter("railtracks", __version__)
         pipeline.processors.append(MetricsSpanProcessor(meter))
         register_export_counters(meter, pipeline.exporting)
