@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import threading
 
+from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
@@ -20,13 +21,24 @@ from ._attributes import SESSION_ID
 from ._compact import FinishedSpan
 
 
+def _session_of_live_parent(parent_id: int, parent_context: Context | None) -> str | None:
+    """The session of the span object the child was started under, when it is a railtracks span."""
+    parent = trace.get_current_span(parent_context)
+    if parent.get_span_context().span_id != parent_id:
+        return None
+    attributes = getattr(parent, "attributes", None)  # a NonRecordingSpan has none
+    session_id = attributes.get(SESSION_ID) if attributes is not None else None
+    return session_id if type(session_id) is str else None
+
+
 class SessionSpanCollector(SpanProcessor):
     """Keeps the finished spans of every open session, keyed by ``railtracks.session.id``."""
 
     def __init__(self) -> None:
         self._buffers: dict[str, list[FinishedSpan]] = {}
-        # span id -> session id for every open span of an open session: a span
-        # finds its session through its parent's entry. An entry goes when its
+        # span id -> session id for every open span of other instrumentation in
+        # an open session: its children find their session through it (a
+        # railtracks span names its session itself). An entry goes when its
         # span ends, so closing a session of any size touches only what is open.
         self._owners: dict[int, str] = {}
         self._open: dict[str, set[int]] = {}
@@ -46,16 +58,17 @@ class SessionSpanCollector(SpanProcessor):
                     del owners[span_id]
             return self._buffers.pop(session_id, [])
 
-    def _session_of(self, span: ReadableSpan) -> str | None:
-        attributes = span.attributes
-        session_id = attributes.get(SESSION_ID) if attributes is not None else None
-        if type(session_id) is str:
-            return session_id
-        parent = span.parent
-        return self._owners.get(parent.span_id) if parent is not None else None
-
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
-        session_id = self._session_of(span)
+        attributes = span.attributes
+        if attributes is not None and type(attributes.get(SESSION_ID)) is str:
+            return  # railtracks' own span: its attribute names its session again at the end
+        parent = span.parent
+        if parent is None:
+            return
+        # another instrumentation's span: its session is its parent's
+        session_id = self._owners.get(parent.span_id) or _session_of_live_parent(
+            parent.span_id, parent_context
+        )
         if session_id is None:
             return
         still_open = self._open.get(session_id)
@@ -66,20 +79,29 @@ class SessionSpanCollector(SpanProcessor):
         still_open.add(span_id)
 
     def on_end(self, span: ReadableSpan) -> None:
-        context = span.context
-        span_id = context.span_id if context is not None else None
-        session_id = self._owners.pop(span_id, None) if span_id is not None else None
-        if session_id is None:
-            session_id = self._session_of(span)
-            if session_id is None:
-                return
-        else:
-            still_open = self._open.get(session_id)
-            if still_open is not None:
-                still_open.discard(span_id)
-        buffer = self._buffers.get(session_id)
+        session_id = None
+        if self._owners:  # only other instrumentation's spans are entered there
+            context = span.context
+            if context is not None:
+                session_id = self._owners.pop(context.span_id, None)
+                if session_id is not None:
+                    still_open = self._open.get(session_id)
+                    if still_open is not None:
+                        still_open.discard(context.span_id)
+        if session_id is not None:
+            buffer = self._buffers.get(session_id)
+            if buffer is not None:
+                buffer.append(FinishedSpan(span))  # list.append is atomic: no lock needed
+            return
+        if not self._buffers:  # no session open
+            return
+        # railtracks' own span, found by its attribute, read from the compact form's
+        # plain dict (the span's own Mapping is slower to ask)
+        finished = FinishedSpan(span)
+        session_id = finished.attributes.get(SESSION_ID)
+        buffer = self._buffers.get(session_id) if type(session_id) is str else None
         if buffer is not None:
-            buffer.append(FinishedSpan(span))  # list.append is atomic: no lock on the hot path
+            buffer.append(finished)
 
     def shutdown(self) -> None:
         pass

@@ -90,6 +90,7 @@ class ConsoleSpanProcessor(SpanProcessor):
         self._settings: dict[str, LoggingSetting] = {}
         self._depths: dict[int, int] = {}
         self._sessions: dict[int, str] = {}  # span id -> its session's id
+        self._loud = 0  # open sessions printing something (not at NONE)
         # isatty() is a system call: asked once per stream, not once per line
         self._tty: tuple[int, bool] | None = None
 
@@ -117,6 +118,13 @@ class ConsoleSpanProcessor(SpanProcessor):
                 return
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        if not self._loud:  # every open session is at NONE: only a session's start matters
+            attributes = span.attributes
+            # (a node is told by a key it has: a missing key costs a KeyError in a Mapping)
+            if attributes is None or attributes.get(attr.NODE_NAME) is not None:
+                return
+            if attr.LOGGING_SETTING not in attributes:
+                return
         scope = span.instrumentation_scope
         if scope is None or scope.name != _SCOPE:
             self._foreign_start(span)
@@ -127,6 +135,9 @@ class ConsoleSpanProcessor(SpanProcessor):
         if is_session:
             setting = _setting_of(attributes)
             self._settings[session_id] = setting
+            if setting is not LoggingSetting.NONE:
+                with self._lock:  # sessions may start in several threads at once
+                    self._loud += 1
         else:
             found = self._settings.get(session_id)
             if found is None or found is LoggingSetting.NONE:
@@ -197,6 +208,9 @@ class ConsoleSpanProcessor(SpanProcessor):
         )
         if setting is None or setting is LoggingSetting.NONE:
             return
+        if is_session:
+            with self._lock:
+                self._loud -= 1
         status = str(attributes.get(attr.STATUS, attr.STATUS_COMPLETED))
         if setting is LoggingSetting.QUIET and status == attr.STATUS_COMPLETED:
             return
@@ -207,6 +221,7 @@ class ConsoleSpanProcessor(SpanProcessor):
         self._write(lines)
 
     def shutdown(self) -> None:
+        self._loud = 0
         self._depths.clear()
         self._sessions.clear()
         self._settings.clear()
