@@ -29,6 +29,8 @@ from urllib.parse import unquote, urlparse
 
 from opentelemetry.sdk.trace import ReadableSpan
 
+from ._otlp_wire import TraceRequestWriter
+
 RETRYABLE_HTTP: Final = frozenset({429, 502, 503, 504})
 _RETRYABLE_GRPC: Final = frozenset(
     {
@@ -55,16 +57,21 @@ class SendResult:
     retry_after: float | None = None
 
 
-def encode(spans: Sequence[ReadableSpan]) -> bytes:
-    """The OTLP ``ExportTraceServiceRequest`` bytes of a batch."""
-    # imported at the first batch: protobuf and the generated messages cost ~40 ms
-    # at import, which a run that exports nothing should not pay
-    from opentelemetry.exporter.otlp.proto.common.trace_encoder import (  # noqa: PLC0415
-        encode_spans,
-    )
+_WRITER: Final = TraceRequestWriter()
 
-    data: bytes = encode_spans(spans).SerializePartialToString()
-    return data
+
+def encode(spans: Sequence[ReadableSpan]) -> bytes:
+    """The OTLP ``ExportTraceServiceRequest`` bytes of a batch (see ``_otlp_wire``)."""
+    try:
+        return _WRITER.request(spans)
+    except Exception:  # something the direct writer does not know: the SDK's own encoder
+        # imported here: protobuf and the generated messages cost ~40 ms at import
+        from opentelemetry.exporter.otlp.proto.common.trace_encoder import (  # noqa: PLC0415
+            encode_spans,
+        )
+
+        data: bytes = encode_spans(spans).SerializePartialToString()
+        return data
 
 
 def _env(*names: str) -> str | None:
