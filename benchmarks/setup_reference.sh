@@ -6,5 +6,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install -q uv
 [ -x .venv-bench/bin/python ] || python3 -m uv venv -q .venv-bench
-python3 -m uv pip install -q --python .venv-bench/bin/python . logfire openai-agents
+python3 -m uv pip install -q --python .venv-bench/bin/python -e . logfire openai-agents
 echo "setup_reference: run .venv-bench/bin/python benchmarks/floor.py"

@@ -29,6 +29,17 @@ from opentelemetry.trace.span import TraceState
 RawEvent = tuple[str, int, Mapping[str, Any]]
 
 
+def attribute_dict(span: ReadableSpan) -> Mapping[str, Any]:
+    """A span's attributes, read-only by convention: the SDK's own plain dict when it has one.
+
+    ``span.attributes`` wraps the SDK's ``BoundedAttributes`` (a Python-level
+    Mapping) in a proxy: every lookup through it costs a few Python calls, and
+    a missing key a raised ``KeyError``. The hot paths read the dict behind it.
+    """
+    backing = getattr(getattr(span, "_attributes", None), "_dict", None)
+    return backing if type(backing) is dict else (span.attributes or {})
+
+
 class FinishedSpan:
     """The facts of one finished span, read by the state and rebuilt on demand."""
 

@@ -29,6 +29,7 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from . import _attributes as attr
+from ._compact import attribute_dict
 from ._settings import LoggingSetting
 from ._terminal import inert
 
@@ -51,6 +52,8 @@ Line = list[Segment]
 
 def render(lines: list[Line], colour: bool) -> str:
     """Plain text, or text with ANSI colours, of some lines."""
+    if not colour:  # one scan a line: inert() replaces single characters, so it splits
+        return "".join([inert("".join([raw for raw, _ in line])) + "\n" for line in lines])
     out = []
     for line in lines:
         for raw, style in line:
@@ -119,17 +122,14 @@ class ConsoleSpanProcessor(SpanProcessor):
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         if not self._loud:  # every open session is at NONE: only a session's start matters
-            attributes = span.attributes
-            # (a node is told by a key it has: a missing key costs a KeyError in a Mapping)
-            if attributes is None or attributes.get(attr.NODE_NAME) is not None:
-                return
-            if attr.LOGGING_SETTING not in attributes:
+            attributes = attribute_dict(span)
+            if attr.NODE_NAME in attributes or attr.LOGGING_SETTING not in attributes:
                 return
         scope = span.instrumentation_scope
         if scope is None or scope.name != _SCOPE:
             self._foreign_start(span)
             return
-        attributes = span.attributes or {}
+        attributes = attribute_dict(span)
         is_session = attr.NODE_NAME not in attributes
         session_id = str(attributes.get(attr.SESSION_ID))
         if is_session:
@@ -200,7 +200,7 @@ class ConsoleSpanProcessor(SpanProcessor):
         if scope is None or scope.name != _SCOPE:
             self._foreign_end(span, depth, owner)
             return
-        attributes = span.attributes or {}
+        attributes = attribute_dict(span)
         is_session = attr.NODE_NAME not in attributes
         session_id = str(attributes.get(attr.SESSION_ID))
         setting = (

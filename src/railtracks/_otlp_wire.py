@@ -27,6 +27,8 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind
 
+from ._compact import attribute_dict
+
 _DOUBLE: Final = struct.Struct("<d").pack
 _FIXED64: Final = struct.Struct("<Q").pack
 _FIXED32: Final = struct.Struct("<I").pack
@@ -170,7 +172,7 @@ class TraceRequestWriter:
             parts.append(b"\x39" + _FIXED64(span.start_time))
         if span.end_time:
             parts.append(b"\x41" + _FIXED64(span.end_time))
-        parts.extend(self._attributes(b"\x4a", _attribute_dict(span)))
+        parts.extend(self._attributes(b"\x4a", attribute_dict(span)))
         if span.dropped_attributes:
             parts.append(b"\x50" + _varint(span.dropped_attributes))
         for event in span.events:
@@ -241,12 +243,6 @@ class TraceRequestWriter:
                 parts.append(_delimited(b"\x1a", resource.schema_url.encode("utf-8")))
             out.append(_delimited(b"\x0a", b"".join(parts)))
         return b"".join(out)
-
-
-def _attribute_dict(span: ReadableSpan) -> Mapping[str, Any] | None:
-    """The span's attributes; the SDK's own plain dict when it has one (its Mapping is slow)."""
-    backing = getattr(getattr(span, "_attributes", None), "_dict", None)
-    return backing if type(backing) is dict else span.attributes
 
 
 def _flags(parent: SpanContext | None) -> int:
