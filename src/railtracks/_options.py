@@ -159,6 +159,9 @@ def validate_option(option: str, value: object) -> Any:
     return validator(value)
 
 
+_FROM_ENVIRONMENT: Final = ("logging_setting", "save_state")
+
+
 def _from_environment(option: str) -> Any:
     if option == "logging_setting":
         raw = os.environ.get(ENV_LOGGING_SETTING)
@@ -178,18 +181,16 @@ def _from_environment(option: str) -> Any:
 
 def resolve_options(given: Mapping[str, Any]) -> SessionOptions:
     """Options for one session: each from the argument, set_config, environment or default."""
-    resolved: dict[str, Any] = {}
-    for option in OPTION_NAMES:
-        value = given.get(option, UNSET)
-        if value is not UNSET:
-            resolved[option] = validate_option(option, value)
-            continue
-        value = CONFIG.session_defaults.get(option, UNSET)
-        if value is UNSET:
-            value = _from_environment(option)
-        if value is not UNSET:
+    resolved = {option: validate_option(option, value) for option, value in given.items()}
+    for option, value in CONFIG.session_defaults.items():
+        if option not in resolved:
             # set_config values were validated when stored; context is copied per session
             resolved[option] = dict(value) if option == "context" else value
+    for option in _FROM_ENVIRONMENT:
+        if option not in resolved:
+            value = _from_environment(option)
+            if value is not UNSET:
+                resolved[option] = value
     return SessionOptions(**resolved)
 
 

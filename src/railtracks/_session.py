@@ -12,7 +12,6 @@ import contextvars
 import datetime as dt
 import threading
 import time
-import uuid
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar, Token
 from pathlib import Path
@@ -30,6 +29,7 @@ from . import _log, _spans
 from ._compact import FinishedSpan
 from ._config import CONFIG
 from ._context_store import SessionContext
+from ._ids import session_identifier
 from ._options import (
     UNSET,
     BroadcastCallback,
@@ -43,7 +43,8 @@ from ._telemetry import TELEMETRY
 from .errors import GlobalTimeOutError
 
 if TYPE_CHECKING:
-    from ._encoding import ValueEncoder
+    from ._ids import session_identifier
+from ._encoding import ValueEncoder
 
 STATUS_PENDING: Final = "pending"
 # Below this many spans the state is built and written on the spot (a few ms);
@@ -97,7 +98,7 @@ class Session:
             {key: value for key, value in given.items() if value is not UNSET}
         )
         # SPEC 2 also names it `session._identifier` (the seed page prints it).
-        self._identifier = str(uuid.uuid4())
+        self._identifier = session_identifier()
         self._context = SessionContext(self._options.context)
         self._executor: Any = self._options.executor  # where node calls run (None: here)
         self._final_context: Mapping[str, Any] | None = None
