@@ -18,7 +18,7 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from ._attributes import SESSION_ID
-from ._compact import FinishedSpan
+from ._compact import Record, attribute_dict, record
 
 
 def _session_of_live_parent(parent_id: int, parent_context: Context | None) -> str | None:
@@ -35,7 +35,7 @@ class SessionSpanCollector(SpanProcessor):
     """Keeps the finished spans of every open session, keyed by ``railtracks.session.id``."""
 
     def __init__(self) -> None:
-        self._buffers: dict[str, list[FinishedSpan]] = {}
+        self._buffers: dict[str, list[Record]] = {}
         # span id -> session id for every open span of other instrumentation in
         # an open session: its children find their session through it (a
         # railtracks span names its session itself). An entry goes when its
@@ -49,7 +49,7 @@ class SessionSpanCollector(SpanProcessor):
             self._buffers[session_id] = []
             self._open[session_id] = set()
 
-    def close(self, session_id: str) -> list[FinishedSpan]:
+    def close(self, session_id: str) -> list[Record]:
         """Stop collecting for a session and hand back its spans in end order."""
         with self._lock:
             owners = self._owners
@@ -91,17 +91,15 @@ class SessionSpanCollector(SpanProcessor):
         if session_id is not None:
             buffer = self._buffers.get(session_id)
             if buffer is not None:
-                buffer.append(FinishedSpan(span))  # list.append is atomic: no lock needed
+                buffer.append(record(span))  # list.append is atomic: no lock needed
             return
         if not self._buffers:  # no session open
             return
-        # railtracks' own span, found by its attribute, read from the compact form's
-        # plain dict (the span's own Mapping is slower to ask)
-        finished = FinishedSpan(span)
-        session_id = finished.attributes.get(SESSION_ID)
+        # railtracks' own span, found by its attribute
+        session_id = attribute_dict(span).get(SESSION_ID)
         buffer = self._buffers.get(session_id) if type(session_id) is str else None
         if buffer is not None:
-            buffer.append(finished)
+            buffer.append(record(span))
 
     def shutdown(self) -> None:
         pass

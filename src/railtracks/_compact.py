@@ -1,32 +1,61 @@
-"""Finished spans as a session keeps them: compact, one GC-tracked object each.
+"""Finished spans as a session keeps them: one exact tuple of atoms each, which the GC ignores.
 
 An SDK span kept until its session ends is about eleven objects the cyclic
 garbage collector tracks (the span, its attributes wrapper and lock, its
-contexts, status, events...). Kept by the hundred thousand, they are rescanned
-by every full collection, and a node call grows slower the longer its session
-runs. A ``FinishedSpan`` keeps the same facts in plain fields: ints, strings,
-the span's own attribute dict (all atoms, which the collector stops tracking)
-and events as tuples; resource and scope are shared, not copied.
+contexts, status, events...). Kept by the hundred thousand, every full
+collection rescans them: a node call grows slower the longer its session runs,
+and one collection in a million-span session stops every thread for a fifth of
+a second. A session keeps each finished span as a ``Record`` instead: an exact
+tuple of ints, strings, ``None``, the span's own attribute dict (all atoms)
+and events as tuples, with its resource and scope as a small shared index
+(``_ORIGINS``). Attributes are kept as a tuple of keys (one shared tuple for
+every call of a node) and a tuple of values, events likewise: a tuple holding a
+dict is never untracked, a tuple of atoms is, the first time the collector
+sees it. So a session of any size adds nothing to later collections, and a
+kept span is a third the size of its attribute dict.
 
-The state reads these fields directly; ``readable()`` rebuilds an SDK
+``FinishedSpan`` is the view the state reads a record through (one short-lived
+object per span while the state is built); ``readable()`` rebuilds an SDK
 ``ReadableSpan`` (same ids, times, attributes, events and status) where the
 API hands spans to users (``Session.spans``).
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Final
 
 from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
-from opentelemetry.trace.span import TraceState
 
 # (name, time in unix nanoseconds, attributes)
 RawEvent = tuple[str, int, Mapping[str, Any]]
+# A finished span as a session keeps it; the fields are read through FinishedSpan.
+Record = tuple[Any, ...]
+(_NAME, _TRACE_ID, _SPAN_ID, _FLAGS, _STATE, _PARENT, _KIND, _START, _END, _STATUS,
+ _DESCRIPTION, _KEYS, _VALUES, _EVENTS, _LINKS, _ORIGIN, _DROPPED_ATTRIBUTES, _DROPPED_EVENTS,
+ _DROPPED_LINKS) = range(19)  # fmt: skip
+_KINDS: Final = tuple(SpanKind)
+_STATUSES: Final = tuple(StatusCode)
+_ORIGINS_KEPT: Final = 4096
+_KEY_TUPLES_KEPT: Final = 4096
+# One tuple object per distinct sequence of attribute keys (every call of a node has the same).
+_KEY_TUPLES: dict[tuple[str, ...], tuple[str, ...]] = {}
+
+
+def _split(attributes: Mapping[str, Any]) -> tuple[tuple[str, ...], tuple[Any, ...]]:
+    """Attributes as (keys, values) tuples: no dict in a record, so the GC can untrack it."""
+    keys = tuple(attributes)
+    shared = _KEY_TUPLES.get(keys)
+    if shared is None:
+        if len(_KEY_TUPLES) < _KEY_TUPLES_KEPT:
+            _KEY_TUPLES[keys] = keys
+        shared = keys
+    return shared, tuple(attributes.values())
 
 
 def attribute_dict(span: ReadableSpan) -> Mapping[str, Any]:
@@ -40,109 +69,154 @@ def attribute_dict(span: ReadableSpan) -> Mapping[str, Any]:
     return backing if type(backing) is dict else (span.attributes or {})
 
 
-class FinishedSpan:
-    """The facts of one finished span, read by the state and rebuilt on demand."""
+class _Origins:
+    """Each distinct (resource, scope) pair a small int, so a record holds no shared object.
 
-    __slots__ = (
-        "attributes",
-        "dropped_attributes",
-        "dropped_events",
-        "dropped_links",
-        "end_time",
-        "instrumentation_scope",
-        "kind",
-        "links",
-        "name",
-        "parent_id",
-        "raw_events",
-        "resource",
-        "span_id",
-        "start_time",
-        "status_code",
-        "status_description",
-        "trace_flags",
-        "trace_id",
-        "trace_state",
+    A process has a handful (one resource, a scope per tracer); past
+    ``_ORIGINS_KEPT`` a record holds the pair itself, which only costs the GC.
+    """
+
+    def __init__(self) -> None:
+        self._index: dict[tuple[int, int], int] = {}
+        self._pairs: list[tuple[Resource, InstrumentationScope | None]] = []
+        self._lock = threading.Lock()
+
+    def key(self, resource: Resource, scope: InstrumentationScope | None) -> object:
+        found = self._index.get((id(resource), id(scope)))
+        if found is not None:
+            return found
+        with self._lock:
+            if len(self._pairs) >= _ORIGINS_KEPT:
+                return (resource, scope)
+            self._pairs.append((resource, scope))  # kept alive: their ids stay theirs
+            found = self._index[(id(resource), id(scope))] = len(self._pairs) - 1
+            return found
+
+    def pair(self, key: object) -> tuple[Resource, InstrumentationScope | None]:
+        return self._pairs[key] if type(key) is int else key  # type: ignore[return-value]  # a pair
+
+
+_ORIGINS: Final = _Origins()
+
+
+def record(span: ReadableSpan) -> Record:
+    """The record of one finished span (read from the SDK's own fields when it is an SDK span).
+
+    This runs once per span on the hot path: the public properties copy
+    (``events``, ``links``) or wrap (``attributes``) on every read. A finished
+    span's attribute dict is never written again, so it is kept, not copied.
+    """
+    if type(span) is ReadableSpan and type(span._attributes) is BoundedAttributes:
+        context = span._context
+        status = span._status
+        attributes: Mapping[str, Any] = span._attributes._dict
+        dropped_attributes = span._attributes.dropped
+        events: Sequence[Event] = span._events
+        links: Sequence[Link] = span._links
+        resource, scope, kind = span._resource, span._instrumentation_scope, span._kind
+        dropped_events = getattr(events, "dropped", 0)
+        dropped_links = getattr(links, "dropped", 0)
+    else:
+        context = span.context
+        status = span.status
+        attributes = span.attributes or {}
+        dropped_attributes = span.dropped_attributes
+        events, links = span.events, span.links
+        resource, scope, kind = span.resource, span.instrumentation_scope, span.kind
+        dropped_events, dropped_links = span.dropped_events, span.dropped_links
+    assert context is not None  # finished SDK spans always have one
+    parent = span.parent
+    state = context.trace_state
+    return (
+        span.name,
+        context.trace_id,
+        context.span_id,
+        int(context.trace_flags),
+        state if state else None,
+        None if parent is None else parent.span_id,
+        kind.value,
+        span.start_time,
+        span.end_time,
+        status.status_code.value,
+        status.description,
+        *_split(attributes),
+        tuple((e.name, e.timestamp, *_split(e.attributes or {})) for e in events) if events else (),
+        tuple(links) if links else (),
+        _ORIGINS.key(resource, scope),
+        dropped_attributes,
+        dropped_events,
+        dropped_links,
     )
 
+
+class FinishedSpan:
+    """A view of one record: the facts of a finished span, read by the state."""
+
+    __slots__ = ("_attributes", "_r")
+
     def __init__(self, span: ReadableSpan) -> None:
-        if type(span) is ReadableSpan and type(span._attributes) is BoundedAttributes:
-            self._from_sdk(span)
-            return
-        context = span.context
-        assert context is not None  # finished SDK spans always have one
-        parent = span.parent
-        status = span.status
-        self.name: str = span.name
-        self.trace_id: int = context.trace_id
-        self.span_id: int = context.span_id
-        self.trace_flags: int = int(context.trace_flags)
-        state = context.trace_state
-        self.trace_state: TraceState | None = state if state else None
-        self.parent_id: int | None = None if parent is None else parent.span_id
-        self.kind: SpanKind = span.kind
-        self.start_time: int | None = span.start_time
-        self.end_time: int | None = span.end_time
-        self.status_code: StatusCode = status.status_code
-        self.status_description: str | None = status.description
-        self.attributes: Mapping[str, Any] = dict(span.attributes or {})
-        events = span.events
-        self.raw_events: tuple[RawEvent, ...] = (
-            tuple((e.name, e.timestamp, dict(e.attributes or {})) for e in events) if events else ()
-        )
-        links = span.links
-        self.links: Sequence[Link] = links if links else ()
-        self.resource: Resource = span.resource
-        self.instrumentation_scope: InstrumentationScope | None = span.instrumentation_scope
-        self.dropped_attributes: int = span.dropped_attributes
-        self.dropped_events: int = span.dropped_events
-        self.dropped_links: int = span.dropped_links
+        self._r = record(span)
+        self._attributes: dict[str, Any] | None = None
 
-    def _from_sdk(self, span: ReadableSpan) -> None:
-        """The same facts read straight from the fields of the SDK's own span class.
+    @classmethod
+    def view(cls, kept: Record) -> FinishedSpan:
+        finished = cls.__new__(cls)
+        finished._r = kept
+        finished._attributes = None
+        return finished
 
-        This runs once per span on the hot path: the public properties copy
-        (``events``, ``links``) or wrap (``attributes``) on every read. A
-        finished span's attribute dict is never written again, so it is kept
-        as it is rather than copied.
-        """
-        context = span._context
-        assert context is not None  # finished SDK spans always have one
-        parent = span._parent
-        status = span._status
-        attributes = span._attributes
-        self.name = span._name
-        self.trace_id = context.trace_id
-        self.span_id = context.span_id
-        self.trace_flags = int(context.trace_flags)
-        state = context.trace_state
-        self.trace_state = state if state else None
-        self.parent_id = None if parent is None else parent.span_id
-        self.kind = span._kind
-        self.start_time = span._start_time
-        self.end_time = span._end_time
-        self.status_code = status.status_code
-        self.status_description = status.description
-        self.attributes = attributes._dict  # type: ignore[union-attr]  # a BoundedAttributes
-        self.dropped_attributes = attributes.dropped  # type: ignore[union-attr]  # likewise
-        events = span._events
-        self.raw_events = (
-            tuple((e.name, e.timestamp, dict(e.attributes or {})) for e in events) if events else ()
+    @property
+    def attributes(self) -> Mapping[str, Any]:
+        """The span's attributes (a dict built on first read, read-only by convention)."""
+        built = self._attributes
+        if built is None:
+            built = self._attributes = dict(zip(self._r[_KEYS], self._r[_VALUES], strict=True))
+        return built
+
+    @property
+    def raw_events(self) -> tuple[RawEvent, ...]:
+        return tuple(
+            (name, timestamp, dict(zip(keys, values, strict=True)))
+            for name, timestamp, keys, values in self._r[_EVENTS]
         )
-        self.dropped_events = getattr(events, "dropped", 0)
-        links = span._links
-        self.links = tuple(links) if links else ()
-        self.dropped_links = getattr(links, "dropped", 0)
-        self.resource = span._resource
-        self.instrumentation_scope = span._instrumentation_scope
+
+    name = property(lambda self: self._r[_NAME])
+    trace_id = property(lambda self: self._r[_TRACE_ID])
+    span_id = property(lambda self: self._r[_SPAN_ID])
+    trace_flags = property(lambda self: self._r[_FLAGS])
+    trace_state = property(lambda self: self._r[_STATE])
+    parent_id = property(lambda self: self._r[_PARENT])
+    start_time = property(lambda self: self._r[_START])
+    end_time = property(lambda self: self._r[_END])
+    status_description = property(lambda self: self._r[_DESCRIPTION])
+    links = property(lambda self: self._r[_LINKS])
+    dropped_attributes = property(lambda self: self._r[_DROPPED_ATTRIBUTES])
+    dropped_events = property(lambda self: self._r[_DROPPED_EVENTS])
+    dropped_links = property(lambda self: self._r[_DROPPED_LINKS])
+
+    @property
+    def kind(self) -> SpanKind:
+        return _KINDS[self._r[_KIND]]
+
+    @property
+    def status_code(self) -> StatusCode:
+        return _STATUSES[self._r[_STATUS]]
+
+    @property
+    def resource(self) -> Resource:
+        return _ORIGINS.pair(self._r[_ORIGIN])[0]
+
+    @property
+    def instrumentation_scope(self) -> InstrumentationScope | None:
+        return _ORIGINS.pair(self._r[_ORIGIN])[1]
 
     @property
     def sampled(self) -> bool:
-        return bool(self.trace_flags & TraceFlags.SAMPLED)
+        return bool(self._r[_FLAGS] & TraceFlags.SAMPLED)
 
     @property
     def is_ok(self) -> bool:
-        return self.status_code is not StatusCode.ERROR
+        return bool(self._r[_STATUS] != StatusCode.ERROR.value)
 
     def readable(self) -> ReadableSpan:
         """The SDK span these facts describe (a fresh object each call)."""
@@ -188,6 +262,14 @@ class _Rebuilt(ReadableSpan):
         return self._dropped[2]
 
 
-def compact(spans: Sequence[ReadableSpan | FinishedSpan]) -> list[FinishedSpan]:
-    """Every span in its compact form (those already compact as they are)."""
-    return [s if type(s) is FinishedSpan else FinishedSpan(s) for s in spans]  # type: ignore[arg-type]  # ReadableSpan when not compact
+def compact(spans: Sequence[ReadableSpan | FinishedSpan | Record]) -> list[FinishedSpan]:
+    """Every span as a ``FinishedSpan`` (records viewed, SDK spans recorded, views kept)."""
+    out: list[FinishedSpan] = []
+    for span in spans:
+        if type(span) is tuple:
+            out.append(FinishedSpan.view(span))
+        elif type(span) is FinishedSpan:
+            out.append(span)
+        else:
+            out.append(FinishedSpan(span))  # type: ignore[arg-type]  # a ReadableSpan
+    return out

@@ -26,7 +26,7 @@ from opentelemetry.util.types import AttributeValue
 
 from . import _attributes as attr
 from . import _log, _spans
-from ._compact import FinishedSpan
+from ._compact import Record, compact
 from ._config import CONFIG
 from ._context_store import SessionContext
 from ._ids import session_identifier
@@ -110,7 +110,7 @@ class Session:
         self._duration: float | None = None
         self._trace_id: str | None = None
         self._span: trace.Span | None = None
-        self._spans: list[FinishedSpan] = []
+        self._spans: list[Record] = []
         self._readable: tuple[ReadableSpan, ...] | None = None
         self._answer: Any = UNSET
         self._error: BaseException | None = None
@@ -197,10 +197,10 @@ class Session:
     def spans(self) -> tuple[ReadableSpan, ...]:
         """Every finished span of this session (its own included), in end order."""
         if self._readable is None or len(self._readable) != len(self._spans):
-            self._readable = tuple(span.readable() for span in self._spans)
+            self._readable = tuple(span.readable() for span in compact(self._spans))
         return self._readable
 
-    def _finished_spans(self) -> list[FinishedSpan] | None:
+    def _finished_spans(self) -> list[Record] | None:
         """The spans the state is built from, or None when it is built another way."""
         return self._spans if self._spans and self._state is None else None
 

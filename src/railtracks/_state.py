@@ -25,7 +25,7 @@ from typing import Any, Final
 from opentelemetry.sdk.trace import ReadableSpan
 
 from . import _attributes as attr
-from ._compact import FinishedSpan, compact
+from ._compact import FinishedSpan, Record, compact
 
 SCHEMA_VERSION: Final = 1
 _DECODER: Final = json.JSONDecoder()
@@ -219,7 +219,7 @@ NodeWalk = Iterator[tuple[int, dict[str, Any]] | None]
 
 
 def state_parts(
-    spans: Sequence[ReadableSpan | FinishedSpan],
+    spans: Sequence[ReadableSpan | FinishedSpan | Record],
 ) -> tuple[dict[str, Any], NodeWalk]:
     """The state of one session as ``(the document but its nodes, the nodes as a walk)``.
 
@@ -284,7 +284,7 @@ def _walk(children: Mapping[int | None, Sequence[FinishedSpan]]) -> NodeWalk:
             stack.extend((child, i) for i, child in reversed(list(enumerate(below))))
 
 
-def build_state(spans: Sequence[ReadableSpan | FinishedSpan]) -> dict[str, Any]:
+def build_state(spans: Sequence[ReadableSpan | FinishedSpan | Record]) -> dict[str, Any]:
     """The state document of one session from its finished spans (SDK or compact ones)."""
     # The tree is built from fresh, acyclic containers (about ten per node);
     # with the cyclic collector on, a 100,000-node build spends about as long
