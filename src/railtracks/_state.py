@@ -267,9 +267,12 @@ def _last_output(roots: Sequence[FinishedSpan]) -> Any:
     return None
 
 
-def _walk(children: Mapping[int | None, Sequence[FinishedSpan]]) -> NodeWalk:
+def _walk(children: dict[int | None, list[FinishedSpan]]) -> NodeWalk:
+    # Each list is taken out of `children` as the walk reaches it, so every span
+    # is freed right after its record is made: dropping a million at the end, in
+    # one go, would hold the interpreter (and every other thread) for a while.
     stack: list[tuple[FinishedSpan, int] | None] = [
-        (span, index) for index, span in reversed(list(enumerate(children.get(None, ()))))
+        (span, index) for index, span in reversed(list(enumerate(children.pop(None, []))))
     ]
     while stack:
         item = stack.pop()
@@ -279,7 +282,8 @@ def _walk(children: Mapping[int | None, Sequence[FinishedSpan]]) -> NodeWalk:
         span, index = item
         yield index, _node(span)
         stack.append(None)
-        below = children.get(span.span_id)
+        below = children.pop(span.span_id, None)
+        del span, item
         if below:
             stack.extend((child, i) for i, child in reversed(list(enumerate(below))))
 
