@@ -64,8 +64,8 @@ def _flatten(nodes: list[dict[str, Any]]) -> list[_Entry]:
     return entries
 
 
-def _matches(record: dict[str, Any], wanted: str) -> bool:
-    return record.get("span_id") == wanted.lower() or record.get("name") == wanted
+def _matches(record: dict[str, Any], wanted: str, span_id: str) -> bool:
+    return record["span_id"] == span_id or record["name"] == wanted
 
 
 def select(nodes: list[dict[str, Any]], narrowing: Narrowing) -> list[tuple[_Entry, int]]:
@@ -75,6 +75,7 @@ def select(nodes: list[dict[str, Any]], narrowing: Narrowing) -> list[tuple[_Ent
     # with --node, depth counts from the chosen node (0) rather than the session
     scope_depth = -1
     base = [-1] * len(entries)
+    span_id = (narrowing.node or "").lower()
     for index, entry in enumerate(entries):
         if scope_depth >= 0 and entry.depth <= scope_depth:
             scope_depth = -1
@@ -82,7 +83,7 @@ def select(nodes: list[dict[str, Any]], narrowing: Narrowing) -> list[tuple[_Ent
             base[index] = -1
         elif scope_depth >= 0:
             base[index] = scope_depth
-        elif _matches(entry.record, narrowing.node):
+        elif _matches(entry.record, narrowing.node, span_id):
             scope_depth = base[index] = entry.depth
         else:
             continue
