@@ -65,7 +65,7 @@ def _flatten(nodes: list[dict[str, Any]]) -> list[_Entry]:
 
 
 def _matches(record: dict[str, Any], wanted: str, span_id: str) -> bool:
-    return record["span_id"] == span_id or record["name"] == wanted
+    return bool(record["span_id"] == span_id or record["name"] == wanted)
 
 
 def select(nodes: list[dict[str, Any]], narrowing: Narrowing) -> list[tuple[_Entry, int]]:
