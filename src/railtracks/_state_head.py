@@ -194,7 +194,7 @@ def _parse_head(fd: int, size: int) -> dict[str, Any]:
     taken = 0
     want = _FIRST_READ
     while True:
-        chunk = os.pread(fd, min(want, MAX_HEAD_BYTES) - taken, taken)
+        chunk = _read_at(fd, min(want, MAX_HEAD_BYTES) - taken, taken)
         taken += len(chunk)
         at_end = not chunk or taken >= size
         try:
@@ -213,9 +213,22 @@ def _parse_head(fd: int, size: int) -> dict[str, Any]:
         return head.members
 
 
+def _read_at(fd: int, count: int, offset: int) -> bytes:
+    """Up to ``count`` bytes from ``offset`` (``os.pread`` is not on every platform)."""
+    os.lseek(fd, offset, os.SEEK_SET)
+    parts: list[bytes] = []
+    while count > 0:
+        part = os.read(fd, count)
+        if not part:
+            break
+        parts.append(part)
+        count -= len(part)
+    return b"".join(parts)
+
+
 def _ends_complete(fd: int, size: int) -> bool:
     start = max(0, size - _TAIL_BYTES)
-    return _COMPLETE_END.search(os.pread(fd, size - start, start)) is not None
+    return _COMPLETE_END.search(_read_at(fd, size - start, start)) is not None
 
 
 def read_head(path: Path) -> StateHead | None:
