@@ -163,7 +163,8 @@ def test_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
 
     asyncio.run(flow())
     done = run(
-        ["bash", "-c", f"'{RAILTRACKS}' show long | head -n 2; exit ${{PIPESTATUS[0]}}"], tmp_path
+        ["bash", "-c", f"'{RAILTRACKS}' show long --all | head -n 2; exit ${{PIPESTATUS[0]}}"],
+        tmp_path,
     )
     assert len(done.stdout.splitlines()) == 2
     assert "Traceback" not in done.stderr

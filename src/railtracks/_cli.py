@@ -2,7 +2,8 @@
 
     railtracks demo                      run a small workflow in a session
     railtracks runs                      table of saved states
-    railtracks show RUN                  the call tree of one saved state
+    railtracks show RUN [--depth N] [--failed] [--node X] [--limit N | --all]
+                                         the call tree of one saved state
     railtracks export RUN [--endpoint]   re-send a saved state as OTLP spans
     railtracks outbox [send]             spans waiting for a collector; deliver them
 
@@ -21,17 +22,19 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn, TextIO
+from typing import NoReturn, TextIO
 
 from opentelemetry.sdk.trace.export import SpanExportResult
 
 from ._config import CONFIG
-from ._console import format_duration, short
+from ._console import format_duration
 from ._export import ExportSettings, export_settings, span_exporter
 from ._outbox_cli import add_parser as add_outbox_parser
 from ._replay import spans_from_state
 from ._scrub import redact_url, scrub_text
-from ._state import iter_nodes
+from ._show import add_arguments as add_show_arguments
+from ._show import narrowing_of, show
+from ._state_head import document_counts, read_head
 from ._state_store import load_state, resolve_state_path
 from ._terminal import inert
 from ._version import __version__
@@ -72,19 +75,25 @@ def _demo(_: argparse.Namespace) -> int:
 
 
 def _summary(path: Path) -> list[str]:
+    """One row of ``runs``: from the head alone (version 2), else the whole file (version 1)."""
     try:
-        state = load_state(path)
-        session = state["session"]
+        head = read_head(path)
+        if head is None:
+            state = load_state(path)
+            session, counts = state["session"], document_counts(state["nodes"])
+        else:
+            session, counts = head.session, {"nodes": head.nodes, "failed": head.failed}
         duration = session.get("duration_seconds")
         return [
             session.get("name") or session.get("identifier") or path.stem,
             str(session.get("status", "-")),
             str(session.get("started_at") or "-"),
             format_duration(duration) if isinstance(duration, int | float) else "-",
-            str(sum(1 for _ in iter_nodes(state["nodes"]))),
+            str(counts["nodes"]),
+            str(counts["failed"]),
         ]
     except Exception:  # one bad file is listed as such; the others are still shown
-        return [path.stem, "unreadable", "-", "-", "-"]
+        return [path.stem, "unreadable", "-", "-", "-", "-"]
 
 
 def _runs(_: argparse.Namespace) -> int:
@@ -98,37 +107,15 @@ def _runs(_: argparse.Namespace) -> int:
         return 0
     rows = [[inert(cell) for cell in _summary(path)] for path in files]
     rows.sort(key=lambda row: row[2], reverse=True)
-    header = ["NAME", "STATUS", "STARTED", "DURATION", "NODES"]
+    header = ["NAME", "STATUS", "STARTED", "DURATION", "NODES", "FAILED"]
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
         _say("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
     return 0
 
 
-def _tree_line(depth: int, record: dict[str, Any], *, session: bool) -> str:
-    duration = record.get("duration_seconds")
-    shown = format_duration(duration) if isinstance(duration, int | float) else "-"
-    name = record.get("span_name") if session else record.get("name")
-    line = f"{'  ' * depth}{name}  {record['status']}  {shown}"
-    if record["status"] != "completed" and record.get("error"):
-        line += f"  {short(record['error'].get('message') or record['error'].get('type'), 160)}"
-    elif not session and record.get("output") is not None:
-        line += f"  -> {short(json.dumps(record['output'], ensure_ascii=False))}"
-    return line
-
-
 def _show(args: argparse.Namespace) -> int:
-    state = load_state(args.run)
-    session = state["session"]
-    _say(f"{_tree_line(0, session, session=True)}  trace {session['trace_id']}")
-    if session.get("context"):
-        context = ", ".join(f"{k}={v!r}" for k, v in session["context"].items())
-        _say(f"  context: {short(context, 200)}")
-    for depth, node in iter_nodes(state["nodes"]):
-        _say(_tree_line(depth + 1, node, session=False))
-    if state.get("answer") is not None:
-        _say(f"answer: {short(json.dumps(state['answer'], ensure_ascii=False), 200)}")
-    return 0
+    return show(args.run, narrowing_of(args))
 
 
 def _export_settings(endpoint: str | None, protocol: str | None) -> ExportSettings:
@@ -177,10 +164,13 @@ def build_parser() -> argparse.ArgumentParser:
     commands.required = True
     demo = commands.add_parser("demo", help="run a small multi-node workflow in a session")
     demo.set_defaults(handler=_demo)
-    runs = commands.add_parser("runs", help="list saved states (name, status, start, nodes)")
+    runs = commands.add_parser(
+        "runs", help="list saved states (name, status, start, duration, nodes, failed nodes)"
+    )
     runs.set_defaults(handler=_runs)
     show = commands.add_parser("show", help="print the call tree of one saved state")
     show.add_argument("run", metavar="RUN", help="a session name, identifier or state file")
+    add_show_arguments(show)
     show.set_defaults(handler=_show)
     export = commands.add_parser("export", help="re-send a saved state as OTLP spans")
     export.add_argument("run", metavar="RUN", help="a session name, identifier or state file")

@@ -173,6 +173,13 @@ class FinishedSpan:
             built = self._attributes = dict(zip(self._r[_KEYS], self._r[_VALUES], strict=True))
         return built
 
+    def attribute(self, key: str) -> Any:
+        """One attribute's value (None when absent), without building the dict."""
+        if self._attributes is not None:
+            return self._attributes.get(key)
+        keys = self._r[_KEYS]
+        return self._r[_VALUES][keys.index(key)] if key in keys else None
+
     @property
     def raw_events(self) -> tuple[RawEvent, ...]:
         return tuple(

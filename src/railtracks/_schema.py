@@ -5,9 +5,10 @@ Saved states are untrusted input (SPEC 7): ``show``, ``runs``, ``export`` and
 of it. This is a small validator for the part of JSON Schema 2020-12 the
 schema uses (``type``, ``const``, ``enum``, ``pattern``, ``required``,
 ``properties``, ``additionalProperties``, ``unevaluatedProperties: false``
-over ``allOf``, ``items``, ``oneOf``, ``allOf``, ``minimum``,
-``exclusiveMinimum``, local ``$ref``), rather than a runtime dependency on
-``jsonschema`` (the test suite checks the same files with ``jsonschema`` too).
+over ``allOf``, ``items``, ``oneOf``, ``allOf``, ``if``/``then``/``else``,
+``minimum``, ``exclusiveMinimum``, local ``$ref``, the boolean schemas),
+rather than a runtime dependency on ``jsonschema`` (the test suite checks
+the same files with ``jsonschema`` too).
 
 Two things it does that a generic validator does not:
 
@@ -23,6 +24,7 @@ import functools
 import json
 import math
 import re
+import threading
 from collections.abc import Callable
 from importlib import resources
 from typing import Any, Final
@@ -130,7 +132,11 @@ class Validator:
             known = self._evaluated[id(schema)] = frozenset(names)
         return known
 
-    def _compile(self, schema: dict[str, Any]) -> Check:
+    def _compile(self, schema: dict[str, Any] | bool) -> Check:
+        if schema is True:
+            return lambda instance, path: None
+        if schema is False:
+            return lambda instance, path: lambda: f"{_where(path)}: not allowed here"
         known = self._compiled.get(id(schema))
         if known is not None:
             return known
@@ -156,7 +162,7 @@ class Validator:
         self._compiled[id(schema)] = compiled
         return compiled
 
-    def _keyword_checks(self, schema: dict[str, Any]) -> list[Check]:  # noqa: PLR0915  # one clause per keyword
+    def _keyword_checks(self, schema: dict[str, Any]) -> list[Check]:  # noqa: PLR0912, PLR0915  # one clause per keyword
         checks: list[Check] = []
         ref = schema.get("$ref")
         if ref is not None:
@@ -261,7 +267,21 @@ class Validator:
             schema.get("unevaluatedProperties") is False
         ):
             checks.append(self._object_check(schema))
+        if "if" in schema:
+            checks.append(self._conditional(schema))
         return checks
+
+    def _conditional(self, schema: dict[str, Any]) -> Check:
+        """``if``/``then``/``else``: ``if`` only chooses; its own problems are never reported."""
+        condition = self._compile(schema["if"])
+        then = self._compile(schema.get("then", True))
+        otherwise = self._compile(schema.get("else", True))
+
+        def check(instance: Any, path: Path) -> Problem | None:
+            chosen = then if condition(instance, path) is None else otherwise
+            return chosen(instance, path)
+
+        return check
 
     def _object_check(self, schema: dict[str, Any]) -> Check:
         required = tuple(schema.get("required", ()))
@@ -309,6 +329,14 @@ def _json_type(value: object) -> str:
     return "number" if isinstance(value, float) else type(value).__name__
 
 
+_COMPILED = threading.local()
+
+
 def validate_state(document: object) -> None:
     """Raise ``SchemaError`` unless ``document`` is a valid saved state."""
-    Validator(published_schema()).validate(document)
+    # compiled once per thread (a Validator keeps its work list between calls):
+    # `railtracks runs` checks one head per file
+    validator = getattr(_COMPILED, "validator", None)
+    if validator is None:
+        validator = _COMPILED.validator = Validator(published_schema())
+    validator.validate(document)

@@ -26,8 +26,11 @@ from opentelemetry.sdk.trace import ReadableSpan
 
 from . import _attributes as attr
 from ._compact import FinishedSpan, Record, compact
+from ._state_head import tree_counts
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
+READABLE_SCHEMA_VERSIONS: Final = (1, 2)
+"""Version 2 added ``counts`` to the head (``_state_head``); version 1 files are still read."""
 _DECODER: Final = json.JSONDecoder()
 
 # Attributes shown as fields of their own, so not repeated under "attributes";
@@ -251,7 +254,13 @@ def state_parts(
             # `with rt.Session()` cannot see the block's result: the answer of a
             # completed session is the output of the last top-level node that completed.
             answer = _last_output(children.get(None, []))
-    head = {"schema_version": SCHEMA_VERSION, "session": session, "answer": answer}
+    head = {
+        "schema_version": SCHEMA_VERSION,
+        # ahead of the nodes, so `railtracks runs` never has to read them
+        "counts": tree_counts(children),
+        "session": session,
+        "answer": answer,
+    }
     return head, _walk(children)
 
 
@@ -372,7 +381,13 @@ def unsampled_state(
         "sampled": False,
     }
     answer = _decode(answer_json)[0] if answer_json is not None else None
-    return {"schema_version": SCHEMA_VERSION, "session": session, "answer": answer, "nodes": []}
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "counts": {"nodes": 0, "failed": 0},
+        "session": session,
+        "answer": answer,
+        "nodes": [],
+    }
 
 
 def iter_nodes(nodes: Sequence[dict[str, Any]]) -> Iterable[tuple[int, dict[str, Any]]]:

@@ -31,7 +31,8 @@ from ._config import CONFIG
 from ._encoding import json_int, strict_float, strict_text
 from ._files import DIR_MODE
 from ._schema import SchemaError, validate_state
-from ._state import NodeWalk, gc_paused, state_parts
+from ._state import READABLE_SCHEMA_VERSIONS, NodeWalk, gc_paused, state_parts
+from ._state_head import document_counts
 from .errors import StateError, StateNotFoundError
 
 try:
@@ -327,6 +328,12 @@ def _parse_state(data: bytes, source: object) -> dict[str, Any]:
         raise StateError(f"{source} is not a readable railtracks state: not JSON ({exc})") from None
     if not isinstance(document, dict) or "schema_version" not in document:
         raise StateError(f"{source} is not a railtracks state (no schema_version)")
+    version = document["schema_version"]
+    if type(version) is int and version not in READABLE_SCHEMA_VERSIONS:
+        raise StateError(
+            f"{source} is a railtracks state of schema_version {version}, which this"
+            f" version of railtracks cannot read (it reads {READABLE_SCHEMA_VERSIONS})"
+        )
     try:
         validate_state(document)
     except SchemaError as exc:
@@ -335,6 +342,14 @@ def _parse_state(data: bytes, source: object) -> dict[str, Any]:
         raise StateError(
             f"{source} is not a readable railtracks state: nested too deeply"
         ) from None
+    counts = document.get("counts")
+    if counts is not None and counts != (found := document_counts(document["nodes"])):
+        # the head is what `railtracks runs` lists: it must not say something else
+        raise StateError(
+            f"{source} is not a valid railtracks state: its counts say {counts['nodes']} nodes"
+            f" ({counts['failed']} failed), its call tree holds {found['nodes']}"
+            f" ({found['failed']} failed)"
+        )
     return document
 
 

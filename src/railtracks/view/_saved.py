@@ -17,7 +17,7 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Final
 
-from .._state import SCHEMA_VERSION
+from .._state import READABLE_SCHEMA_VERSIONS
 from ._model import (
     Run,
     Span,
@@ -103,8 +103,11 @@ def _expand(span: Span) -> None:
 
 def run_from_state(document: Any, key: str) -> Run:
     """The run of a saved state document (already parsed JSON, untrusted)."""
-    if not isinstance(document, dict) or document.get("schema_version") != SCHEMA_VERSION:
-        raise StateUnreadable("not a railtracks state (schema_version 1)")
+    if (
+        not isinstance(document, dict)
+        or document.get("schema_version") not in READABLE_SCHEMA_VERSIONS
+    ):
+        raise StateUnreadable("not a railtracks state (schema_version 1 or 2)")
     session = document.get("session")
     nodes = document.get("nodes")
     if not isinstance(nodes, list) or not (session is None or isinstance(session, dict)):
