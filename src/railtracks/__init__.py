@@ -30,7 +30,8 @@ from ._decorator import session
 from ._node import call, function_node
 from ._options import set_config
 from ._propagation import merge_segment, session_carrier, session_segment
-from ._session import Session, on_session_end
+from ._session import Session
+from ._session_end import on_session_end
 from ._state_store import load_state, save_session_state
 from ._telemetry import TELEMETRY
 from ._version import __version__

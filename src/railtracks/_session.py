@@ -7,12 +7,9 @@ The decorator form lives in ``_decorator``; ``rt.current_session``,
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
-import contextvars
 import datetime as dt
-import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from contextvars import ContextVar, Token
 from pathlib import Path
 from types import MappingProxyType, TracebackType
@@ -37,14 +34,14 @@ from ._options import (
     Unset,
     resolve_options,
 )
+from ._session_end import in_thread, run_hooks
 from ._settings import LoggingSetting
 from ._state import build_state, unsampled_state
+from ._supervision import Supervision
 from ._telemetry import TELEMETRY
-from .errors import GlobalTimeOutError
 
 if TYPE_CHECKING:
-    from ._ids import session_identifier
-from ._encoding import ValueEncoder
+    from ._encoding import ValueEncoder
 
 STATUS_PENDING: Final = "pending"
 # Below this many spans the state is built and written on the spot (a few ms);
@@ -52,17 +49,8 @@ STATUS_PENDING: Final = "pending"
 _INLINE_END_SPANS: Final = 1000
 _CURRENT: ContextVar[Session | None] = ContextVar("railtracks_session", default=None)
 
-# Hooks run when a session ends, after its spans are collected (the saved state).
-SessionEndHook = Callable[["Session"], None]
-_END_HOOKS: list[SessionEndHook] = []
 
-
-def on_session_end(hook: SessionEndHook) -> None:
-    """Register ``hook(session)`` to run when any session ends; it must not raise."""
-    _END_HOOKS.append(hook)
-
-
-class Session:
+class Session(Supervision):
     """One run of a workflow: a root span, its context, its options and its outcome.
 
     Use it as ``with rt.Session(...):`` or ``async with rt.Session(...):`` inside
@@ -280,16 +268,7 @@ class Session:
             return
         # Building and writing the state of a large session takes long: it runs
         # in a thread, so the event loop (other sessions, servers) goes on.
-        done: concurrent.futures.Future[None] = concurrent.futures.Future()
-        context = contextvars.copy_context()
-        threading.Thread(
-            target=context.run, args=(_settle, done, self._run_end_hooks), daemon=True
-        ).start()
-        try:
-            await asyncio.wrap_future(done)
-        except asyncio.CancelledError:
-            done.result()  # cancelled meanwhile: the state is still complete when we return
-            raise
+        await in_thread(self._run_end_hooks)
         if replacement is not None:
             raise replacement from (exc if isinstance(exc, asyncio.CancelledError) else None)
 
@@ -335,100 +314,6 @@ class Session:
             has_file=options.log_file is not None,
         )
 
-    def _arm_timeout(self) -> None:
-        try:
-            self._loop = asyncio.get_running_loop()
-            self._task = asyncio.current_task(self._loop)
-        except RuntimeError:  # a `with` block outside any event loop: no timer, calls still check
-            self._loop = None
-        timeout = self._options.timeout
-        if timeout is None:
-            return
-        self._deadline = time.monotonic() + timeout
-        if self._loop is not None:
-            self._timer = self._loop.call_later(timeout, self._interrupt, attr.STATUS_TIMEOUT)
-
-    def _interrupt(self, reason: str) -> None:
-        """Loop callback: stop everything the session runs (timeout or end_on_error)."""
-        if self._ended:
-            return
-        if self._cancel_reason is None:
-            self._cancel_reason = reason
-        self._cancel_nodes()
-        task = self._task
-        if (
-            self._cancelled_task is None  # once: _finish balances exactly one cancel()
-            and task is not None
-            and not task.done()
-            and task is not asyncio.current_task()
-        ):
-            task.cancel()
-            self._cancelled_task = task
-
-    def _cancel_nodes(self) -> None:
-        current = asyncio.current_task() if self._loop is not None else None
-        for task in list(self._node_tasks):
-            if task is not current and not task.done():
-                task.cancel()
-
-    def check_running(self) -> None:
-        """Raise if the session must not start another node (timed out or ended on error)."""
-        if self._cancel_reason is None:
-            if self._deadline is None or time.monotonic() < self._deadline:
-                return
-            self._cancel_reason = attr.STATUS_TIMEOUT
-            self._cancel_nodes()
-        if self._cancel_reason == attr.STATUS_TIMEOUT:
-            raise GlobalTimeOutError(self._options.timeout or 0.0, self.name)
-        assert self._first_error is not None  # the only other reason
-        raise self._first_error
-
-    def node_failed(self, exc: BaseException) -> None:
-        """A node raised: with ``end_on_error`` the first such error ends the session."""
-        if not self._options.end_on_error or self._cancel_reason is not None:
-            return
-        self._first_error = exc
-        self._cancel_reason = attr.STATUS_FAILED
-        if self._timer is not None:
-            self._timer.cancel()  # the session now ends on this error, not on its timeout
-        if self._loop is not None:
-            # From a callback, not here: cancelling the running task would leave
-            # a cancellation pending past the session's end.
-            self._loop.call_soon(self._interrupt, attr.STATUS_FAILED)
-
-    def register_node(self, task: asyncio.Task[Any], span: trace.Span) -> None:
-        open_spans = self._node_tasks.get(task)
-        if open_spans is None:
-            self._node_tasks[task] = [span]
-        else:
-            open_spans.append(span)
-
-    def unregister_node(self, task: asyncio.Task[Any], span: trace.Span) -> None:
-        open_spans = self._node_tasks.get(task)
-        if open_spans is None:
-            return
-        if len(open_spans) == 1:
-            del self._node_tasks[task]
-        else:
-            open_spans.remove(span)
-
-    def _end_detached_nodes(self) -> None:
-        """Cancel node tasks still running at the end, and end their spans now.
-
-        A node started with ``asyncio.create_task`` and never awaited would
-        otherwise outlive its session (and its timeout) and miss its state.
-        """
-        for task, open_spans in list(self._node_tasks.items()):
-            if not task.done():
-                task.cancel()
-            for span in reversed(open_spans):
-                if span.is_recording():
-                    _spans.mark_interrupted(
-                        span, attr.STATUS_CANCELLED, "CancelledError: the session ended first"
-                    )
-                    span.end()
-        self._node_tasks.clear()
-
     def node_attributes(self, node_name: str) -> dict[str, AttributeValue]:
         """Span attributes of a node call at this moment (identity plus current context)."""
         base = self._node_attributes.get(node_name)
@@ -439,22 +324,6 @@ class Session:
 
     def set_answer(self, answer: Any) -> None:
         self._answer = answer
-
-    def _outcome(self, exc: BaseException | None) -> tuple[str, BaseException | None]:
-        """The final status, and the exception to raise instead of ``exc`` (if any)."""
-        reason = self._cancel_reason
-        if reason == attr.STATUS_TIMEOUT:
-            if isinstance(exc, GlobalTimeOutError):
-                return attr.STATUS_TIMEOUT, None
-            return attr.STATUS_TIMEOUT, GlobalTimeOutError(self._options.timeout or 0.0, self.name)
-        if reason == attr.STATUS_FAILED:
-            first = self._first_error
-            return attr.STATUS_FAILED, (None if exc is first else first)
-        if exc is None:
-            return attr.STATUS_COMPLETED, None
-        if isinstance(exc, asyncio.CancelledError | GeneratorExit | KeyboardInterrupt):
-            return attr.STATUS_CANCELLED, None
-        return attr.STATUS_FAILED, None
 
     def _finish(self, exc: BaseException | None) -> BaseException | None:
         self._ended = True
@@ -480,16 +349,7 @@ class Session:
 
     def _run_end_hooks(self) -> None:
         """Save the state and the rest; they never raise and never change the outcome."""
-        for hook in _END_HOOKS:
-            try:
-                hook(self)
-            except Exception as hook_error:  # saving or reporting never changes the outcome
-                _log.emit(
-                    "ERROR",
-                    "Session",
-                    f"{self._label()}: {hook_error!r}",
-                    setting=self.logging_setting,
-                )
+        run_hooks(self, self._label())
         if self._log_handler is not None:
             _log.LOGS.remove(self._log_handler)
         _log.forget_session(self._identifier)
@@ -521,12 +381,3 @@ class Session:
 
     def _label(self) -> str:
         return f"session {self.name!r}" if self.name else f"session {self._identifier}"
-
-
-def _settle(done: concurrent.futures.Future[None], job: Callable[[], None]) -> None:
-    try:
-        job()
-    except BaseException as exc:  # handed to the awaiting task, never lost in the thread
-        done.set_exception(exc)
-    else:
-        done.set_result(None)
