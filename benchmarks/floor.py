@@ -245,13 +245,6 @@ def per_call_rows(calls: int, rounds: int) -> None:
         "rt.call, NONE": railtracks_call("NONE"),
         "rt.call, REGULAR to a null stream": railtracks_call("REGULAR"),
     }
-    for name, factory in (("logfire.span (reference)", logfire_span),
-                          ("agents custom_span (reference)", agents_span)):  # fmt: skip
-        run = factory()
-        if run is not None:
-            rows[name] = run
-        else:
-            print(f"  ({name} not installed: bash benchmarks/setup_reference.sh)")
     print_rows(
         f"{calls} sequential calls, median of {rounds} rounds",
         measure(rows, calls, rounds),
@@ -299,6 +292,31 @@ def per_call_rows(calls: int, rounds: int) -> None:
         exporting.shutdown()
         rt.flush(30)
         print(f"  spans received by the local receiver: {sink.received}")
+    reference_rows(bare, calls, rounds)
+
+
+def reference_rows(bare: TracerProvider, calls: int, rounds: int) -> None:
+    """Logfire and the OpenAI Agents SDK beside the same baseline, measured last.
+
+    ``logfire.configure`` installs its own global tracer provider, which
+    railtracks would follow (as it follows any application's): no railtracks
+    row may run after it.
+    """
+    rows: dict[str, Run] = {"bare SDK span, no processor (baseline)": sdk_span(bare)}
+    for name, factory in (("logfire.span (reference)", logfire_span),
+                          ("agents custom_span (reference)", agents_span)):  # fmt: skip
+        run = factory()
+        if run is not None:
+            rows[name] = run
+        else:
+            print(f"  ({name} not installed: bash benchmarks/setup_reference.sh)")
+    if len(rows) > 1:
+        print_rows(
+            f"{calls} sequential calls of the reference libraries, median of {rounds} rounds",
+            measure(rows, calls, rounds),
+            "bare SDK span, no processor (baseline)",
+            {},
+        )
 
 
 # -- one session of N calls, in a child process ----------------------------------------------

@@ -352,3 +352,30 @@ def test_sensitive_values_never_reach_the_file_but_the_rest_does() -> None:
     for visible in ('"ann"', '"visible"', "session_token", "refresh_token"):
         assert visible in text
     assert_valid(json.loads(text))
+
+
+def test_nodes_that_end_out_of_order_are_saved_in_start_order() -> None:
+    @rt.function_node
+    async def leaf(i: int) -> int:
+        await asyncio.sleep(0.002 * (5 - i))  # the first started ends last
+        return i
+
+    @rt.function_node
+    async def branch(i: int) -> list[int]:
+        await asyncio.sleep(0.01 * (3 - i))
+        return list(await asyncio.gather(*(rt.call(leaf, j) for j in range(5))))
+
+    @rt.session(name="out-of-order", save_state=False)
+    async def flow() -> list[list[int]]:
+        return list(await asyncio.gather(*(rt.call(branch, i) for i in range(3))))
+
+    _, session = asyncio.run(flow())
+    ended = [
+        span.attributes["railtracks.node.input"] for span in session.spans if span.name == "branch"
+    ]
+    assert ended == ['{"i":2}', '{"i":1}', '{"i":0}']  # they did end in reverse
+    state = session.state
+    assert state is not None
+    assert [node["input"] for node in state["nodes"]] == [{"i": 0}, {"i": 1}, {"i": 2}]
+    for node in state["nodes"]:
+        assert [child["input"] for child in node["children"]] == [{"i": j} for j in range(5)]

@@ -18,8 +18,10 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import gc
+import heapq
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from itertools import pairwise
 from typing import Any, Final
 
 from opentelemetry.sdk.trace import ReadableSpan
@@ -237,12 +239,8 @@ def state_parts(
             session_span = span
         else:
             nodes.append(span)
-    nodes.sort(key=_start_order)
-    known = {span.span_id for span in nodes}
-    children: dict[int | None, list[FinishedSpan]] = {}
-    for span in nodes:
-        parent = span.parent_id if span.parent_id in known else None
-        children.setdefault(parent, []).append(span)
+    _sort_by_start(nodes)
+    children = _children(nodes)
     session: dict[str, Any] | None = None
     answer: Any = None
     if session_span is not None:
@@ -276,25 +274,63 @@ def _last_output(roots: Sequence[FinishedSpan]) -> Any:
     return None
 
 
+def _children(nodes: list[FinishedSpan]) -> dict[int | None, list[FinishedSpan]]:
+    """Parent span id -> its child nodes in start order; ``None`` -> the top level.
+
+    A node whose parent is not a node of this session (the session span, a
+    remote caller, none) is top-level. Nothing here is as large as the
+    session: a set of every span id would be resized, in C and holding the
+    interpreter, to a million entries; the parent keys are few (one per node
+    that has children).
+    """
+    children: dict[int | None, list[FinishedSpan]] = {}
+    for span in nodes:
+        children.setdefault(span.parent_id, []).append(span)
+    parents = {span.span_id for span in nodes if span.span_id in children}
+    tops = [children.pop(key) for key in [key for key in children if key not in parents]]
+    roots = tops[0] if len(tops) == 1 else list(heapq.merge(*tops, key=_start_order))
+    if roots:
+        children[None] = roots
+    return children
+
+
+def _sort_by_start(spans: list[FinishedSpan]) -> None:
+    """Start order (ties by span id), checked first: spans mostly end in the order they start.
+
+    A sort runs in C without letting another thread in: over a million spans,
+    long enough to stall an event loop; the check is Python, and usually enough.
+    """
+    if any(_start_order(later) < _start_order(earlier) for earlier, later in pairwise(spans)):
+        spans.sort(key=_start_order)
+
+
 def _walk(children: dict[int | None, list[FinishedSpan]]) -> NodeWalk:
-    # Each list is taken out of `children` as the walk reaches it, so every span
-    # is freed right after its record is made: dropping a million at the end, in
-    # one go, would hold the interpreter (and every other thread) for a while.
-    stack: list[tuple[FinishedSpan, int] | None] = [
-        (span, index) for index, span in reversed(list(enumerate(children.pop(None, []))))
-    ]
+    # Each level is taken out of `children` when the walk reaches it and popped
+    # span by span, so every span is freed right after its record is made:
+    # dropping a million at the end, in one go, would hold the interpreter (and
+    # every other thread) for a while.
+    roots = children.pop(None, [])
+    roots.reverse()
+    stack: list[list[Any]] = [[roots, 0]]  # [spans left (last first), index of the next]
     while stack:
-        item = stack.pop()
-        if item is None:
-            yield None
+        level = stack[-1]
+        left: list[FinishedSpan] = level[0]
+        if not left:
+            stack.pop()
+            if stack:
+                yield None  # the end of the node whose children these were
             continue
-        span, index = item
+        span = left.pop()
+        index = level[1]
+        level[1] = index + 1
         yield index, _node(span)
-        stack.append(None)
         below = children.pop(span.span_id, None)
-        del span, item
+        del span
         if below:
-            stack.extend((child, i) for i, child in reversed(list(enumerate(below))))
+            below.reverse()
+            stack.append([below, 0])
+        else:
+            yield None
 
 
 def build_state(spans: Sequence[ReadableSpan | FinishedSpan | Record]) -> dict[str, Any]:
