@@ -59,8 +59,7 @@ class SessionSpanCollector(SpanProcessor):
             return self._buffers.pop(session_id, [])
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
-        attributes = span.attributes
-        if attributes is not None and type(attributes.get(SESSION_ID)) is str:
+        if type(attribute_dict(span).get(SESSION_ID)) is str:
             return  # railtracks' own span: its attribute names its session again at the end
         parent = span.parent
         if parent is None:

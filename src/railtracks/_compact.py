@@ -6,13 +6,13 @@ contexts, status, events...). Kept by the hundred thousand, every full
 collection rescans them: a node call grows slower the longer its session runs,
 and one collection in a million-span session stops every thread for a fifth of
 a second. A session keeps each finished span as a ``Record`` instead: an exact
-tuple of ints, strings, ``None``, the span's own attribute dict (all atoms)
-and events as tuples, with its resource and scope as a small shared index
-(``_ORIGINS``). Attributes are kept as a tuple of keys (one shared tuple for
-every call of a node) and a tuple of values, events likewise: a tuple holding a
-dict is never untracked, a tuple of atoms is, the first time the collector
-sees it. So a session of any size adds nothing to later collections, and a
-kept span is a third the size of its attribute dict.
+tuple of ints, strings and ``None``, with its resource and scope as a small
+shared index (``_ORIGINS``), its attributes as a tuple of keys (one shared
+tuple for every call of a node) and a tuple of values, and its events
+likewise. CPython never untracks a tuple holding a dict, but untracks a tuple
+of atoms the first time the collector sees it: a session of any size adds
+nothing to later collections, and a kept span is a third the size of its
+attribute dict.
 
 ``FinishedSpan`` is the view the state reads a record through (one short-lived
 object per span while the state is built); ``readable()`` rebuilds an SDK
