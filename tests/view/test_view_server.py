@@ -346,3 +346,42 @@ def test_parsed_runs_kept_are_bounded(tmp_path: Path, monkeypatch: pytest.Monkey
         assert saved.get(name) is not None
     assert list(saved._runs) == ["c"]  # over the span bound: only the latest stays
     assert saved.get("a") is not None  # and a forgotten run is read again when asked for
+
+
+def test_saved_runs_are_listed_from_the_head_of_their_file(rt_spans: Any, tmp_path: Path) -> None:
+    import asyncio
+    import contextlib
+
+    from opentelemetry import trace
+
+    import railtracks as rt
+    from railtracks.view._saved import SavedRuns, summary_from_head
+
+    @rt.function_node
+    async def leaf(x: int) -> int:
+        with trace.get_tracer("other").start_as_current_span("http GET"):
+            pass
+        if x == 2:
+            raise ValueError("no")
+        return x
+
+    @rt.function_node
+    async def branch() -> list[int]:
+        return [await rt.call(leaf, 1), await rt.call(leaf, 3)]
+
+    @rt.session(name="listed", context={"user": "u"})
+    async def flow() -> None:
+        await rt.call(branch)
+        with contextlib.suppress(ValueError):
+            await rt.call(leaf, 2)
+
+    asyncio.run(flow())
+    path = Path(rt_spans.state_dir) / "listed.json"
+    full = read_run(path).summary()
+    assert full["nodes"] == 7  # branch, 3 leaves, 3 foreign spans
+    assert summary_from_head(path) == full
+    # a head that reads fine is enough to list it: the nodes are read when it is opened
+    damaged = tmp_path / "damaged.json"
+    damaged.write_bytes(path.read_bytes().replace(b'"name":"branch"', b'"name":7', 1))
+    listed = {row["key"]: row for row in SavedRuns(tmp_path).summaries()}
+    assert (listed["damaged"]["nodes"], listed["damaged"]["status"]) == (7, "completed")

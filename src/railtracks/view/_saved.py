@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any, Final
 
 from .._state import READABLE_SCHEMA_VERSIONS
+from .._state_head import read_head
+from ..errors import StateError
 from ._model import (
     Run,
     Span,
@@ -101,6 +103,39 @@ def _expand(span: Span) -> None:
     }
 
 
+def _session_root(session: dict[str, Any], answer: Any, key: str) -> tuple[str, str | None, Span]:
+    """``(run name, trace id, root span)`` of a state's session record."""
+    name = text(session.get("name")) or text(session.get("identifier")) or key
+    trace = session.get("trace_id")
+    trace_id = trace if isinstance(trace, str) and _TRACE_ID.fullmatch(trace) else None
+    root = _span(session, "session", text(session.get("span_name"), "session"), "0" * 16)
+    # the answer is read with the session's other details
+    root.raw = {**session, "answer": answer}
+    return name, trace_id, root
+
+
+def summary_from_head(path: Path) -> dict[str, Any] | None:
+    """A saved run's row in the runs list, from the head of its file (``_state_head``).
+
+    A version 2 state says its node count before its nodes, so a run of any
+    size is listed without parsing it; None for a file without that head
+    (version 1) or whose head the strict reader refuses, which is then read
+    whole (the viewer shows what it can of a file ``railtracks runs`` rejects).
+    """
+    try:
+        head = read_head(path)
+    except StateError:
+        return None
+    if head is None:
+        return None
+    name, trace_id, root = _session_root(head.session, head.answer, path.stem)
+    run = Run("saved", path.stem, name, trace_id, {root.span_id: root}, root_id=root.span_id)
+    summary = run.summary()
+    summary["nodes"] = head.nodes
+    summary["spans"] = head.nodes + 1
+    return summary
+
+
 def run_from_state(document: Any, key: str) -> Run:
     """The run of a saved state document (already parsed JSON, untrusted)."""
     if (
@@ -117,12 +152,7 @@ def run_from_state(document: Any, key: str) -> Run:
     name = key
     trace_id: str | None = None
     if isinstance(session, dict):
-        name = text(session.get("name")) or text(session.get("identifier")) or key
-        trace = session.get("trace_id")
-        trace_id = trace if isinstance(trace, str) and _TRACE_ID.fullmatch(trace) else None
-        root = _span(session, "session", text(session.get("span_name"), "session"), "0" * 16)
-        # the answer is read with the session's other details
-        root.raw = {**session, "answer": document.get("answer")}
+        name, trace_id, root = _session_root(session, document.get("answer"), key)
         spans[root.span_id] = root
         root_id = root.span_id
     stack: list[tuple[Any, str | None]] = [(node, root_id) for node in reversed(nodes)]
@@ -188,7 +218,7 @@ class SavedRuns:
                 cached = self._summaries.get(path.stem)
             if cached is None or cached[0] != stamp:
                 try:
-                    summary = self._load(path, stamp).summary()
+                    summary = summary_from_head(path) or self._load(path, stamp).summary()
                 except StateUnreadable as exc:
                     summary = {
                         "source": "saved",
