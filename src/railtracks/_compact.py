@@ -39,8 +39,10 @@ Record = tuple[Any, ...]
 (_NAME, _TRACE_ID, _SPAN_ID, _FLAGS, _STATE, _PARENT, _KIND, _START, _END, _STATUS,
  _DESCRIPTION, _KEYS, _VALUES, _EVENTS, _LINKS, _ORIGIN, _DROPPED_ATTRIBUTES, _DROPPED_EVENTS,
  _DROPPED_LINKS) = range(19)  # fmt: skip
-_KINDS: Final = tuple(SpanKind)
-_STATUSES: Final = tuple(StatusCode)
+_KINDS: Final = tuple(SpanKind)  # by value: INTERNAL is 0
+_STATUSES: Final = tuple(StatusCode)  # by value: UNSET is 0
+_INTERNAL: Final = SpanKind.INTERNAL
+_UNSET: Final = StatusCode.UNSET
 _ORIGINS_KEPT: Final = 4096
 _KEY_TUPLES_KEPT: Final = 4096
 # One tuple object per distinct sequence of attribute keys (every call of a node has the same).
@@ -80,10 +82,16 @@ class _Origins:
         self._index: dict[tuple[int, int], int] = {}
         self._pairs: list[tuple[Resource, InstrumentationScope | None]] = []
         self._lock = threading.Lock()
+        # the pair asked for last (nearly every span has the same)
+        self._last: tuple[object, object, object] = (None, None, None)
 
     def key(self, resource: Resource, scope: InstrumentationScope | None) -> object:
+        last = self._last
+        if last[0] is resource and last[1] is scope:
+            return last[2]
         found = self._index.get((id(resource), id(scope)))
         if found is not None:
+            self._last = (resource, scope, found)
             return found
         with self._lock:
             if len(self._pairs) >= _ORIGINS_KEPT:
@@ -103,49 +111,51 @@ def record(span: ReadableSpan) -> Record:
     """The record of one finished span (read from the SDK's own fields when it is an SDK span).
 
     This runs once per span on the hot path: the public properties copy
-    (``events``, ``links``) or wrap (``attributes``) on every read. A finished
-    span's attribute dict is never written again, so it is kept, not copied.
+    (``events``, ``links``) or wrap (``attributes``) on every read, and an
+    enum's ``.value`` is a Python-level descriptor, so the common values are
+    recognised by identity first.
     """
     if type(span) is ReadableSpan and type(span._attributes) is BoundedAttributes:
-        context = span._context
-        status = span._status
         attributes: Mapping[str, Any] = span._attributes._dict
-        dropped_attributes = span._attributes.dropped
         events: Sequence[Event] = span._events
         links: Sequence[Link] = span._links
+        context, parent, status = span._context, span._parent, span._status
+        name, start, end = span._name, span._start_time, span._end_time
         resource, scope, kind = span._resource, span._instrumentation_scope, span._kind
-        dropped_events = getattr(events, "dropped", 0)
-        dropped_links = getattr(links, "dropped", 0)
+        dropped = (
+            span._attributes.dropped,
+            getattr(events, "dropped", 0),
+            getattr(links, "dropped", 0),
+        )
     else:
-        context = span.context
-        status = span.status
         attributes = span.attributes or {}
-        dropped_attributes = span.dropped_attributes
         events, links = span.events, span.links
+        context, parent, status = span.context, span.parent, span.status
+        name, start, end = span.name, span.start_time, span.end_time
         resource, scope, kind = span.resource, span.instrumentation_scope, span.kind
-        dropped_events, dropped_links = span.dropped_events, span.dropped_links
+        dropped = (span.dropped_attributes, span.dropped_events, span.dropped_links)
     assert context is not None  # finished SDK spans always have one
-    parent = span.parent
     state = context.trace_state
+    code = status.status_code
+    keys, values = _split(attributes)
     return (
-        span.name,
+        name,
         context.trace_id,
         context.span_id,
         int(context.trace_flags),
-        state if state else None,
+        None if state is None or not state else state,
         None if parent is None else parent.span_id,
-        kind.value,
-        span.start_time,
-        span.end_time,
-        status.status_code.value,
+        0 if kind is _INTERNAL else kind.value,
+        start,
+        end,
+        0 if code is _UNSET else code.value,
         status.description,
-        *_split(attributes),
+        keys,
+        values,
         tuple((e.name, e.timestamp, *_split(e.attributes or {})) for e in events) if events else (),
         tuple(links) if links else (),
         _ORIGINS.key(resource, scope),
-        dropped_attributes,
-        dropped_events,
-        dropped_links,
+        *dropped,
     )
 
 
