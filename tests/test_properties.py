@@ -70,7 +70,7 @@ def test_any_value_context_and_name(
     except rt.errors.ConfigurationError:
         session_name = None  # rejected at construction, before anything runs
 
-    @rt.function_node(name=name or "node")
+    @rt.function_node(name=name if name.strip() else "node")  # a blank node name is refused
     async def node(x: Any) -> Any:
         rt.context.put(name, x)
         await rt.broadcast(x)
