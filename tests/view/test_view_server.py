@@ -351,6 +351,7 @@ def test_parsed_runs_kept_are_bounded(tmp_path: Path, monkeypatch: pytest.Monkey
 def test_saved_runs_are_listed_from_the_head_of_their_file(rt_spans: Any, tmp_path: Path) -> None:
     import asyncio
     import contextlib
+    import threading
 
     from opentelemetry import trace
 
@@ -375,7 +376,10 @@ def test_saved_runs_are_listed_from_the_head_of_their_file(rt_spans: Any, tmp_pa
         with contextlib.suppress(ValueError):
             await rt.call(leaf, 2)
 
-    asyncio.run(flow())
+    # in a thread of its own: the browser tests' Playwright keeps a loop running in this one
+    runner = threading.Thread(target=asyncio.run, args=(flow(),))
+    runner.start()
+    runner.join()
     path = Path(rt_spans.state_dir) / "listed.json"
     full = read_run(path).summary()
     assert full["nodes"] == 7  # branch, 3 leaves, 3 foreign spans
