@@ -18,10 +18,8 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import gc
-import heapq
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from itertools import pairwise
 from typing import Any, Final
 
 from opentelemetry.sdk.trace import ReadableSpan
@@ -29,6 +27,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from . import _attributes as attr
 from ._compact import FinishedSpan, Record, compact
 from ._state_head import tree_counts
+from ._state_tree import NodeWalk, children_of, sort_by_start, walk
 
 SCHEMA_VERSION: Final = 2
 READABLE_SCHEMA_VERSIONS: Final = (1, 2)
@@ -220,9 +219,6 @@ def _is_session_span(span: FinishedSpan) -> bool:
 
 # The nodes of a state, depth first: (index among its siblings, the node's record
 # without "children"), and None where a node's children end.
-NodeWalk = Iterator[tuple[int, dict[str, Any]] | None]
-
-
 def state_parts(
     spans: Sequence[ReadableSpan | FinishedSpan | Record],
 ) -> tuple[dict[str, Any], NodeWalk]:
@@ -239,8 +235,8 @@ def state_parts(
             session_span = span
         else:
             nodes.append(span)
-    _sort_by_start(nodes)
-    children = _children(nodes)
+    sort_by_start(nodes)
+    children = children_of(nodes)
     session: dict[str, Any] | None = None
     answer: Any = None
     if session_span is not None:
@@ -259,11 +255,7 @@ def state_parts(
         "session": session,
         "answer": answer,
     }
-    return head, _walk(children)
-
-
-def _start_order(span: FinishedSpan) -> tuple[int, int]:
-    return span.start_time or 0, span.span_id
+    return head, walk(children, _node)
 
 
 def _last_output(roots: Sequence[FinishedSpan]) -> Any:
@@ -272,65 +264,6 @@ def _last_output(roots: Sequence[FinishedSpan]) -> Any:
         if record["status"] == attr.STATUS_COMPLETED and "foreign" not in record:
             return record["output"]
     return None
-
-
-def _children(nodes: list[FinishedSpan]) -> dict[int | None, list[FinishedSpan]]:
-    """Parent span id -> its child nodes in start order; ``None`` -> the top level.
-
-    A node whose parent is not a node of this session (the session span, a
-    remote caller, none) is top-level. Nothing here is as large as the
-    session: a set of every span id would be resized, in C and holding the
-    interpreter, to a million entries; the parent keys are few (one per node
-    that has children).
-    """
-    children: dict[int | None, list[FinishedSpan]] = {}
-    for span in nodes:
-        children.setdefault(span.parent_id, []).append(span)
-    parents = {span.span_id for span in nodes if span.span_id in children}
-    tops = [children.pop(key) for key in [key for key in children if key not in parents]]
-    roots = tops[0] if len(tops) == 1 else list(heapq.merge(*tops, key=_start_order))
-    if roots:
-        children[None] = roots
-    return children
-
-
-def _sort_by_start(spans: list[FinishedSpan]) -> None:
-    """Start order (ties by span id), checked first: spans mostly end in the order they start.
-
-    A sort runs in C without letting another thread in: over a million spans,
-    long enough to stall an event loop; the check is Python, and usually enough.
-    """
-    if any(_start_order(later) < _start_order(earlier) for earlier, later in pairwise(spans)):
-        spans.sort(key=_start_order)
-
-
-def _walk(children: dict[int | None, list[FinishedSpan]]) -> NodeWalk:
-    # Each level is taken out of `children` when the walk reaches it and popped
-    # span by span, so every span is freed right after its record is made:
-    # dropping a million at the end, in one go, would hold the interpreter (and
-    # every other thread) for a while.
-    roots = children.pop(None, [])
-    roots.reverse()
-    stack: list[list[Any]] = [[roots, 0]]  # [spans left (last first), index of the next]
-    while stack:
-        level = stack[-1]
-        left: list[FinishedSpan] = level[0]
-        if not left:
-            stack.pop()
-            if stack:
-                yield None  # the end of the node whose children these were
-            continue
-        span = left.pop()
-        index = level[1]
-        level[1] = index + 1
-        yield index, _node(span)
-        below = children.pop(span.span_id, None)
-        del span
-        if below:
-            below.reverse()
-            stack.append([below, 0])
-        else:
-            yield None
 
 
 def build_state(spans: Sequence[ReadableSpan | FinishedSpan | Record]) -> dict[str, Any]:

@@ -47,7 +47,7 @@ _HEAD_KEYS: Final = frozenset({"schema_version", "counts", "session", "answer"})
 
 
 def tree_counts(children: Mapping[int | None, Sequence[FinishedSpan]]) -> dict[str, int]:
-    """``{"nodes": N, "failed": F}`` of the tree the state writer walks (``_state._walk``).
+    """``{"nodes": N, "failed": F}`` of the tree the state writer walks (``_state_tree.walk``).
 
     ``children`` maps a parent span id (None for the top level) to its child
     spans; a node is failed when its status is not ``completed`` (failed,

@@ -31,8 +31,9 @@ from ._config import CONFIG
 from ._encoding import json_int, strict_float, strict_text
 from ._files import DIR_MODE
 from ._schema import SchemaError, validate_state
-from ._state import READABLE_SCHEMA_VERSIONS, NodeWalk, gc_paused, state_parts
+from ._state import READABLE_SCHEMA_VERSIONS, gc_paused, state_parts
 from ._state_head import document_counts
+from ._state_tree import NodeWalk
 from .errors import StateError, StateNotFoundError
 
 try:
