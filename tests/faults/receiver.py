@@ -66,6 +66,9 @@ class _State:
             self.requests += 1
 
 
+_GRACE_SECONDS = 1.0
+
+
 def _serve(http_port: int, grpc_port: int, control: Any) -> None:
     import grpc
     from opentelemetry.proto.collector.metrics.v1 import (
@@ -161,7 +164,10 @@ def _serve(http_port: int, grpc_port: int, control: Any) -> None:
         http, server = servers.pop("http"), servers.pop("grpc")
         http.shutdown()
         http.server_close()
-        server.stop(0)
+        # a collector restarting answers what it already accepted: stop(0) would cancel
+        # the request that triggered the restart after counting it, so the client sends it
+        # again and the receiver counts it twice (a crash, which OTLP leaves at least once)
+        server.stop(_GRACE_SECONDS).wait()
 
     listening = threading.Event()  # clear while a restart has the ports closed
 
