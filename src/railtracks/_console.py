@@ -121,15 +121,15 @@ class ConsoleSpanProcessor(SpanProcessor):
                 return
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
-        if not self._loud:  # every open session is at NONE: only a session's start matters
-            attributes = attribute_dict(span)
-            if attr.NODE_NAME in attributes or attr.LOGGING_SETTING not in attributes:
-                return
+        attributes = attribute_dict(span)
+        if not self._loud and (  # every open session is at NONE: only a session's start matters
+            attr.NODE_NAME in attributes or attr.LOGGING_SETTING not in attributes
+        ):
+            return
         scope = span.instrumentation_scope
         if scope is None or scope.name != _SCOPE:
             self._foreign_start(span)
             return
-        attributes = attribute_dict(span)
         is_session = attr.NODE_NAME not in attributes
         session_id = str(attributes.get(attr.SESSION_ID))
         if is_session:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Callable, Iterator
-from itertools import pairwise
 from typing import Any
 
 from ._compact import FinishedSpan
@@ -40,7 +39,8 @@ def children_of(nodes: list[FinishedSpan]) -> dict[int | None, list[FinishedSpan
     for span in nodes:
         children.setdefault(span.parent_id, []).append(span)
     parents = {span.span_id for span in nodes if span.span_id in children}
-    tops = [children.pop(key) for key in [key for key in children if key not in parents]]
+    orphans = [key for key in children if key not in parents]
+    tops = [children.pop(key) for key in orphans]
     roots = tops[0] if len(tops) == 1 else list(heapq.merge(*tops, key=start_order))
     if roots:
         children[None] = roots
@@ -53,8 +53,13 @@ def sort_by_start(spans: list[FinishedSpan]) -> None:
     A sort runs in C without letting another thread in: over a million spans,
     long enough to stall an event loop; the check is Python, and usually enough.
     """
-    if any(start_order(later) < start_order(earlier) for earlier, later in pairwise(spans)):
-        spans.sort(key=start_order)
+    previous: tuple[int, int] | None = None
+    for span in spans:
+        key = start_order(span)
+        if previous is not None and key < previous:
+            spans.sort(key=start_order)
+            return
+        previous = key
 
 
 def walk(
