@@ -32,6 +32,8 @@ from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
+from ._fastspan import RailtracksSpan
+
 # (name, time in unix nanoseconds, attributes)
 RawEvent = tuple[str, int, Mapping[str, Any]]
 # A finished span as a session keeps it; the fields are read through FinishedSpan.
@@ -67,7 +69,10 @@ def attribute_dict(span: ReadableSpan) -> Mapping[str, Any]:
     Mapping) in a proxy: every lookup through it costs a few Python calls, and
     a missing key a raised ``KeyError``. The hot paths read the dict behind it.
     """
-    backing = getattr(getattr(span, "_attributes", None), "_dict", None)
+    own = getattr(span, "_attributes", None)
+    if type(own) is dict:  # a RailtracksSpan's trusted attributes
+        return own
+    backing = getattr(own, "_dict", None)
     return backing if type(backing) is dict else (span.attributes or {})
 
 
@@ -115,15 +120,21 @@ def record(span: ReadableSpan) -> Record:
     enum's ``.value`` is a Python-level descriptor, so the common values are
     recognised by identity first.
     """
-    if type(span) is ReadableSpan and type(span._attributes) is BoundedAttributes:
-        attributes: Mapping[str, Any] = span._attributes._dict
+    kind_of_span = type(span)
+    own_attributes = getattr(span, "_attributes", None)
+    if (kind_of_span is ReadableSpan or kind_of_span is RailtracksSpan) and (
+        type(own_attributes) is dict or type(own_attributes) is BoundedAttributes
+    ):
+        attributes: Mapping[str, Any] = (
+            own_attributes if type(own_attributes) is dict else own_attributes._dict  # type: ignore[union-attr]
+        )
         events: Sequence[Event] = span._events
         links: Sequence[Link] = span._links
         context, parent, status = span._context, span._parent, span._status
         name, start, end = span._name, span._start_time, span._end_time
         resource, scope, kind = span._resource, span._instrumentation_scope, span._kind
         dropped = (
-            span._attributes.dropped,
+            getattr(own_attributes, "dropped", 0),
             getattr(events, "dropped", 0),
             getattr(links, "dropped", 0),
         )

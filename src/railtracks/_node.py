@@ -12,11 +12,11 @@ from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.trace import SpanKind
 
 from . import _attributes as attr
 from . import _merge, _spans
 from ._executors import LOCAL, validate_executor
+from ._fastspan import start_span
 from ._options import validate_option
 from ._session import _CURRENT, Session
 from .errors import ConfigurationError, GlobalTimeOutError
@@ -218,7 +218,7 @@ async def _execute(  # noqa: PLR0912  # one branch per way a node can end
     attributes = session.node_attributes(node.name)
     _spans.set_node_input(attributes, encoder.json(bound))
     assert session._tracer is not None  # set when the session started
-    span = session._tracer.start_span(node.name, kind=SpanKind.INTERNAL, attributes=attributes)
+    span = start_span(session._tracer, node.name, attributes)
     token = otel_context.attach(trace.set_span_in_context(span))
     task = asyncio.current_task()
     tracked = task is not None and task is not session._task

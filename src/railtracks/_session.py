@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any, Final
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.trace import SpanKind
 from opentelemetry.util.types import AttributeValue
 
 from . import _attributes as attr
@@ -26,6 +25,7 @@ from . import _log, _spans
 from ._compact import Record, compact
 from ._config import CONFIG
 from ._context_store import SessionContext
+from ._fastspan import set_trusted, start_span
 from ._ids import session_identifier
 from ._options import (
     UNSET,
@@ -291,9 +291,7 @@ class Session(Supervision):
         TELEMETRY.collector.open(self._identifier)
         self._started_at = dt.datetime.now(dt.UTC)
         self._t0 = time.perf_counter()
-        span = tracer.start_span(
-            _spans.session_span_name(options.name), kind=SpanKind.INTERNAL, attributes=attributes
-        )
+        span = start_span(tracer, _spans.session_span_name(options.name), attributes)
         self._span = span
         self._trace_id = format(span.get_span_context().trace_id, "032x")
         _log.register_session(self._identifier, self._trace_id, self.span_id or "0" * 16)
@@ -356,7 +354,7 @@ class Session(Supervision):
 
     def _end_span(self, span: trace.Span, status: str) -> None:
         if status == attr.STATUS_COMPLETED:
-            span.set_attribute(attr.STATUS, status)
+            set_trusted(span, {attr.STATUS: status})
             if self._answer is not UNSET:
                 _spans.set_output(span, attr.SESSION_ANSWER, self._encoder.json(self._answer))
         elif status == attr.STATUS_FAILED:

@@ -25,6 +25,7 @@ from opentelemetry.util.types import AttributeValue
 from . import _attributes as attr
 from . import _limits
 from ._encoding import TRUNCATED, ValueEncoder, safe_repr
+from ._fastspan import set_trusted
 from ._settings import LoggingSetting
 
 
@@ -97,7 +98,7 @@ def set_output(span: Span, key: str, encoded: str, status: str | None = None) ->
     attributes = {key: encoded, attr.OUTPUT_VALUE: encoded, attr.OUTPUT_MIME_TYPE: _mime(encoded)}
     if status is not None:
         attributes[attr.STATUS] = status
-    span.set_attributes(attributes)
+    set_trusted(span, attributes)
 
 
 def error_type(exc: BaseException) -> str:
@@ -142,15 +143,13 @@ def mark_failed(span: Span, exc: BaseException, encoder: ValueEncoder) -> None:
             "exception.escaped": "True",
         },
     )
-    span.set_attribute(attr.ERROR_TYPE, error_type(exc))
-    span.set_attribute(attr.STATUS, attr.STATUS_FAILED)
+    set_trusted(span, {attr.ERROR_TYPE: error_type(exc), attr.STATUS: attr.STATUS_FAILED})
 
 
 def mark_interrupted(span: Span, status: str, description: str) -> None:
     """A cancelled or timed-out span: an error whose ``error.type`` is the status itself."""
     span.set_status(Status(StatusCode.ERROR, description))
-    span.set_attribute(attr.ERROR_TYPE, status)
-    span.set_attribute(attr.STATUS, status)
+    set_trusted(span, {attr.ERROR_TYPE: status, attr.STATUS: status})
 
 
 def context_change_event(

@@ -20,17 +20,12 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Sequence
 
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
-from opentelemetry.sdk.trace.sampling import DEFAULT_ON, Decision, Sampler, SamplingResult
-from opentelemetry.trace import Link, SpanKind
-from opentelemetry.trace.span import TraceState
-from opentelemetry.util.types import Attributes
 
 from . import _log, _signals
 from ._collector import SessionSpanCollector
@@ -39,6 +34,7 @@ from ._export import sdk_disabled
 from ._otel_env import sampler_from_env, span_limits_from_env
 from ._pipeline import Pipeline, build_pipeline, exit_cap_seconds
 from ._processors import FanOutSpanProcessor
+from ._sampling import RecordLocallySampler
 from ._version import __version__
 from .errors import ConfigurationError
 
@@ -48,43 +44,6 @@ INSTRUMENTATION_SCOPE = "railtracks"
 # no collector, however slow, holds the process longer than the cap (SPEC 5);
 # what is left then goes to the outbox. After SIGTERM the cap is the stall time.
 EXIT_STALL_SECONDS = 1.5
-
-
-class RecordLocallySampler(Sampler):
-    """Defers to ``inner`` for export, but turns DROP into RECORD_ONLY."""
-
-    def __init__(self, inner: Sampler) -> None:
-        self._inner = inner
-
-    def should_sample(  # noqa: PLR0917  # the signature is the SDK's Sampler interface
-        self,
-        parent_context: Context | None,
-        trace_id: int,
-        name: str,
-        kind: SpanKind | None = None,
-        attributes: Attributes = None,
-        links: Sequence[Link] | None = None,
-        trace_state: TraceState | None = None,
-    ) -> SamplingResult:
-        if self._inner is DEFAULT_ON:  # the default, decided here without three more calls
-            parent = trace.get_current_span(parent_context).get_span_context()
-            if not parent.is_valid:
-                return SamplingResult(Decision.RECORD_AND_SAMPLE, attributes, None)
-            decision = (
-                Decision.RECORD_AND_SAMPLE if parent.trace_flags.sampled else Decision.RECORD_ONLY
-            )
-            return SamplingResult(decision, attributes, parent.trace_state)
-        result = self._inner.should_sample(
-            parent_context, trace_id, name, kind, attributes, links, trace_state
-        )
-        if result.decision is Decision.DROP:
-            # A DROP result carries no attributes (the SDK's samplers return
-            # None): the span keeps the ones it was started with.
-            return SamplingResult(Decision.RECORD_ONLY, attributes, result.trace_state)
-        return result
-
-    def get_description(self) -> str:
-        return f"RecordLocally{{{self._inner.get_description()}}}"
 
 
 def service_resource() -> Resource:

@@ -1,0 +1,232 @@
+"""railtracks' own spans (sessions and node calls), started without the SDK tracer's generic work.
+
+``Tracer.start_span`` runs every span through machinery railtracks does not
+need for its own: a ``SamplingResult``, a validation pass over every attribute
+(railtracks writes only values its encoder already made valid), a lock-guarded
+``BoundedList`` for events and another for links that most spans never use,
+and at the end a ``ReadableSpan`` copy of the span for the processors. For a
+node call that is most of the cost of the span.
+
+``start_span`` makes the same span (same ids, flags, trace state, parent,
+start and end times, resource, scope, limits, processors and their order) as a
+``RailtracksSpan``: a subclass of the SDK's own ``Span``, so every processor,
+exporter and ``isinstance`` check sees an SDK span. It keeps railtracks' trusted
+attributes in a plain dict and creates the SDK's bounded containers only when
+something else writes to the span (a node setting an attribute on its own span,
+an event, a link): those writes are validated and bounded exactly as the SDK
+does. It hands the processors the span itself when it ends, not a copy: an
+ended span refuses every change, as the SDK's does.
+
+It applies only where the result is the SDK's, to the letter: railtracks' own
+``RecordLocallySampler`` around the default sampler, no attribute length limit
+(the SDK would cut values), an enabled tracer. Anything else (an application's
+provider and sampler, ``OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT``...) goes
+through ``tracer.start_span``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from time import time_ns
+from typing import Any, Final
+
+from opentelemetry import trace
+from opentelemetry.attributes import BoundedAttributes
+from opentelemetry.sdk.trace import Event, Span, SpanLimits, Tracer
+from opentelemetry.sdk.trace.sampling import DEFAULT_ON
+from opentelemetry.sdk.util import BoundedList
+from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
+from opentelemetry.util.types import AttributeValue
+
+from ._sampling import RecordLocallySampler
+
+_logger = logging.getLogger("opentelemetry.sdk.trace")  # the SDK's own warnings, word for word
+_SAMPLED: Final = TraceFlags(TraceFlags.SAMPLED)
+_NOT_SAMPLED: Final = TraceFlags(TraceFlags.DEFAULT)
+_UNSET: Final = Status(StatusCode.UNSET)
+_INTERNAL: Final = SpanKind.INTERNAL
+_get_current_span = trace.get_current_span
+
+
+class RailtracksSpan(Span):
+    """An SDK ``Span`` whose railtracks-written attributes skip revalidation (see the module)."""
+
+    # What every railtracks span starts with; an instance shadows what changes.
+    _kind = _INTERNAL
+    _trace_config = None
+    _record_exception = True
+    _set_status_on_exception = True
+    _record_end_metrics = None
+    _end_time: int | None = None
+    _events: Any = ()
+    _links: Any = ()
+    _status = _UNSET
+
+    def set_trusted(self, attributes: Mapping[str, AttributeValue]) -> None:
+        """Attributes railtracks made valid itself (its encoder's values, its own keys)."""
+        with self._lock:
+            if self._end_time is not None:
+                _logger.warning("Setting attribute on ended span.")
+                return
+            current = self._attributes
+            limit = self._limits.max_span_attributes
+            if type(current) is dict and (limit is None or len(current) + len(attributes) <= limit):
+                current.update(attributes)
+                return
+            self._bounded()._set_items(attributes)  # past the count limit: the SDK's rules
+
+    def _bounded(self) -> BoundedAttributes:
+        """The SDK's attribute container, made from the trusted dict at the first other write."""
+        current = self._attributes
+        if isinstance(current, BoundedAttributes):
+            return current
+        bounded = BoundedAttributes(
+            self._limits.max_span_attributes,
+            current,
+            immutable=False,
+            max_value_len=self._limits.max_span_attribute_length,
+        )
+        self._attributes = bounded
+        return bounded
+
+    def set_attributes(self, attributes: Mapping[str, Any]) -> None:
+        with self._lock:
+            if self._end_time is not None:
+                _logger.warning("Setting attribute on ended span.")
+                return
+            self._bounded()._set_items(attributes)
+
+    def set_attribute(self, key: str, value: Any) -> None:
+        with self._lock:
+            if self._end_time is not None:
+                _logger.warning("Setting attribute on ended span.")
+                return
+            self._bounded()[key] = value
+
+    def _add_event(self, event: Event) -> None:
+        with self._lock:
+            if self._end_time is not None:
+                _logger.warning("Tried calling %s on an ended span.", "_add_event")
+                return
+            events = self._events
+            if type(events) is tuple:
+                events = self._events = BoundedList(self._limits.max_events)
+            events.append(event)
+
+    def _add_link(self, link: Link) -> None:
+        with self._lock:
+            if self._end_time is not None:
+                _logger.warning("Tried calling %s on an ended span.", "_add_link")
+                return
+            links = self._links
+            if type(links) is tuple:
+                links = self._links = BoundedList(self._limits.max_links)
+            links.append(link)
+
+    def end(self, end_time: int | None = None) -> None:
+        with self._lock:
+            if self._end_time is not None:
+                _logger.warning("Calling end() on an ended span.")
+                return
+            self._end_time = end_time if end_time is not None else time_ns()
+            if isinstance(self._attributes, BoundedAttributes):
+                self._attributes._immutable = True
+        processor = self._span_processor
+        on_ending = getattr(processor, "_on_ending", None)  # SDK versions that have it
+        if on_ending is not None:
+            on_ending(self)
+        processor.on_end(self)
+
+
+class _Plan:
+    """What every span of one tracer shares, checked once: None from ``_plan`` when ineligible."""
+
+    __slots__ = ("fields", "generate_span_id", "generate_trace_id", "processor")
+
+    def __init__(self, tracer: Tracer) -> None:
+        self.processor = tracer.span_processor
+        self.generate_span_id: Callable[[], int] = tracer.id_generator.generate_span_id
+        self.generate_trace_id: Callable[[], int] = tracer.id_generator.generate_trace_id
+        self.fields: dict[str, Any] = {
+            "_resource": tracer.resource,
+            "_instrumentation_info": tracer.instrumentation_info,
+            "_instrumentation_scope": tracer._instrumentation_scope,
+            "_sampler": tracer.sampler,
+            "_span_processor": tracer.span_processor,
+            "_limits": tracer._span_limits,
+        }
+
+
+def _eligible(tracer: object) -> bool:
+    if type(tracer) is not Tracer:
+        return False
+    sampler = tracer.sampler
+    if type(sampler) is not RecordLocallySampler or sampler.inner is not DEFAULT_ON:
+        return False
+    limits: SpanLimits = tracer._span_limits
+    if limits.max_span_attribute_length is not None:
+        return False
+    config = getattr(tracer, "_tracer_config", None)
+    return config is None or bool(getattr(config, "is_enabled", True))
+
+
+_last: tuple[object, _Plan | None] = (None, None)
+
+
+def _plan(tracer: object) -> _Plan | None:
+    global _last  # noqa: PLW0603  # one entry: a process has one railtracks tracer at a time
+    last = _last
+    if last[0] is tracer:
+        return last[1]
+    plan = _Plan(tracer) if _eligible(tracer) else None  # type: ignore[arg-type]  # eligible: an SDK Tracer
+    _last = (tracer, plan)
+    return plan
+
+
+def start_span(
+    tracer: trace.Tracer, name: str, attributes: dict[str, AttributeValue]
+) -> trace.Span:
+    """A started INTERNAL span under the current one, as ``tracer.start_span`` would make it.
+
+    ``attributes`` must be railtracks' own, valid as they are; the span takes
+    ownership of the dict.
+    """
+    plan = _plan(tracer)
+    if plan is None:
+        return tracer.start_span(name, kind=_INTERNAL, attributes=attributes)
+    parent = _get_current_span().get_span_context()
+    if parent.is_valid:
+        # ParentBased(ALWAYS_ON), where railtracks records what it does not sample
+        flags = _SAMPLED if parent.trace_flags.sampled else _NOT_SAMPLED
+        context = SpanContext(
+            parent.trace_id, plan.generate_span_id(), False, flags, parent.trace_state
+        )
+        parent_context: SpanContext | None = parent
+    else:
+        context = SpanContext(plan.generate_trace_id(), plan.generate_span_id(), False, _SAMPLED)
+        parent_context = None
+    span: RailtracksSpan = object.__new__(RailtracksSpan)
+    span.__dict__.update(plan.fields)
+    span._name = name
+    span._context = context
+    span._parent = parent_context
+    span._lock = threading.Lock()
+    limit = plan.fields["_limits"].max_span_attributes
+    span._attributes = (
+        attributes
+        if limit is None or len(attributes) <= limit
+        else BoundedAttributes(limit, attributes, immutable=False)
+    )
+    span._start_time = time_ns()
+    plan.processor.on_start(span, parent_context=None)
+    return span
+
+
+def set_trusted(span: trace.Span, attributes: Mapping[str, AttributeValue]) -> None:
+    """Set railtracks-made attributes: without revalidation on its own spans."""
+    if type(span) is RailtracksSpan:
+        span.set_trusted(attributes)
+    else:
+        span.set_attributes(attributes)
