@@ -17,6 +17,7 @@ from typing import Any
 import jsonschema
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from opentelemetry.attributes import BoundedAttributes
 
 import railtracks as rt
 from railtracks import _attributes as attr
@@ -153,3 +154,21 @@ def test_the_fast_json_path_writes_what_the_cleaner_writes(
     encoder = ValueEncoder(limit=limit, redact=redact)
     assert encoder.json(value) == encoder.cleaned_json(value)
     assert encoder.json(value) == encoder.cleaned_json(value)  # the key cache changes nothing
+
+
+@settings(max_examples=200, deadline=None)
+@given(context=st.dictionaries(_TEXT, _VALUES, max_size=8), value=_VALUES)
+def test_what_railtracks_writes_on_its_spans_is_what_the_sdk_would_keep(
+    context: dict[str, Any], value: Any
+) -> None:
+    """``_fastspan`` skips the SDK's attribute checks for railtracks' own values: they must
+    come through those checks unchanged (same keys, same values, same types)."""
+    encoder = ValueEncoder()
+    attributes, _ = encoder.context_attributes(attr.CONTEXT_PREFIX, context)
+    attributes[attr.NODE_INPUT] = encoder.json(value)
+    attributes["railtracks.test.value"] = encoder.encode(value)
+    checked = BoundedAttributes(None, attributes, immutable=False)
+    assert list(checked) == list(attributes)
+    for key, kept in attributes.items():
+        assert type(checked[key]) is type(kept)
+        assert repr(checked[key]) == repr(kept)  # NaN included

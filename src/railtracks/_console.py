@@ -44,6 +44,7 @@ _COLOURS: Final = {
     "bold": "\033[1m",
 }
 _SCOPE: Final = "railtracks"
+_SILENT: Final = LoggingSetting.NONE.name
 
 # A line is a list of (text, style) segments; style names a colour or is None.
 Segment = tuple[str, str | None]
@@ -126,6 +127,8 @@ class ConsoleSpanProcessor(SpanProcessor):
             attr.NODE_NAME in attributes or attr.LOGGING_SETTING not in attributes
         ):
             return
+        if attributes.get(attr.LOGGING_SETTING) == _SILENT and attr.NODE_NAME not in attributes:
+            return  # a session at NONE: nothing of it is printed, nothing to track
         scope = span.instrumentation_scope
         if scope is None or scope.name != _SCOPE:
             self._foreign_start(span)

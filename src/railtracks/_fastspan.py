@@ -43,8 +43,6 @@ from opentelemetry.util.types import AttributeValue
 from ._sampling import RecordLocallySampler
 
 _logger = logging.getLogger("opentelemetry.sdk.trace")  # the SDK's own warnings, word for word
-_SAMPLED: Final = TraceFlags(TraceFlags.SAMPLED)
-_NOT_SAMPLED: Final = TraceFlags(TraceFlags.DEFAULT)
 _UNSET: Final = Status(StatusCode.UNSET)
 _INTERNAL: Final = SpanKind.INTERNAL
 _get_current_span = trace.get_current_span
@@ -143,12 +141,33 @@ class RailtracksSpan(Span):
 class _Plan:
     """What every span of one tracer shares, checked once: None from ``_plan`` when ineligible."""
 
-    __slots__ = ("fields", "generate_span_id", "generate_trace_id", "processor")
+    __slots__ = (
+        "child_flags",
+        "fields",
+        "generate_span_id",
+        "generate_trace_id",
+        "is_enabled",
+        "processor",
+        "root_flags",
+    )
 
     def __init__(self, tracer: Tracer) -> None:
+        ids = tracer.id_generator
         self.processor = tracer.span_processor
-        self.generate_span_id: Callable[[], int] = tracer.id_generator.generate_span_id
-        self.generate_trace_id: Callable[[], int] = tracer.id_generator.generate_trace_id
+        self.generate_span_id: Callable[[], int] = ids.generate_span_id
+        self.generate_trace_id: Callable[[], int] = ids.generate_trace_id
+        self.is_enabled: Callable[[], bool] | None = getattr(tracer, "_is_enabled", None)
+        # SDKs that know the W3C "random trace id" flag set it on a root span when
+        # their id generator is random, and carry the parent's to a child.
+        random_flag = getattr(TraceFlags, "RANDOM_TRACE_ID", 0)
+        knows_random = random_flag and hasattr(ids, "is_trace_id_random")
+        root_random = random_flag if knows_random and ids.is_trace_id_random() else 0
+        self.root_flags = TraceFlags(TraceFlags.SAMPLED | root_random)
+        # by the parent's flags: sampled (1) and random (2) carried, nothing else
+        self.child_flags = tuple(
+            TraceFlags((bits & 1) | (bits & random_flag if knows_random else 0))
+            for bits in range(4)
+        )
         self.fields: dict[str, Any] = {
             "_resource": tracer.resource,
             "_instrumentation_info": tracer.instrumentation_info,
@@ -168,8 +187,9 @@ def _eligible(tracer: object) -> bool:
     limits: SpanLimits = tracer._span_limits
     if limits.max_span_attribute_length is not None:
         return False
-    config = getattr(tracer, "_tracer_config", None)
-    return config is None or bool(getattr(config, "is_enabled", True))
+    # the SDK's own span metrics (OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED) count in start_span
+    metrics = getattr(tracer, "_tracer_metrics", None)
+    return metrics is None or type(metrics).__name__ == "NoOpTracerMetrics"
 
 
 _last: tuple[object, _Plan | None] = (None, None)
@@ -196,16 +216,19 @@ def start_span(
     plan = _plan(tracer)
     if plan is None:
         return tracer.start_span(name, kind=_INTERNAL, attributes=attributes)
+    if plan.is_enabled is not None and not plan.is_enabled():
+        return tracer.start_span(name, kind=_INTERNAL, attributes=attributes)
     parent = _get_current_span().get_span_context()
     if parent.is_valid:
         # ParentBased(ALWAYS_ON), where railtracks records what it does not sample
-        flags = _SAMPLED if parent.trace_flags.sampled else _NOT_SAMPLED
+        flags = plan.child_flags[parent.trace_flags & 3]
         context = SpanContext(
             parent.trace_id, plan.generate_span_id(), False, flags, parent.trace_state
         )
         parent_context: SpanContext | None = parent
     else:
-        context = SpanContext(plan.generate_trace_id(), plan.generate_span_id(), False, _SAMPLED)
+        trace_id = plan.generate_trace_id()
+        context = SpanContext(trace_id, plan.generate_span_id(), False, plan.root_flags)
         parent_context = None
     span: RailtracksSpan = object.__new__(RailtracksSpan)
     span.__dict__.update(plan.fields)

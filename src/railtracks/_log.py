@@ -375,6 +375,17 @@ def _default_setting() -> LoggingSetting:
 LOGS = _Logs()
 
 
+def wanted(level: str, *, has_file: bool = False) -> bool:
+    """Whether a record at ``level``, emitted here and now, would reach anything.
+
+    For a record whose message costs something to build (``emit`` itself
+    returns at once when nothing reads it).
+    """
+    setting = current_setting.get() or _default_setting()
+    level_no = _level_no(level)
+    return has_file or level_no >= logging.WARNING or level_no >= _threshold(setting)
+
+
 def emit(level: str, component: str, message: str, **kwargs: Any) -> None:
     """Log one railtracks record; see the module docstring for where it goes."""
     LOGS.emit(level, component, message, **kwargs)

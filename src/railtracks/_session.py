@@ -50,6 +50,10 @@ _INLINE_END_SPANS: Final = 1000
 _CURRENT: ContextVar[Session | None] = ContextVar("railtracks_session", default=None)
 
 
+def _utc(unix_ns: int) -> dt.datetime:
+    return dt.datetime.fromtimestamp(unix_ns / 1e9, dt.UTC)
+
+
 class Session(Supervision):
     """One run of a workflow: a root span, its context, its options and its outcome.
 
@@ -71,55 +75,59 @@ class Session(Supervision):
         broadcast_callback: BroadcastCallback | Unset | None = UNSET,
         executor: Any = UNSET,
     ) -> None:
-        given = {
-            "name": name,
-            "context": context,
-            "timeout": timeout,
-            "logging_setting": logging_setting,
-            "save_state": save_state,
-            "end_on_error": end_on_error,
-            "log_file": log_file,
-            "broadcast_callback": broadcast_callback,
-            "executor": executor,
-        }
-        self._options: SessionOptions = resolve_options(
-            {key: value for key, value in given.items() if value is not UNSET}
-        )
+        given: dict[str, Any] = {}
+        for option, value in (
+            ("name", name),
+            ("context", context),
+            ("timeout", timeout),
+            ("logging_setting", logging_setting),
+            ("save_state", save_state),
+            ("end_on_error", end_on_error),
+            ("log_file", log_file),
+            ("broadcast_callback", broadcast_callback),
+            ("executor", executor),
+        ):
+            if value is not UNSET:
+                given[option] = value
+        self._options: SessionOptions = resolve_options(given)
         # SPEC 2 also names it `session._identifier` (the seed page prints it).
         self._identifier = session_identifier()
         self._context = SessionContext(self._options.context)
         self._executor: Any = self._options.executor  # where node calls run (None: here)
-        self._final_context: Mapping[str, Any] | None = None
-        self._status: str = STATUS_PENDING
-        self._entered = False
-        self._ended = False
-        self._started_at: dt.datetime | None = None
-        self._ended_at: dt.datetime | None = None
-        self._duration: float | None = None
-        self._trace_id: str | None = None
-        self._span: trace.Span | None = None
         self._spans: list[Record] = []
-        self._readable: tuple[ReadableSpan, ...] | None = None
-        self._answer: Any = UNSET
-        self._error: BaseException | None = None
-        self._state: dict[str, Any] | None = None
-        self._state_path: Path | None = None
-        # runtime, set on entry
-        self._tracer: trace.Tracer | None = None
         self._encoder: ValueEncoder = CONFIG.encoder
         self._node_attributes: dict[str, dict[str, AttributeValue]] = {}
-        self._tokens: tuple[Token[Any], ...] = ()
-        self._otel_token: object = None
-        self._log_handler: int | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._task: asyncio.Task[Any] | None = None
-        self._timer: asyncio.TimerHandle | None = None
-        self._deadline: float | None = None
-        self._cancel_reason: str | None = None
-        self._cancelled_task: asyncio.Task[Any] | None = None
-        self._first_error: BaseException | None = None
         # node spans open in tasks other than the session's own (gather, create_task)
         self._node_tasks: dict[asyncio.Task[Any], list[trace.Span]] = {}
+
+    # What a session starts with; the fields below change when it runs (set on
+    # the instance then), so a session costs only the assignments above.
+    _final_context: Mapping[str, Any] | None = None
+    _status: str = STATUS_PENDING
+    _entered = False
+    _ended = False
+    _start_ns: int | None = None
+    _end_ns: int | None = None
+    _duration: float | None = None
+    _trace_id: str | None = None
+    _span: trace.Span | None = None
+    _readable: tuple[ReadableSpan, ...] | None = None
+    _answer: Any = UNSET
+    _error: BaseException | None = None
+    _state: dict[str, Any] | None = None
+    _state_path: Path | None = None
+    # runtime, set on entry
+    _tracer: trace.Tracer | None = None
+    _tokens: tuple[Token[Any], ...] = ()
+    _otel_token: object = None
+    _log_handler: int | None = None
+    _loop: asyncio.AbstractEventLoop | None = None
+    _task: asyncio.Task[Any] | None = None
+    _timer: asyncio.TimerHandle | None = None
+    _deadline: float | None = None
+    _cancel_reason: str | None = None
+    _cancelled_task: asyncio.Task[Any] | None = None
+    _first_error: BaseException | None = None
 
     # -- public, read-only view -------------------------------------------------
     @property
@@ -158,11 +166,11 @@ class Session(Supervision):
 
     @property
     def started_at(self) -> dt.datetime | None:
-        return self._started_at
+        return None if self._start_ns is None else _utc(self._start_ns)
 
     @property
     def ended_at(self) -> dt.datetime | None:
-        return self._ended_at
+        return None if self._end_ns is None else _utc(self._end_ns)
 
     @property
     def duration(self) -> float | None:
@@ -204,8 +212,8 @@ class Session(Supervision):
         return self._state
 
     def _unsampled_state(self, span: trace.Span) -> dict[str, Any]:
-        start = self._started_at or dt.datetime.now(dt.UTC)
-        end = self._ended_at or start
+        start = self._start_ns or time.time_ns()
+        end = self._end_ns or start
         error = self._error
         prefix = attr.CONTEXT_PREFIX
         return unsampled_state(
@@ -215,7 +223,7 @@ class Session(Supervision):
             trace_id=self._trace_id or "0" * 32,
             span_id=format(span.get_span_context().span_id, "016x"),
             status=self._status,
-            times=(int(start.timestamp() * 1e9), int(end.timestamp() * 1e9)),
+            times=(start, end),
             timeout=self._options.timeout,
             context={
                 key[len(prefix) :]: list(value) if isinstance(value, tuple) else value
@@ -289,7 +297,7 @@ class Session(Supervision):
             context_attributes=self._context.attributes(encoder),
         )
         TELEMETRY.collector.open(self._identifier)
-        self._started_at = dt.datetime.now(dt.UTC)
+        self._start_ns = time.time_ns()
         self._t0 = time.perf_counter()
         span = start_span(tracer, _spans.session_span_name(options.name), attributes)
         self._span = span
@@ -305,12 +313,13 @@ class Session(Supervision):
         if options.log_file is not None:
             self._log_handler = _log.LOGS.add_file(options.log_file, self._identifier)
         self._arm_timeout()
-        _log.emit(
-            "DEBUG",
-            "Session",
-            f"{self._label()} started (trace {self._trace_id})",
-            has_file=options.log_file is not None,
-        )
+        if _log.wanted("DEBUG", has_file=options.log_file is not None):
+            _log.emit(
+                "DEBUG",
+                "Session",
+                f"{self._label()} started (trace {self._trace_id})",
+                has_file=options.log_file is not None,
+            )
 
     def node_attributes(self, node_name: str) -> dict[str, AttributeValue]:
         """Span attributes of a node call at this moment (identity plus current context)."""
@@ -339,7 +348,7 @@ class Session(Supervision):
         finally:
             self._restore_context()
         self._spans = TELEMETRY.collector.close(self._identifier)
-        self._ended_at = dt.datetime.now(dt.UTC)
+        self._end_ns = time.time_ns()
         self._duration = time.perf_counter() - self._t0
         self._final_context = MappingProxyType(self._context.snapshot())
         self._status = status
