@@ -1,7 +1,9 @@
 """What ``import railtracks`` loads: the heavy parts wait until a run needs them (issue 11).
 
-protobuf and the OTLP messages load with the first export, the metrics SDK
-when metrics go somewhere, loguru with the first record printed or written.
+protobuf and the OTLP messages load with the first export, the export chain
+(the batch processor, the outbox, ``http.client``) when spans are exported, the
+metrics SDK when metrics go somewhere, loguru with the first record printed or
+written.
 """
 
 from __future__ import annotations
@@ -11,7 +13,14 @@ import subprocess
 import sys
 import textwrap
 
-_HEAVY = ("loguru", "opentelemetry.sdk.metrics", "google.protobuf")
+_HEAVY = (
+    "loguru",
+    "opentelemetry.sdk.metrics",
+    "google.protobuf",
+    "railtracks._batch",
+    "railtracks._outbox",
+    "http.client",
+)
 
 _PROBE = textwrap.dedent(
     """

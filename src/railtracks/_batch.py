@@ -32,15 +32,13 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from . import _attributes as attr
+from ._export import DEFAULT_MAX_EXPORT_BATCH_SIZE, DEFAULT_MAX_QUEUE_SIZE, DEFAULT_SCHEDULE_DELAY
 from ._export_route import OtlpRoute, estimate_bytes, problem_message
 from ._log import warn_once
 from ._otlp_send import SendResult, encode
 from ._outbox import deliver_next
 
-DEFAULT_MAX_QUEUE_SIZE: Final = 262_144
 DEFAULT_MAX_QUEUE_BYTES: Final = 64 * 1024 * 1024
-DEFAULT_MAX_EXPORT_BATCH_SIZE: Final = 512
-DEFAULT_SCHEDULE_DELAY: Final = 1.0
 _QUICK_RETRIES: Final = 2
 _MAX_QUICK_DELAY: Final = 2.0
 _MAX_BACKOFF: Final = 30.0

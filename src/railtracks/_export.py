@@ -23,7 +23,6 @@ from urllib.parse import unquote, urlparse
 
 from opentelemetry.sdk.trace.export import SpanExporter
 
-from ._batch import DEFAULT_MAX_EXPORT_BATCH_SIZE, DEFAULT_MAX_QUEUE_SIZE, DEFAULT_SCHEDULE_DELAY
 from ._config import CONFIG
 from ._log import warn_once
 from ._otel_env import env, env_flag, env_int, env_list, invalid
@@ -39,6 +38,10 @@ DEFAULT_PROTOCOL: Final[Protocol] = "grpc"
 DEFAULT_EXPORT_TIMEOUT_MS: Final = 10_000
 DEFAULT_METRIC_EXPORT_INTERVAL_MS: Final = 60_000
 DEFAULT_METRIC_EXPORT_TIMEOUT_MS: Final = 30_000
+# the batch processor's (OTEL_BSP_* override them)
+DEFAULT_MAX_QUEUE_SIZE: Final = 262_144
+DEFAULT_MAX_EXPORT_BATCH_SIZE: Final = 512
+DEFAULT_SCHEDULE_DELAY: Final = 1.0
 DEFAULT_ENDPOINTS: Final = {
     "grpc": "http://localhost:4317",
     "http/protobuf": "http://localhost:4318",

@@ -48,6 +48,16 @@ _INTERNAL: Final = SpanKind.INTERNAL
 _get_current_span = trace.get_current_span
 
 
+def _set_items(bounded: BoundedAttributes, attributes: Mapping[str, Any]) -> None:
+    """What the SDK's ``Span.set_attributes`` does with them, in this SDK version."""
+    set_items = getattr(bounded, "_set_items", None)  # recent SDKs: one pass, invalid ones counted
+    if set_items is not None:
+        set_items(attributes)
+        return
+    for key, value in attributes.items():
+        bounded[key] = value
+
+
 class RailtracksSpan(Span):
     """An SDK ``Span`` whose railtracks-written attributes skip revalidation (see the module)."""
 
@@ -73,7 +83,7 @@ class RailtracksSpan(Span):
             if type(current) is dict and (limit is None or len(current) + len(attributes) <= limit):
                 current.update(attributes)
                 return
-            self._bounded()._set_items(attributes)  # past the count limit: the SDK's rules
+            _set_items(self._bounded(), attributes)  # past the count limit: the SDK's rules
 
     def _bounded(self) -> BoundedAttributes:
         """The SDK's attribute container, made from the trusted dict at the first other write."""
@@ -94,7 +104,7 @@ class RailtracksSpan(Span):
             if self._end_time is not None:
                 _logger.warning("Setting attribute on ended span.")
                 return
-            self._bounded()._set_items(attributes)
+            _set_items(self._bounded(), attributes)
 
     def set_attribute(self, key: str, value: Any) -> None:
         with self._lock:

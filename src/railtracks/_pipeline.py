@@ -25,21 +25,22 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor
 from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SpanExporter
 
-from ._batch import ReliableBatchSpanProcessor
 from ._config import CONFIG
 from ._console import ConsoleSpanProcessor
 from ._export import ExportSettings, console_exporters, export_settings, metric_exporter
-from ._export_route import OtlpRoute
 from ._log import console_stream
 from ._metrics import MetricsSpanProcessor
-from ._outbox import Outbox, max_bytes_from_env
 from ._version import __version__
 from .errors import ConfigurationError
 
-if TYPE_CHECKING:  # the metrics SDK (~20 ms to import) loads only when metrics go somewhere
+if TYPE_CHECKING:
+    # the metrics SDK (~20 ms to import) loads only when metrics go somewhere; the
+    # export chain (http.client, ssl, the outbox) only when spans are exported
     from opentelemetry.sdk.metrics import MeterProvider as SdkMeterProvider
     from opentelemetry.sdk.metrics.export import MetricReader
 
+    from ._batch import ReliableBatchSpanProcessor
+    from ._export_route import OtlpRoute
     from ._metric_reporting import ReportingMetricExporter
 
 EXIT_CAP_SECONDS = 10.0
@@ -54,13 +55,14 @@ class Pipeline:
     """The processors of one configuration, and what must be closed with them."""
 
     processors: list[SpanProcessor] = dataclasses.field(default_factory=list)
+    exporting: list[ReliableBatchSpanProcessor] = dataclasses.field(default_factory=list)
     closers: list[Callable[[], object]] = dataclasses.field(default_factory=list)
     meter_provider: SdkMeterProvider | None = None
     metric_exporters: list[ReportingMetricExporter] = dataclasses.field(default_factory=list)
 
-    @property
-    def exporting(self) -> list[ReliableBatchSpanProcessor]:
-        return [p for p in self.processors if isinstance(p, ReliableBatchSpanProcessor)]
+    def add_exporting(self, processor: ReliableBatchSpanProcessor) -> None:
+        self.processors.append(processor)
+        self.exporting.append(processor)
 
     def flush_metrics(self, timeout_seconds: float) -> bool:
         """Export metrics now, at most ``timeout_seconds``, from a thread: never raises."""
@@ -99,11 +101,10 @@ class Pipeline:
                 target=_quietly(functools.partial(p.close, stall_seconds, cap_seconds)),
                 daemon=True,
             )
-            for p in self.processors
-            if isinstance(p, ReliableBatchSpanProcessor)
+            for p in self.exporting
         ]
         others: list[Callable[[], object]] = [
-            p.shutdown for p in self.processors if not isinstance(p, ReliableBatchSpanProcessor)
+            p.shutdown for p in self.processors if p not in self.exporting
         ]
         rest = [
             threading.Thread(target=_quietly(job), daemon=True) for job in others + self.closers
@@ -136,6 +137,8 @@ def _batch(
     exporter: SpanExporter | None = None,
     route: OtlpRoute | None = None,
 ) -> ReliableBatchSpanProcessor:
+    from ._batch import ReliableBatchSpanProcessor  # noqa: PLC0415  # see TYPE_CHECKING above
+
     if settings is None:
         return ReliableBatchSpanProcessor(exporter, label=label, route=route)
     return ReliableBatchSpanProcessor(
@@ -150,6 +153,9 @@ def _batch(
 
 def otlp_route(settings: ExportSettings) -> OtlpRoute:
     """railtracks' own OTLP trace export: the sender and the outbox of that endpoint."""
+    from ._export_route import OtlpRoute  # noqa: PLC0415  # see TYPE_CHECKING above
+    from ._outbox import Outbox, max_bytes_from_env  # noqa: PLC0415
+
     endpoint = settings.traces_endpoint
     assert endpoint is not None  # only built when traces are exported
     headers = dict(settings.headers) if settings.headers is not None else None
@@ -230,12 +236,12 @@ def build_pipeline(owns_tracer_provider: bool, resource: Resource) -> Pipeline:
     explicit = CONFIG.telemetry.endpoint is not None or CONFIG.telemetry.export is True
     if settings is not None and settings.traces and (owns_tracer_provider or explicit):
         label = f"{settings.traces_endpoint} ({settings.protocol})"
-        pipeline.processors.append(_batch(label, settings, route=otlp_route(settings)))
+        pipeline.add_exporting(_batch(label, settings, route=otlp_route(settings)))
     console_traces, console_metrics = console_exporters()
     if console_traces and owns_tracer_provider:  # OTEL_TRACES_EXPORTER=console (SDK format)
-        pipeline.processors.append(_batch("console", settings, ConsoleSpanExporter()))
+        pipeline.add_exporting(_batch("console", settings, ConsoleSpanExporter()))
     for exporter in CONFIG.telemetry.span_exporters:
-        pipeline.processors.append(_batch(type(exporter).__name__, settings, exporter))
+        pipeline.add_exporting(_batch(type(exporter).__name__, settings, exporter))
     recording, owned = _meter_provider(
         settings if (owns_tracer_provider or explicit) else None,
         list(CONFIG.telemetry.metric_readers),
