@@ -114,24 +114,22 @@ class RailtracksSpan(Span):
             self._bounded()[key] = value
 
     def _add_event(self, event: Event) -> None:
-        with self._lock:
-            if self._end_time is not None:
-                _logger.warning("Tried calling %s on an ended span.", "_add_event")
-                return
-            events = self._events
-            if type(events) is tuple:
-                events = self._events = BoundedList(self._limits.max_events)
-            events.append(event)
+        self._append("_events", event, self._limits.max_events, "_add_event")
 
     def _add_link(self, link: Link) -> None:
+        self._append("_links", link, self._limits.max_links, "_add_link")
+
+    def _append(self, field: str, item: object, limit: int | None, caller: str) -> None:
+        """Add an event or a link, making the SDK's bounded list at the first one."""
         with self._lock:
             if self._end_time is not None:
-                _logger.warning("Tried calling %s on an ended span.", "_add_link")
+                _logger.warning("Tried calling %s on an ended span.", caller)
                 return
-            links = self._links
-            if type(links) is tuple:
-                links = self._links = BoundedList(self._limits.max_links)
-            links.append(link)
+            items = getattr(self, field)
+            if type(items) is tuple:
+                items = BoundedList(limit)
+                setattr(self, field, items)
+            items.append(item)
 
     def end(self, end_time: int | None = None) -> None:
         with self._lock:
