@@ -35,7 +35,7 @@ from .errors import ConfigurationError
 
 if TYPE_CHECKING:
     # the metrics SDK (~20 ms to import) loads only when metrics go somewhere; the
-    # export chain (http.client, ssl, the outbox) only when spans are exported
+    # export chain (the batch processor, the outbox, http.client) only when spans are exported
     from opentelemetry.sdk.metrics import MeterProvider as SdkMeterProvider
     from opentelemetry.sdk.metrics.export import MetricReader
 
