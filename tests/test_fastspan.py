@@ -251,3 +251,26 @@ def test_an_ended_span_refuses_changes_like_the_sdks(caplog: pytest.LogCaptureFi
         span.end()
     assert capture.named("keep")[0].to_json() == before
     assert len(caplog.records) == 6
+
+
+def test_an_sdk_tracer_built_otherwise_gets_its_own_start_span(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A future SDK without the fields railtracks reads: its spans, and the run unchanged."""
+
+    def missing_field(tracer: object) -> None:
+        raise AttributeError("'Tracer' object has no attribute '_span_limits'")
+
+    monkeypatch.setattr(_fastspan, "_Plan", missing_field)
+    monkeypatch.setattr(_fastspan, "_last", (None, None))
+    seen: list[object] = []
+
+    @rt.function_node
+    async def look() -> int:
+        seen.append(trace.get_current_span())
+        return 7
+
+    assert asyncio.run(rt.call(look)) == 7
+    assert isinstance(seen[0], SdkSpan)
+    assert type(seen[0]) is not RailtracksSpan
+    _fastspan._last = (None, None)

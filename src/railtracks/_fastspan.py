@@ -194,7 +194,7 @@ def _eligible(tracer: object) -> bool:
     sampler = tracer.sampler
     if type(sampler) is not RecordLocallySampler or sampler.inner is not DEFAULT_ON:
         return False
-    limits: SpanLimits = tracer._span_limits
+    limits: SpanLimits = tracer._span_limits  # an AttributeError here: see _plan
     if limits.max_span_attribute_length is not None:
         return False
     # the SDK's own span metrics (OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED) count in start_span
@@ -210,7 +210,10 @@ def _plan(tracer: object) -> _Plan | None:
     last = _last
     if last[0] is tracer:
         return last[1]
-    plan = _Plan(tracer) if _eligible(tracer) else None  # type: ignore[arg-type]  # eligible: an SDK Tracer
+    try:
+        plan = _Plan(tracer) if _eligible(tracer) else None  # type: ignore[arg-type]  # an SDK Tracer
+    except Exception:  # an SDK whose tracer is built otherwise: its own start_span, always
+        plan = None
     _last = (tracer, plan)
     return plan
 
