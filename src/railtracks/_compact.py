@@ -170,6 +170,11 @@ def record(span: ReadableSpan) -> Record:
     )
 
 
+def _field(index: int) -> Any:
+    """A read-only property: one field of the record."""
+    return property(lambda self: self._r[index])
+
+
 class FinishedSpan:
     """A view of one record: the facts of a finished span, read by the state."""
 
@@ -208,19 +213,19 @@ class FinishedSpan:
             for name, timestamp, keys, values in self._r[_EVENTS]
         )
 
-    name = property(lambda self: self._r[_NAME])
-    trace_id = property(lambda self: self._r[_TRACE_ID])
-    span_id = property(lambda self: self._r[_SPAN_ID])
-    trace_flags = property(lambda self: self._r[_FLAGS])
-    trace_state = property(lambda self: self._r[_STATE])
-    parent_id = property(lambda self: self._r[_PARENT])
-    start_time = property(lambda self: self._r[_START])
-    end_time = property(lambda self: self._r[_END])
-    status_description = property(lambda self: self._r[_DESCRIPTION])
-    links = property(lambda self: self._r[_LINKS])
-    dropped_attributes = property(lambda self: self._r[_DROPPED_ATTRIBUTES])
-    dropped_events = property(lambda self: self._r[_DROPPED_EVENTS])
-    dropped_links = property(lambda self: self._r[_DROPPED_LINKS])
+    name = _field(_NAME)
+    trace_id = _field(_TRACE_ID)
+    span_id = _field(_SPAN_ID)
+    trace_flags = _field(_FLAGS)
+    trace_state = _field(_STATE)
+    parent_id = _field(_PARENT)
+    start_time = _field(_START)
+    end_time = _field(_END)
+    status_description = _field(_DESCRIPTION)
+    links = _field(_LINKS)
+    dropped_attributes = _field(_DROPPED_ATTRIBUTES)
+    dropped_events = _field(_DROPPED_EVENTS)
+    dropped_links = _field(_DROPPED_LINKS)
 
     @property
     def kind(self) -> SpanKind:

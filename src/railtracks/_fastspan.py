@@ -73,6 +73,8 @@ class RailtracksSpan(Span):
     _events: Any = ()
     _links: Any = ()
     _status = _UNSET
+    # the processor's ``_on_ending``, in SDK versions that have it (set per tracer)
+    _ending_hook: Callable[[Span], None] | None = None
 
     def set_trusted(self, attributes: Mapping[str, AttributeValue]) -> None:
         """Attributes railtracks made valid itself (its encoder's values, its own keys)."""
@@ -141,17 +143,17 @@ class RailtracksSpan(Span):
             self._end_time = end_time if end_time is not None else time_ns()
             if isinstance(self._attributes, BoundedAttributes):
                 self._attributes._immutable = True
-        processor = self._span_processor
-        on_ending = getattr(processor, "_on_ending", None)  # SDK versions that have it
+        on_ending = self._ending_hook
         if on_ending is not None:
             on_ending(self)
-        processor.on_end(self)
+        self._span_processor.on_end(self)
 
 
 class _Plan:
     """What every span of one tracer shares, checked once: None from ``_plan`` when ineligible."""
 
     __slots__ = (
+        "attribute_limit",
         "child_flags",
         "fields",
         "generate_span_id",
@@ -185,7 +187,9 @@ class _Plan:
             "_sampler": tracer.sampler,
             "_span_processor": tracer.span_processor,
             "_limits": tracer._span_limits,
+            "_ending_hook": getattr(tracer.span_processor, "_on_ending", None),
         }
+        self.attribute_limit: int | None = tracer._span_limits.max_span_attributes
 
 
 def _eligible(tracer: object) -> bool:
@@ -249,7 +253,7 @@ def start_span(
     span._context = context
     span._parent = parent_context
     span._lock = threading.Lock()
-    limit = plan.fields["_limits"].max_span_attributes
+    limit = plan.attribute_limit
     span._attributes = (
         attributes
         if limit is None or len(attributes) <= limit

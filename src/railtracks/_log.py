@@ -306,7 +306,7 @@ class _Logs:
         threshold = _threshold(setting)
         level_no = _level_no(level)
         on_span = on_span and level_no >= logging.WARNING
-        if level_no < threshold and not has_file and not on_span:
+        if not _read(level_no, threshold, has_file=has_file, on_span=on_span):
             return  # nothing will read it: not even the message is prepared
         # one place for every record: secrets scrubbed, control characters made visible
         message = inert(strict_text(CONFIG.encoder.scrubber.text(message)))
@@ -383,7 +383,14 @@ def wanted(level: str, *, has_file: bool = False) -> bool:
     """
     setting = current_setting.get() or _default_setting()
     level_no = _level_no(level)
-    return has_file or level_no >= logging.WARNING or level_no >= _threshold(setting)
+    return _read(
+        level_no, _threshold(setting), has_file=has_file, on_span=level_no >= logging.WARNING
+    )
+
+
+def _read(level_no: int, threshold: int, *, has_file: bool, on_span: bool) -> bool:
+    """Whether anything reads a record: a sink at its level, a log file, or the current span."""
+    return level_no >= threshold or has_file or on_span
 
 
 def emit(level: str, component: str, message: str, **kwargs: Any) -> None:
