@@ -19,7 +19,7 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExport
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 import railtracks as rt
-from railtracks._telemetry import TELEMETRY
+from railtracks._delivery.telemetry import TELEMETRY
 
 try:
     from _otlp_sink import otlp_sink

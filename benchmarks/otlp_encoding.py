@@ -20,7 +20,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from railtracks._otlp_wire import TraceRequestWriter
+from railtracks._delivery.otlp.wire import TraceRequestWriter
 
 try:
     from floor import ATTRIBUTES, NODE_ATTRIBUTES

@@ -31,8 +31,8 @@ import uuid
 from collections.abc import Awaitable, Callable
 
 import railtracks as rt
-from railtracks import _attributes as attr
-from railtracks._telemetry import TELEMETRY
+from railtracks._delivery.telemetry import TELEMETRY
+from railtracks._recording import attributes as attr
 
 try:
     from _otlp_sink import otlp_sink

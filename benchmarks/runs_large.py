@@ -2,8 +2,8 @@
 
 Run:  .venv/bin/python benchmarks/runs_large.py [--nodes 1000000] [--small 1000] [--repeat 5]
 
-The state is written by railtracks' own writer (``_state.state_parts`` +
-``_state_store.encode_state_chunks`` + ``write_bytes_atomically``, as a session
+The state is written by railtracks' own writer (``_runs.state.state_parts`` +
+``_runs.store.encode_state_chunks`` + ``write_bytes_atomically``, as a session
 end does) from synthetic spans: the spans of a real 12-call session are the
 templates, cloned to N nodes with fresh ids and times (groups of one node and
 nine children; one child in a thousand failed). Making N real calls would
@@ -38,10 +38,10 @@ from pathlib import Path
 from opentelemetry.trace import StatusCode
 
 import railtracks as rt
-from railtracks import _attributes as attr
-from railtracks._compact import FinishedSpan, compact
-from railtracks._state import gc_paused, state_parts
-from railtracks._state_store import encode_state_chunks, write_bytes_atomically
+from railtracks._recording import attributes as attr
+from railtracks._recording.compact import FinishedSpan, compact
+from railtracks._runs.state import gc_paused, state_parts
+from railtracks._runs.store import encode_state_chunks, write_bytes_atomically
 
 RAILTRACKS = str(Path(sys.executable).with_name("railtracks"))
 

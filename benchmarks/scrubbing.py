@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from railtracks._encoding import ValueEncoder
+from railtracks._recording.encoding import ValueEncoder
 
 PAYLOADS: dict[str, Any] = {
     "small dict (3 args)": {"user": "alice", "count": 3, "tags": ["a", "b"]},

@@ -27,8 +27,8 @@ import tracemalloc
 from pathlib import Path
 
 import railtracks as rt
-from railtracks._state import build_state
-from railtracks._state_store import write_atomically
+from railtracks._runs.state import build_state
+from railtracks._runs.store import write_atomically
 
 
 @rt.function_node

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import railtracks as rt
-from railtracks._console import ConsoleSpanProcessor
+from railtracks._delivery.console import ConsoleSpanProcessor
 
 from .conftest import run_python
 from .test_seed import EXAMPLES, GREET, PREAMBLE

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 import railtracks as rt
-from railtracks import _attributes as attr
-from railtracks._encoding import REDACTED, ValueEncoder, to_json
+from railtracks._recording import attributes as attr
+from railtracks._recording.encoding import REDACTED, ValueEncoder, to_json
 from railtracks.testing import SpanCapture
 
 pytestmark = pytest.mark.usefixtures("quiet")

@@ -18,9 +18,9 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import railtracks as rt
-from railtracks._batch import ReliableBatchSpanProcessor
-from railtracks._export import export_settings, metric_exporter, span_exporter
-from railtracks._telemetry import TELEMETRY
+from railtracks._delivery.export import export_settings, metric_exporter, span_exporter
+from railtracks._delivery.otlp.batch import ReliableBatchSpanProcessor
+from railtracks._delivery.telemetry import TELEMETRY
 from railtracks.errors import ConfigurationError
 from railtracks.testing import SpanCapture
 

@@ -1,4 +1,4 @@
-"""railtracks' own spans (``_fastspan``) are the spans ``tracer.start_span`` makes, to the letter.
+"""railtracks' own spans (``_recording.fastspan``) are the spans ``tracer.start_span`` makes, to the letter.
 
 Every test runs one workflow twice, once with railtracks' spans and once with
 the SDK tracer's, and compares everything a processor or exporter can read.
@@ -19,9 +19,9 @@ from opentelemetry.sdk.trace import Span as SdkSpan
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, TraceState
 
 import railtracks as rt
-from railtracks import _fastspan
-from railtracks._fastspan import RailtracksSpan
-from railtracks._telemetry import TELEMETRY
+from railtracks._delivery.telemetry import TELEMETRY
+from railtracks._recording import fastspan as _fastspan
+from railtracks._recording.fastspan import RailtracksSpan
 
 pytestmark = pytest.mark.usefixtures("quiet")
 

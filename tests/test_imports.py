@@ -17,8 +17,8 @@ _HEAVY = (
     "loguru",
     "opentelemetry.sdk.metrics",
     "google.protobuf",
-    "railtracks._batch",
-    "railtracks._outbox",
+    "railtracks._delivery.otlp.batch",
+    "railtracks._delivery.otlp.outbox",
     "http.client",
 )
 
@@ -55,7 +55,7 @@ def test_a_quiet_run_without_export_loads_no_heavy_module() -> None:
 
 def test_a_printed_record_loads_loguru() -> None:
     probe = (
-        "import sys, railtracks._log as log; "
+        "import sys, railtracks._logs.log as log; "
         "log.emit('WARNING', 'Test', 'hello', setting=None); "
         "print('loguru' in sys.modules)"
     )

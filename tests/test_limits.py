@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 import railtracks as rt
-from railtracks import _attributes as attr
+from railtracks._recording import attributes as attr
 from railtracks.testing import SpanCapture
 
 from .conftest import run_python

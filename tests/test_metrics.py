@@ -11,8 +11,8 @@ import pytest
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 import railtracks as rt
-from railtracks import _metrics
-from railtracks._telemetry import TELEMETRY
+from railtracks._delivery import metrics as _metrics
+from railtracks._delivery.telemetry import TELEMETRY
 
 from .conftest import run_python
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 import railtracks as rt
-from railtracks import _attributes as attr
+from railtracks._recording import attributes as attr
 from railtracks.testing import SpanCapture
 
 pytestmark = pytest.mark.usefixtures("quiet")

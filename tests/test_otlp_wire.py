@@ -18,8 +18,8 @@ from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, SpanKind, T
 from opentelemetry.trace.span import TraceState
 
 import railtracks as rt
-from railtracks._otlp_send import encode
-from railtracks._otlp_wire import TraceRequestWriter
+from railtracks._delivery.otlp.send import encode
+from railtracks._delivery.otlp.wire import TraceRequestWriter
 from railtracks.testing import capture_spans
 
 _VALUES: dict[str, Any] = {

@@ -14,9 +14,10 @@ from typing import Any
 import pytest
 
 import railtracks as rt
-from railtracks import _carrier, errors
-from railtracks._executors import RemoteCall
-from railtracks._segment import execute_call
+from railtracks import errors
+from railtracks._remote import carrier as _carrier
+from railtracks._remote.segment import execute_call
+from railtracks._runtime.executors import RemoteCall
 from tests.conftest import REPO, run_python
 
 

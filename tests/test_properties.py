@@ -20,10 +20,10 @@ from hypothesis import strategies as st
 from opentelemetry.attributes import BoundedAttributes
 
 import railtracks as rt
-from railtracks import _attributes as attr
-from railtracks._encoding import ValueEncoder
-from railtracks._schema import published_schema, validate_state
-from railtracks._terminal import inert
+from railtracks._logs.terminal import inert
+from railtracks._recording import attributes as attr
+from railtracks._recording.encoding import ValueEncoder
+from railtracks._runs.schema import published_schema, validate_state
 from railtracks.testing import capture_spans
 
 _VALIDATOR = jsonschema.Draft202012Validator(published_schema())
@@ -161,7 +161,7 @@ def test_the_fast_json_path_writes_what_the_cleaner_writes(
 def test_what_railtracks_writes_on_its_spans_is_what_the_sdk_would_keep(
     context: dict[str, Any], value: Any
 ) -> None:
-    """``_fastspan`` skips the SDK's attribute checks for railtracks' own values: they must
+    """``_recording.fastspan`` skips the SDK's attribute checks for railtracks' own values: they must
     come through those checks unchanged (same keys, same values, same types)."""
     encoder = ValueEncoder()
     attributes, _ = encoder.context_attributes(attr.CONTEXT_PREFIX, context)

@@ -15,8 +15,8 @@ import pytest
 from opentelemetry.sdk.trace import TracerProvider
 
 import railtracks as rt
-from railtracks import _attributes as attr
-from railtracks._encoding import ValueEncoder
+from railtracks._recording import attributes as attr
+from railtracks._recording.encoding import ValueEncoder
 from railtracks.errors import GlobalTimeOutError
 from railtracks.testing import SpanCapture
 

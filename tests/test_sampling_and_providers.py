@@ -212,7 +212,7 @@ def test_the_default_samplers_shortcut_decides_like_the_sdk(
     from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
     from opentelemetry.trace.span import TraceState
 
-    from railtracks._telemetry import RecordLocallySampler
+    from railtracks._delivery.telemetry import RecordLocallySampler
 
     parent = SpanContext(
         0xABC, 0xDEF, remote, TraceFlags(flags), TraceState.from_header([state]) if state else None

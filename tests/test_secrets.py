@@ -25,7 +25,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 import railtracks as rt
-from railtracks._scrub import Scrubber
+from railtracks._recording.scrub import Scrubber
 
 from .conftest import run_python
 

@@ -11,7 +11,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import SpanKind, StatusCode
 
 import railtracks as rt
-from railtracks import _attributes as attr
+from railtracks._recording import attributes as attr
 from railtracks.testing import SpanCapture
 
 pytestmark = pytest.mark.usefixtures("quiet")

@@ -14,7 +14,7 @@ import jsonschema
 import pytest
 
 import railtracks as rt
-from railtracks._replay import spans_from_state
+from railtracks._runs.respan import spans_from_state
 from railtracks.errors import ConfigurationError, StateError, StateNotFoundError
 from railtracks.testing import SpanCapture
 

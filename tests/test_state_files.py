@@ -22,8 +22,8 @@ import jsonschema
 import pytest
 
 import railtracks as rt
-from railtracks._schema import published_schema
-from railtracks._state_store import TEMP_PREFIX, clean_stale_temporaries, write_bytes_atomically
+from railtracks._runs.schema import published_schema
+from railtracks._runs.store import TEMP_PREFIX, clean_stale_temporaries, write_bytes_atomically
 
 from .conftest import RAILTRACKS, run
 

@@ -20,10 +20,10 @@ import pytest
 from opentelemetry import trace
 
 import railtracks as rt
-from railtracks._schema import published_schema
-from railtracks._state import iter_nodes
-from railtracks._state_head import MAX_HEAD_BYTES, read_head
-from railtracks._state_store import encode_state
+from railtracks._runs.head import MAX_HEAD_BYTES, read_head
+from railtracks._runs.schema import published_schema
+from railtracks._runs.state import iter_nodes
+from railtracks._runs.store import encode_state
 from railtracks.errors import StateError
 
 from .conftest import RAILTRACKS, run

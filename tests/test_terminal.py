@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 import railtracks as rt
-from railtracks._terminal import inert
+from railtracks._logs.terminal import inert
 
 from .conftest import RAILTRACKS, run
 

@@ -25,15 +25,15 @@ from . import (
     testing,
 )
 from ._config import configure
-from ._current import broadcast, current_session, session_id
-from ._decorator import session
-from ._node import call, function_node
-from ._options import set_config
-from ._propagation import merge_segment, session_carrier, session_segment
-from ._session import Session
-from ._session_end import on_session_end
-from ._state_store import load_state, save_session_state
-from ._telemetry import TELEMETRY
+from ._delivery.telemetry import TELEMETRY
+from ._remote.propagation import merge_segment, session_carrier, session_segment
+from ._runs.store import load_state, save_session_state
+from ._runtime.current import broadcast, current_session, session_id
+from ._runtime.decorator import session
+from ._runtime.node import call, function_node
+from ._runtime.options import set_config
+from ._runtime.session import Session
+from ._runtime.session_end import on_session_end
 from ._version import __version__
 
 on_session_end(save_session_state)

@@ -15,7 +15,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from opentelemetry.sdk.trace.export import SpanExporter
 
-from ._encoding import DEFAULT_REDACT_PATTERN, DEFAULT_VALUE_LIMIT, ValueEncoder
+from ._recording.encoding import DEFAULT_REDACT_PATTERN, DEFAULT_VALUE_LIMIT, ValueEncoder
 from .errors import ConfigurationError
 
 if TYPE_CHECKING:  # the metrics SDK is imported only when metrics are exported

@@ -5,7 +5,7 @@ first imported and raises ``ValueError`` on a value that is not a non-negative
 integer: ``import railtracks`` would fail. The SDK configuration specification
 says such a value warns and is treated as unset, so it is hidden for the import
 only (and restored); railtracks' own provider then warns about it once, naming
-the variable, and applies the default (``_otel_env.span_limits_from_env``).
+the variable, and applies the default (``_delivery.otel_env.span_limits_from_env``).
 """
 
 from __future__ import annotations

@@ -17,9 +17,10 @@ from typing import Any
 
 from opentelemetry import trace
 
-from . import _log, _spans
-from ._current import require_session
-from ._session import Session
+from ._logs import log as _log
+from ._recording import spans as _spans
+from ._runtime.current import require_session
+from ._runtime.session import Session
 from ._settings import LoggingSetting
 
 __all__ = ["as_dict", "delete", "get", "items", "keys", "put", "update"]

@@ -26,8 +26,8 @@ import weakref
 from collections.abc import Mapping
 from typing import Any, Final
 
-from . import _segment
-from ._executors import RemoteCall
+from ._remote import segment as _segment
+from ._runtime.executors import RemoteCall
 from .errors import ConfigurationError, NodeSerializationError, WorkerLostError
 
 __all__ = ["RayExecutor"]
@@ -172,7 +172,7 @@ def _cancel(ray: Any, ref: Any) -> None:
     try:
         ray.cancel(ref, force=True)
     except Exception as exc:  # the task may have finished or its worker be gone already
-        from ._log import emit  # noqa: PLC0415  # only on this rare path
+        from ._logs.log import emit  # noqa: PLC0415  # only on this rare path
 
         emit("DEBUG", "Ray", f"cancelling a remote call: {exc!r}")
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import railtracks as rt
-from railtracks._outbox import Outbox, endpoint_key, outboxes, summarize
+from railtracks._delivery.otlp.outbox import Outbox, endpoint_key, outboxes, summarize
 from railtracks.errors import ConfigurationError
 from tests.conftest import PYTHON, RAILTRACKS, run
 

@@ -14,7 +14,7 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Any, Final
 
-from .. import _attributes as attr
+from .._recording import attributes as attr
 from ._model import Run, Span
 
 MAX_RUNS: Final = 100

@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, Final
 
-from .. import _attributes as attr
+from .._recording import attributes as attr
 from ._redact import redact, redact_mapping
 
 RUNNING: Final = attr.STATUS_RUNNING

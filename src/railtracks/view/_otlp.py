@@ -15,7 +15,7 @@ from typing import Any, Final
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
-from .. import _attributes as attr
+from .._recording import attributes as attr
 from ._model import Span, error_of, events_of, nanos, status_of, text
 from ._redact import redact, redact_mapping
 

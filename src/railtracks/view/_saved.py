@@ -17,8 +17,8 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Final
 
-from .._state import READABLE_SCHEMA_VERSIONS
-from .._state_head import read_head
+from .._runs.head import read_head
+from .._runs.state import READABLE_SCHEMA_VERSIONS
 from ..errors import StateError
 from ._model import (
     Run,
@@ -115,7 +115,7 @@ def _session_root(session: dict[str, Any], answer: Any, key: str) -> tuple[str, 
 
 
 def summary_from_head(path: Path) -> dict[str, Any] | None:
-    """A saved run's row in the runs list, from the head of its file (``_state_head``).
+    """A saved run's row in the runs list, from the head of its file (``_runs.head``).
 
     A version 2 state says its node count before its nodes, so a run of any
     size is listed without parsing it; None for a file without that head
@@ -176,7 +176,7 @@ def run_from_state(document: Any, key: str) -> Run:
 def read_run(path: Path) -> Run:
     """Parse one state file into a run; ``StateUnreadable`` when it is not one."""
     # a state is a large tree of fresh, acyclic containers: the cyclic collector
-    # would rescan them over and over while they are built (as in _state.py)
+    # would rescan them over and over while they are built (as in _runs/state.py)
     paused = gc.isenabled()
     gc.disable()
     try:

@@ -1,0 +1,329 @@
+"""The durable outbox: OTLP trace requests that could not be delivered yet (SPEC 5, 7).
+
+Layout, under ``{state dir}/outbox/``: one directory per (protocol, endpoint),
+named by a hash of both, holding ``endpoint.json`` (what it is for) and one
+file per batch, the ``ExportTraceServiceRequest`` bytes exactly as they would
+have been sent::
+
+    {unix ns:020d}-{pid}-{seq:06d}-{spans}.otlp          waiting
+    {...}.otlp.sending-{pid}                             claimed by process pid
+    {...}.otlp.indoubt                                   its sender died mid-request
+
+At most once per endpoint: a file is claimed by an atomic rename before it is
+sent and removed once the collector accepted it, so two processes never send
+the same file. When the claiming process died, nobody knows whether the
+collector got the request: the file is marked *in doubt* and not re-sent on
+its own (``railtracks outbox send --in-doubt`` sends it anyway). Files are
+written to a temporary name, fsynced and renamed, so a crash never leaves a
+torn batch. The directory is bounded in bytes (``RAILTRACKS_OUTBOX_MAX_BYTES``,
+default 256 MiB per endpoint): the oldest waiting batches are evicted, and
+counted, to make room for new ones.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import itertools
+import json
+import os
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Final
+from urllib.parse import urlparse
+
+from ...errors import ConfigurationError
+from .send import OtlpSender, SendResult
+
+DEFAULT_MAX_BYTES: Final = 256 * 1024 * 1024
+ENV_MAX_BYTES: Final = "RAILTRACKS_OUTBOX_MAX_BYTES"
+SUFFIX: Final = ".otlp"
+IN_DOUBT: Final = ".indoubt"
+_SENDING: Final = ".sending-"
+_META: Final = "endpoint.json"
+_STALE_TMP_SECONDS: Final = 3600.0
+_RESCAN_SECONDS: Final = 5.0
+_SEQUENCE = itertools.count()
+
+
+def max_bytes_from_env() -> int:
+    """``RAILTRACKS_OUTBOX_MAX_BYTES`` (a positive integer), or the default."""
+    raw = os.environ.get(ENV_MAX_BYTES, "").strip()
+    if not raw:
+        return DEFAULT_MAX_BYTES
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise ConfigurationError(f"{ENV_MAX_BYTES}: expected a positive integer, got {raw!r}")
+    return value
+
+
+def endpoint_key(endpoint: str, protocol: str) -> str:
+    return hashlib.sha256(f"{protocol} {endpoint}".encode()).hexdigest()[:16]
+
+
+@dataclasses.dataclass(frozen=True)
+class Entry:
+    """One spooled batch."""
+
+    path: Path
+    created_ns: int
+    spans: int
+    size: int
+
+    @property
+    def in_doubt(self) -> bool:
+        return self.path.name.endswith(IN_DOUBT)
+
+
+def _parse(path: Path) -> tuple[int, int] | None:
+    """``(created_ns, spans)`` from a batch file's name, None for anything else."""
+    name = path.name.split(SUFFIX, 1)[0]
+    parts = name.split("-")
+    if len(parts) != 4 or not all(p.isdigit() for p in parts):
+        return None
+    return int(parts[0]), int(parts[3])
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
+
+
+class Outbox:
+    """The spool of one endpoint; safe to share between threads and processes."""
+
+    def __init__(self, root: Path, endpoint: str, protocol: str, max_bytes: int) -> None:
+        self.root = root
+        self.endpoint = endpoint
+        self.protocol = protocol
+        self.max_bytes = max_bytes
+        self.directory = root / endpoint_key(endpoint, protocol)
+        self.evicted_spans = 0
+        self._lock = threading.Lock()
+        self._total: int | None = None  # bytes on disk, rescanned every few seconds
+        self._scanned = 0.0
+
+    def after_fork_in_child(self) -> None:
+        self._lock = threading.Lock()  # the parent's thread may have held it at the fork
+
+    # -- writing -------------------------------------------------------------------------
+    def _prepare(self) -> None:
+        if not (self.directory / _META).exists():
+            self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+            meta = json.dumps({"endpoint": self.endpoint, "protocol": self.protocol})
+            self._write_atomically(self.directory / _META, meta.encode())
+
+    def _write_atomically(self, target: Path, data: bytes) -> None:
+        temporary = target.with_name(f".tmp-{os.getpid()}-{next(_SEQUENCE)}")
+        try:
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(temporary, target)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                temporary.unlink()
+            raise
+
+    def spool(self, data: bytes, spans: int) -> Path:
+        """Write one encoded batch; raises OSError when it cannot be written (disk full)."""
+        with self._lock:
+            self._prepare()
+            self._make_room(len(data))
+            name = f"{time.time_ns():020d}-{os.getpid()}-{next(_SEQUENCE):06d}-{spans}{SUFFIX}"
+            target = self.directory / name
+            self._write_atomically(target, data)
+            return target
+
+    def _make_room(self, incoming: int) -> None:
+        now = time.monotonic()
+        recent = self._total is not None and now - self._scanned < _RESCAN_SECONDS
+        if recent and self._total is not None and self._total + incoming <= self.max_bytes:
+            self._total += incoming
+            return
+        entries = self.entries()
+        total = sum(e.size for e in entries) + incoming
+        for entry in entries:
+            if total <= self.max_bytes:
+                break
+            if entry.in_doubt:
+                continue
+            with contextlib.suppress(OSError):
+                entry.path.unlink()
+                total -= entry.size
+                self.evicted_spans += entry.spans
+        self._total, self._scanned = total, now
+
+    def forget(self, path: Path) -> bool:
+        """Remove a waiting file nobody claimed (its spans were delivered after all)."""
+        try:
+            path.unlink()
+        except OSError:
+            return False
+        return True
+
+    # -- reading ---------------------------------------------------------------------------
+    def entries(self, *, include_claimed: bool = False) -> list[Entry]:
+        """Batches waiting or in doubt (and claimed ones, if asked), oldest first."""
+        found: list[Entry] = []
+        try:
+            paths = list(self.directory.iterdir())
+        except OSError:
+            return found
+        now = time.time()
+        for path in paths:
+            if path.name.startswith(".tmp-"):
+                with contextlib.suppress(OSError):
+                    if now - path.stat().st_mtime > _STALE_TMP_SECONDS:
+                        path.unlink()
+                continue
+            claimed = _SENDING in path.name
+            if claimed and not include_claimed:
+                continue
+            if not (path.name.endswith((SUFFIX, IN_DOUBT)) or claimed):
+                continue
+            parsed = _parse(path)
+            if parsed is None:
+                continue
+            try:
+                size = path.stat().st_size
+            except OSError:
+                continue
+            found.append(Entry(path, parsed[0], parsed[1], size))
+        found.sort(key=lambda e: e.path.name)
+        return found
+
+    def recover(self) -> int:
+        """Mark the batches of senders that died mid-request as in doubt; returns their spans."""
+        spans = 0
+        for entry in self.entries(include_claimed=True):
+            name = entry.path.name
+            if _SENDING not in name:
+                continue
+            pid = name.rsplit(_SENDING, 1)[1]
+            if pid.isdigit() and not _alive(int(pid)):
+                base = name.rsplit(_SENDING, 1)[0]
+                with contextlib.suppress(OSError):
+                    os.replace(entry.path, self.directory / (base + IN_DOUBT))
+                    spans += entry.spans
+        return spans
+
+    # -- delivering --------------------------------------------------------------------------
+    def claim(self, entry: Entry) -> Path | None:
+        """Take a batch for sending (atomic rename); None when another process has it."""
+        base = entry.path.name.removesuffix(IN_DOUBT)
+        if not base.endswith(SUFFIX):
+            base += SUFFIX
+        claimed = self.directory / f"{base}{_SENDING}{os.getpid()}"
+        try:
+            os.rename(entry.path, claimed)
+        except OSError:
+            return None
+        return claimed
+
+    def release(self, claimed: Path) -> None:
+        """Put a claimed batch back (the collector did not take it)."""
+        base = claimed.name.rsplit(_SENDING, 1)[0]
+        with contextlib.suppress(OSError):
+            os.replace(claimed, self.directory / base)
+
+    def done(self, claimed: Path) -> None:
+        with contextlib.suppress(OSError):
+            claimed.unlink()
+
+
+@dataclasses.dataclass(frozen=True)
+class Summary:
+    """What waits for one endpoint."""
+
+    endpoint: str
+    protocol: str
+    files: int
+    spans: int
+    bytes: int
+    oldest_ns: int | None
+    in_doubt_spans: int
+
+
+def outboxes(root: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> Iterator[Outbox]:
+    """Every endpoint's outbox under ``root`` (``endpoint.json`` is untrusted input)."""
+    try:
+        directories = sorted(p for p in root.iterdir() if p.is_dir())
+    except OSError:
+        return
+    for directory in directories:
+        try:
+            meta = json.loads((directory / _META).read_text(encoding="utf-8"))
+            endpoint, protocol = meta["endpoint"], meta["protocol"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if not _valid_endpoint(endpoint) or protocol not in ("grpc", "http/protobuf"):
+            continue
+        if endpoint_key(endpoint, protocol) != directory.name:
+            continue  # a renamed or forged directory is not sent anywhere
+        yield Outbox(root, endpoint, protocol, max_bytes)
+
+
+def _valid_endpoint(endpoint: object) -> bool:
+    if not isinstance(endpoint, str) or not endpoint.isprintable() or len(endpoint) > 2048:
+        return False
+    parsed = urlparse(endpoint)
+    return parsed.scheme in ("http", "https") and bool(parsed.netloc)
+
+
+def summarize(outbox: Outbox) -> Summary:
+    entries = outbox.entries(include_claimed=True)
+    return Summary(
+        endpoint=outbox.endpoint,
+        protocol=outbox.protocol,
+        files=len(entries),
+        spans=sum(e.spans for e in entries),
+        bytes=sum(e.size for e in entries),
+        oldest_ns=min((e.created_ns for e in entries), default=None),
+        in_doubt_spans=sum(e.spans for e in entries if e.in_doubt),
+    )
+
+
+def deliver_next(
+    outbox: Outbox, sender: OtlpSender, timeout: float, *, in_doubt: bool = False
+) -> tuple[int, SendResult | None]:
+    """Send the oldest waiting batch: ``(spans delivered, failure)``; ``(0, None)`` when none waits.
+
+    Batches in doubt are sent only when asked (``in_doubt``): their sender died
+    mid-request, so the collector may already have them.
+    """
+    for entry in outbox.entries():
+        if entry.in_doubt and not in_doubt:
+            continue
+        claimed = outbox.claim(entry)
+        if claimed is None:  # another process took it
+            continue
+        try:
+            data = claimed.read_bytes()
+        except OSError:
+            continue
+        result = sender.send(data, timeout)
+        if result.ok:
+            outbox.done(claimed)
+            return entry.spans, None
+        outbox.release(claimed)
+        return 0, result
+    return 0, None

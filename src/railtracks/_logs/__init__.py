@@ -1,0 +1,1 @@
+"""railtracks' own log records through loguru, the log file, and terminal safety (SPEC 4, 7)."""

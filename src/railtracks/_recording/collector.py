@@ -1,0 +1,107 @@
+"""Collects each session's finished spans: the one source the state is built from.
+
+A span belongs to a session by trace membership and parentage, not only by
+railtracks' own attributes: a span carrying ``railtracks.session.id`` (the
+session span, its nodes) belongs to that session, and any other span (an HTTP
+client's, a manual ``start_as_current_span``) belongs to the session of its
+parent. Nested sessions carry their own identifier, so their spans, and the
+foreign spans under them, stay theirs. Spans are kept in their compact form
+(``_recording.compact``): a long session must not fill the garbage collector's heap.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+
+from .attributes import SESSION_ID
+from .compact import Record, attribute_dict, record
+
+
+def _session_of_live_parent(parent_id: int, parent_context: Context | None) -> str | None:
+    """The session of the span object the child was started under, when it is a railtracks span."""
+    parent = trace.get_current_span(parent_context)
+    if parent.get_span_context().span_id != parent_id:
+        return None
+    attributes = getattr(parent, "attributes", None)  # a NonRecordingSpan has none
+    session_id = attributes.get(SESSION_ID) if attributes is not None else None
+    return session_id if type(session_id) is str else None
+
+
+class SessionSpanCollector(SpanProcessor):
+    """Keeps the finished spans of every open session, keyed by ``railtracks.session.id``."""
+
+    def __init__(self) -> None:
+        self._buffers: dict[str, list[Record]] = {}
+        # span id -> session id for every open span of other instrumentation in
+        # an open session: its children find their session through it (a
+        # railtracks span names its session itself). An entry goes when its
+        # span ends, so closing a session of any size touches only what is open.
+        self._owners: dict[int, str] = {}
+        self._open: dict[str, set[int]] = {}
+        self._lock = threading.Lock()
+
+    def open(self, session_id: str) -> None:
+        with self._lock:
+            self._buffers[session_id] = []
+            self._open[session_id] = set()
+
+    def close(self, session_id: str) -> list[Record]:
+        """Stop collecting for a session and hand back its spans in end order."""
+        with self._lock:
+            owners = self._owners
+            for span_id in self._open.pop(session_id, ()):
+                if owners.get(span_id) == session_id:
+                    del owners[span_id]
+            return self._buffers.pop(session_id, [])
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        if type(attribute_dict(span).get(SESSION_ID)) is str:
+            return  # railtracks' own span: its attribute names its session again at the end
+        parent = span.parent
+        if parent is None:
+            return
+        # another instrumentation's span: its session is its parent's
+        session_id = self._owners.get(parent.span_id) or _session_of_live_parent(
+            parent.span_id, parent_context
+        )
+        if session_id is None:
+            return
+        still_open = self._open.get(session_id)
+        if still_open is None:  # not an open session (already closed, or never opened here)
+            return
+        span_id = span.context.span_id
+        self._owners[span_id] = session_id  # dict and set updates are atomic under the GIL
+        still_open.add(span_id)
+
+    def on_end(self, span: ReadableSpan) -> None:
+        session_id = None
+        if self._owners:  # only other instrumentation's spans are entered there
+            context = span.context
+            if context is not None:
+                session_id = self._owners.pop(context.span_id, None)
+                if session_id is not None:
+                    still_open = self._open.get(session_id)
+                    if still_open is not None:
+                        still_open.discard(context.span_id)
+        if session_id is not None:
+            buffer = self._buffers.get(session_id)
+            if buffer is not None:
+                buffer.append(record(span))  # list.append is atomic: no lock needed
+            return
+        if not self._buffers:  # no session open
+            return
+        # railtracks' own span, found by its attribute
+        session_id = attribute_dict(span).get(SESSION_ID)
+        buffer = self._buffers.get(session_id) if type(session_id) is str else None
+        if buffer is not None:
+            buffer.append(record(span))
+
+    def shutdown(self) -> None:
+        pass
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True

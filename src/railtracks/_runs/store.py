@@ -1,0 +1,369 @@
+"""Writing and reading saved states: atomic, durable, strict, and never in the way of a run.
+
+Writing (SPEC 6): the document is encoded as strict RFC 8259 JSON in UTF-8
+(see ``encode_state``), written to a temporary file beside the target,
+fsync'ed, renamed over the target, and the directory fsync'ed so the rename
+survives a crash. Temporary files are named ``.rt-*.tmp``; a writer holds an
+advisory lock on its own while writing, so the next write in that directory
+removes any that no live writer holds (left by a crash). States are created
+with mode 0600, directories railtracks creates with 0700 (``_files``).
+
+Reading (SPEC 7): a saved state is untrusted input. ``load_state`` accepts
+only strict UTF-8 JSON (no ``NaN``) that validates against the published
+schema (``_runs.schema``); anything else is an ``rt.errors.StateError`` saying what
+is wrong and where, never a traceback or a ``RecursionError``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import tempfile
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+from .._config import CONFIG
+from .._files import DIR_MODE
+from .._logs import log as _log
+from .._recording.encoding import json_int, strict_float, strict_text
+from ..errors import StateError, StateNotFoundError
+from .head import document_counts
+from .schema import SchemaError, validate_state
+from .state import READABLE_SCHEMA_VERSIONS, gc_paused, state_parts
+from .tree import NodeWalk
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: stale files are recognised by age alone
+    fcntl = None  # type: ignore[assignment]
+
+if TYPE_CHECKING:
+    from .._runtime.session import Session
+
+TEMP_PREFIX: Final = ".rt-"
+TEMP_SUFFIX: Final = ".tmp"
+# What earlier railtracks versions named their temporary files: `.{name}.XXXXXXXX.tmp`.
+_LEGACY_TEMP: Final = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")
+# A temporary file younger than this may belong to a writer that has not locked it yet.
+_STALE_AFTER_SECONDS: Final = 2.0
+_WRITE_CHUNK: Final = 1 << 20
+_STALE_WITHOUT_LOCKS_SECONDS: Final = 600.0
+
+
+def state_path(name: str | None, identifier: str, state_dir: Path | None = None) -> Path:
+    """``{state_dir}/{name}.json``, or ``{identifier}.json`` for an unnamed session."""
+    return (state_dir or CONFIG.state_dir()) / f"{name or identifier}.json"
+
+
+def _strict(value: Any) -> Any:  # noqa: PLR0911  # one exit per JSON type
+    """A copy of a JSON-like value that strict JSON can carry (see ``encode_state``)."""
+    kind = type(value)
+    if kind is str:
+        return strict_text(value)
+    if kind is float:
+        return strict_float(value)
+    if kind is int:
+        return json_int(value)
+    if kind is dict:
+        return {strict_text(str(k)): _strict(v) for k, v in value.items()}
+    if kind is list or kind is tuple:
+        return [_strict(v) for v in value]
+    if value is None or kind is bool:
+        return value
+    return strict_text(repr(value))
+
+
+def _encode(value: Any) -> bytes:
+    try:
+        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        return text.encode("utf-8")
+    except (ValueError, TypeError, UnicodeEncodeError):
+        text = json.dumps(
+            _strict(value), ensure_ascii=False, separators=(",", ":"), allow_nan=False
+        )
+        return text.encode("utf-8")
+
+
+def _opened(record: dict[str, Any], key: str) -> bytes:
+    """``record`` without ``key``, as JSON left open for ``"key":[`` to follow."""
+    own = _encode({name: value for name, value in record.items() if name != key})
+    return own[:-1] + (b"," if len(own) > 2 else b"") + b'"' + key.encode() + b'":['
+
+
+def encode_state_chunks(head: dict[str, Any], nodes: NodeWalk) -> Iterator[bytes]:
+    """A state as strict RFC 8259 JSON in UTF-8, one node at a time, ending with a newline.
+
+    ``head`` is the document but its nodes, ``nodes`` the walk of them (see
+    ``_runs.state.state_parts``). Values the spans carry are already strict
+    (``_recording.encoding``); anything else found here is written in the same documented
+    form: ``NaN`` and infinities as the strings ``"NaN"``, ``"Infinity"``,
+    ``"-Infinity"``, lone surrogates as U+FFFD, integers too long to print in
+    decimal as ``0x`` hex strings.
+
+    Each node is encoded on its own (``children`` last), so no single call
+    holds the interpreter for the whole document and the text is never built
+    whole: a thread writing a 100,000-node state leaves the event loop its turns.
+    """
+    yield _opened(head, "nodes")
+    for item in nodes:
+        if item is None:
+            yield b"]}"
+        else:
+            index, record = item
+            yield (b"," if index else b"") + _opened(record, "children")
+    yield b"]}\n"
+
+
+def _document_walk(nodes: Any) -> NodeWalk:
+    """A built document's nodes as a walk (see ``encode_state_chunks``)."""
+    stack: list[tuple[Any, int] | None] = (
+        [(node, i) for i, node in reversed(list(enumerate(nodes)))]
+        if isinstance(nodes, list)
+        else []
+    )
+    while stack:
+        item = stack.pop()
+        if item is None:
+            yield None
+            continue
+        node, index = item
+        record = node if isinstance(node, dict) else {"value": node}
+        yield index, {key: value for key, value in record.items() if key != "children"}
+        stack.append(None)
+        children = record.get("children")
+        if isinstance(children, list):
+            stack.extend((child, i) for i, child in reversed(list(enumerate(children))))
+
+
+def _document_chunks(document: dict[str, Any]) -> Iterator[bytes]:
+    head = {key: value for key, value in document.items() if key != "nodes"}
+    return encode_state_chunks(head, _document_walk(document.get("nodes")))
+
+
+def encode_state(document: dict[str, Any]) -> bytes:
+    """A built state document as strict JSON bytes (see ``encode_state_chunks``)."""
+    return b"".join(_document_chunks(document))
+
+
+def _is_stale(entry: os.DirEntry[str], now: float) -> bool:
+    try:
+        age = now - entry.stat(follow_symlinks=False).st_mtime
+    except OSError:
+        return False
+    if age < _STALE_AFTER_SECONDS:
+        return False
+    if fcntl is None:
+        return age > _STALE_WITHOUT_LOCKS_SECONDS
+    try:
+        fd = os.open(entry.path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False  # a live writer holds it
+    finally:
+        os.close(fd)
+    return True
+
+
+def clean_stale_temporaries(directory: Path) -> int:
+    """Remove temporary files left in ``directory`` by writers that died; how many."""
+    removed = 0
+    now = time.time()
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
+        return 0
+    for entry in entries:
+        name = entry.name
+        if not name.endswith(TEMP_SUFFIX) or not name.startswith("."):
+            continue
+        if not (name.startswith(TEMP_PREFIX) or _LEGACY_TEMP.match(name)):
+            continue
+        if entry.is_file(follow_symlinks=False) and _is_stale(entry, now):
+            with contextlib.suppress(OSError):
+                os.unlink(entry.path)
+                removed += 1
+    return removed
+
+
+def _fsync_directory(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:  # some platforms cannot open a directory: the rename stands
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def write_bytes_atomically(path: Path, data: bytes | Iterable[bytes]) -> None:
+    """Write ``data`` to a locked temporary file beside ``path``, fsync, rename, fsync the dir.
+
+    Readers see the old file or the new one, never a torn one; concurrent
+    writers of one name each rename a complete file, and the last one wins.
+    """
+    directory = path.parent
+    directory.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+    clean_stale_temporaries(directory)
+    fd, temporary = tempfile.mkstemp(dir=directory, prefix=TEMP_PREFIX, suffix=TEMP_SUFFIX)
+    try:
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX)  # released by close(): marks the file as live
+        pending: list[bytes] = []
+        size = 0
+        for chunk in [data] if isinstance(data, bytes) else data:
+            pending.append(chunk)
+            size += len(chunk)
+            if size >= _WRITE_CHUNK:
+                _write_all(fd, b"".join(pending))
+                pending, size = [], 0
+        _write_all(fd, b"".join(pending))
+        os.fsync(fd)
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+    finally:
+        os.close(fd)
+    _fsync_directory(directory)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def write_atomically(path: Path, document: dict[str, Any]) -> None:
+    """Write a state document as strict JSON, atomically and durably, node by node."""
+    write_bytes_atomically(path, _document_chunks(document))
+
+
+def save_session_state(session: Session) -> None:
+    """Session-end hook: write the state when ``save_state`` is on; log, never raise."""
+    if not session.options.save_state:
+        return
+    path = state_path(session.name, session.identifier)
+    log = {
+        "setting": session.logging_setting,
+        "session_id": session.identifier,
+        "has_file": session.options.log_file is not None,
+        # the session's span has ended: the current span is whatever encloses it
+        "on_span": False,
+    }
+    try:
+        spans = session._finished_spans()
+        if path.exists():
+            _log.emit("WARNING", "Session", f"File {path} already exists, overwriting...", **log)
+        if spans is None:  # no span to stream from (a host sampler dropped the session)
+            document = session.state
+            assert document is not None  # the session has ended
+            write_atomically(path, document)
+        else:  # streamed node by node: the tree is never held whole
+            with gc_paused():
+                write_bytes_atomically(path, encode_state_chunks(*state_parts(spans)))
+    except Exception as exc:  # disk full, read-only directory, ...: the run's outcome stands
+        _log.emit("ERROR", "Session", f"could not save state to {path}: {exc}", **log)
+        return
+    session._state_path = path
+    _log.emit("DEBUG", "Session", f"state saved to {path}", **log)
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except (OSError, ValueError):  # a name too long for the file system, a NUL byte
+        return False
+
+
+def resolve_state_path(path_or_name: str | os.PathLike[str]) -> Path:
+    """A saved state's file: an existing path, else a name in the state directory."""
+    candidate = Path(path_or_name)
+    if _is_file(candidate):
+        return candidate
+    text = os.fspath(path_or_name)
+    if "/" not in text and "\\" not in text:
+        named = CONFIG.state_dir() / (text if text.endswith(".json") else f"{text}.json")
+        if _is_file(named):
+            return named
+    raise StateNotFoundError(
+        f"no saved state {text!r} (looked for that file and in {CONFIG.state_dir()}/)"
+    )
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def parse_state(data: bytes, source: object) -> dict[str, Any]:
+    """A validated state document from untrusted bytes; ``StateError`` otherwise."""
+    # Parsing a 100,000-node state makes millions of acyclic containers: with the
+    # cyclic collector on, it rescans them over and over (as in build_state).
+    with gc_paused():
+        return _parse_state(data, source)
+
+
+def _parse_state(data: bytes, source: object) -> dict[str, Any]:
+    try:
+        document = json.loads(data.decode("utf-8"), parse_constant=_reject_constant)
+    except UnicodeDecodeError as exc:
+        raise StateError(
+            f"{source} is not a readable railtracks state: not UTF-8 ({exc.reason})"
+        ) from None
+    except RecursionError:
+        raise StateError(
+            f"{source} is not a readable railtracks state: nested too deeply"
+        ) from None
+    except ValueError as exc:
+        raise StateError(f"{source} is not a readable railtracks state: not JSON ({exc})") from None
+    if not isinstance(document, dict) or "schema_version" not in document:
+        raise StateError(f"{source} is not a railtracks state (no schema_version)")
+    version = document["schema_version"]
+    if type(version) is int and version not in READABLE_SCHEMA_VERSIONS:
+        raise StateError(
+            f"{source} is a railtracks state of schema_version {version}, which this"
+            f" version of railtracks cannot read (it reads {READABLE_SCHEMA_VERSIONS})"
+        )
+    try:
+        validate_state(document)
+    except SchemaError as exc:
+        raise StateError(f"{source} is not a valid railtracks state: {exc}") from None
+    except RecursionError:
+        raise StateError(
+            f"{source} is not a readable railtracks state: nested too deeply"
+        ) from None
+    counts = document.get("counts")
+    if counts is not None and counts != (found := document_counts(document["nodes"])):
+        # the head is what `railtracks runs` lists: it must not say something else
+        raise StateError(
+            f"{source} is not a valid railtracks state: its counts say {counts['nodes']} nodes"
+            f" ({counts['failed']} failed), its call tree holds {found['nodes']}"
+            f" ({found['failed']} failed)"
+        )
+    return document
+
+
+def load_state(path_or_name: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a saved state: a file path, or a session name (or identifier) in the state directory.
+
+    Returns the same tree as ``session.state``. Raises ``rt.errors.StateNotFoundError``
+    when there is no such state and ``rt.errors.StateError`` when the file is not a
+    valid one (not strict UTF-8 JSON, or not matching the published schema).
+    """
+    path = resolve_state_path(path_or_name)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise StateError(f"{path} is not readable: {exc.strerror or exc}") from None
+    return parse_state(data, path)

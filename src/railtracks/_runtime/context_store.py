@@ -1,0 +1,83 @@
+"""A session's context: one shared mapping, copied from what the session was given."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any
+
+from opentelemetry.util.types import AttributeValue
+
+from .._recording import attributes as attr
+from .._recording.encoding import ValueEncoder
+from .._recording.limits import max_context_attributes
+
+
+class SessionContext:
+    """The live context of one session, safe to use from nodes in worker threads.
+
+    Encoded span attributes are cached per version, so a node call does not
+    re-encode an unchanged context.
+    """
+
+    __slots__ = ("_cache", "_cache_key", "_data", "_lock", "_version")
+
+    def __init__(self, initial: Mapping[str, Any]) -> None:
+        self._data = dict(initial)
+        self._lock = threading.Lock()
+        self._version = 0
+        self._cache: dict[str, AttributeValue] = {}
+        self._cache_key: tuple[int, int] | None = None
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self._data.get(key, default)
+
+    def put(self, key: str, value: Any) -> None:
+        with self._lock:
+            self._data[key] = value
+            self._version += 1
+
+    def update(self, values: Mapping[str, Any]) -> None:
+        with self._lock:
+            self._data.update(values)
+            self._version += 1
+
+    def delete(self, key: str) -> None:
+        with self._lock:
+            del self._data[key]
+            self._version += 1
+
+    def keys(self) -> list[str]:
+        return list(self._data)
+
+    def items(self) -> list[tuple[str, Any]]:
+        return list(self._data.items())
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            return dict(self._data)
+
+    def view(self) -> Mapping[str, Any]:
+        return MappingProxyType(self._data)
+
+    def attributes(self, encoder: ValueEncoder) -> dict[str, AttributeValue]:
+        """``railtracks.context.{key}`` attributes of the current values, redacted.
+
+        At most ``limits.MAX_CONTEXT_ATTRIBUTES`` keys travel on a span, so the
+        SDK's attribute limit never evicts railtracks' identity attributes; the
+        keys left out are counted in ``railtracks.dropped.context_keys``.
+        """
+        if not self._data:  # most sessions: nothing to encode, no limit to read
+            return {}
+        key = (self._version, id(encoder))
+        if self._cache_key != key:
+            with self._lock:
+                attributes, dropped = encoder.context_attributes(
+                    attr.CONTEXT_PREFIX, self._data, max_context_attributes()
+                )
+                if dropped:
+                    attributes[attr.DROPPED_CONTEXT_KEYS] = dropped
+                self._cache = attributes
+                self._cache_key = key
+        return self._cache

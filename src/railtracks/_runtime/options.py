@@ -1,0 +1,204 @@
+"""Session options: validation and precedence (argument, set_config, environment, default)."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import math
+import os
+import unicodedata
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, Final
+
+from .._config import CONFIG
+from .._settings import LoggingSetting, parse_logging_setting
+from ..errors import ConfigurationError
+from .executors import validate_executor
+
+ENV_LOGGING_SETTING: Final = "RAILTRACKS_LOGGING_SETTING"
+ENV_SAVE_STATE: Final = "RAILTRACKS_SAVE_STATE"
+MAX_NAME_LENGTH: Final = 128
+# File systems limit a file *name* in bytes (255 on ext4, XFS, btrfs, APFS, tmpfs);
+# the state file adds ".json", and its temporary sibling has a fixed short name.
+MAX_FILE_NAME_BYTES: Final = 255
+MAX_NAME_BYTES: Final = MAX_FILE_NAME_BYTES - len(".json")
+
+BroadcastCallback = Callable[[Any], Any]
+
+
+class _Unset(enum.Enum):
+    UNSET = enum.auto()
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+Unset = _Unset
+UNSET: Final = _Unset.UNSET
+"""Marks an option the caller did not pass (``None`` is a meaningful value)."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SessionOptions:
+    """A session's options after validation and precedence."""
+
+    name: str | None = None
+    context: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    timeout: float | None = None
+    logging_setting: LoggingSetting = LoggingSetting.REGULAR
+    save_state: bool = True
+    end_on_error: bool = False
+    log_file: Path | None = None
+    broadcast_callback: BroadcastCallback | None = None
+    executor: Any = None  # None (this process) or an executor, see _runtime.executors
+
+
+OPTION_NAMES: Final = tuple(f.name for f in dataclasses.fields(SessionOptions))
+
+
+def _validate_name(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ConfigurationError(f"name: expected a string, got {type(value).__name__}")
+    problem = None
+    if not value.strip():
+        problem = "it is empty"
+    elif len(value) > MAX_NAME_LENGTH:
+        problem = f"it is {len(value)} characters long (at most {MAX_NAME_LENGTH})"
+    elif (size := _utf8_size(value)) is None:
+        problem = "it is not valid Unicode (it holds a lone surrogate)"
+    elif size > MAX_NAME_BYTES:
+        problem = (
+            f"it is {size} bytes long in UTF-8 (a state file name holds at most "
+            f"{MAX_NAME_BYTES} bytes before '.json')"
+        )
+    elif "/" in value or "\\" in value or (os.altsep and os.altsep in value):
+        problem = "it contains a path separator"
+    elif ".." in value:
+        problem = "it contains '..'"
+    elif any(unicodedata.category(c) == "Cc" for c in value):
+        problem = "it contains a NUL or control character"
+    if problem:
+        shown = ascii(value[:80]) + ("..." if len(value) > 80 else "")
+        raise ConfigurationError(f"name: {shown} cannot be used as a session name: {problem}")
+    return value
+
+
+def _utf8_size(value: str) -> int | None:
+    try:
+        return len(value.encode("utf-8"))
+    except UnicodeEncodeError:
+        return None
+
+
+def _validate_context(value: object) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ConfigurationError(f"context: expected a mapping, got {type(value).__name__}")
+    return dict(value)
+
+
+def _validate_timeout(value: object) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigurationError(f"timeout: expected seconds as a number, got {value!r}")
+    if math.isnan(value) or value <= 0:
+        raise ConfigurationError(f"timeout: must be a positive number of seconds, got {value!r}")
+    return float(value)
+
+
+def _validate_bool(option: str) -> Callable[[object], bool]:
+    def check(value: object) -> bool:
+        if not isinstance(value, bool):
+            raise ConfigurationError(f"{option}: expected True or False, got {value!r}")
+        return value
+
+    return check
+
+
+def _validate_log_file(value: object) -> Path | None:
+    if value is None:
+        return None
+    if not isinstance(value, str | os.PathLike) or not os.fspath(value):
+        raise ConfigurationError(f"log_file: expected a file path, got {value!r}")
+    return Path(value)
+
+
+def _validate_callback(value: object) -> BroadcastCallback | None:
+    if value is None:
+        return None
+    if not callable(value):
+        raise ConfigurationError(f"broadcast_callback: expected a callable, got {value!r}")
+    return value
+
+
+_VALIDATORS: Final[dict[str, Callable[[object], Any]]] = {
+    "name": _validate_name,
+    "context": _validate_context,
+    "timeout": _validate_timeout,
+    "logging_setting": parse_logging_setting,
+    "save_state": _validate_bool("save_state"),
+    "end_on_error": _validate_bool("end_on_error"),
+    "log_file": _validate_log_file,
+    "broadcast_callback": _validate_callback,
+    "executor": validate_executor,
+}
+
+
+def validate_option(option: str, value: object) -> Any:
+    """The validated form of one option value; raises ``ConfigurationError`` naming it."""
+    validator = _VALIDATORS.get(option)
+    if validator is None:
+        raise ConfigurationError(
+            f"unknown session option {option!r} (expected one of {', '.join(OPTION_NAMES)})"
+        )
+    return validator(value)
+
+
+_FROM_ENVIRONMENT: Final = ("logging_setting", "save_state")
+
+
+def _from_environment(option: str) -> Any:
+    if option == "logging_setting":
+        raw = os.environ.get(ENV_LOGGING_SETTING)
+        if raw is not None and raw.strip():
+            return parse_logging_setting(raw, source=ENV_LOGGING_SETTING)
+    elif option == "save_state":
+        raw = os.environ.get(ENV_SAVE_STATE)
+        if raw is not None and raw.strip():
+            flag = raw.strip().lower()
+            if flag in ("1", "true"):
+                return True
+            if flag in ("0", "false"):
+                return False
+            raise ConfigurationError(f"{ENV_SAVE_STATE}: expected 0 or 1, got {raw!r}")
+    return UNSET
+
+
+def resolve_options(given: Mapping[str, Any]) -> SessionOptions:
+    """Options for one session: each from the argument, set_config, environment or default."""
+    resolved = {option: validate_option(option, value) for option, value in given.items()}
+    for option, value in CONFIG.session_defaults.items():
+        if option not in resolved:
+            # set_config values were validated when stored; context is copied per session
+            resolved[option] = dict(value) if option == "context" else value
+    for option in _FROM_ENVIRONMENT:
+        if option not in resolved:
+            value = _from_environment(option)
+            if value is not UNSET:
+                resolved[option] = value
+    return SessionOptions(**resolved)
+
+
+def set_config(**options: Any) -> None:
+    """Set process-wide session defaults, with the same names as ``rt.Session``'s options.
+
+    A session's own arguments win over these; these win over the environment.
+    Every value is validated before any is stored, so a bad call changes nothing.
+    """
+    validated = {option: validate_option(option, value) for option, value in options.items()}
+    CONFIG.session_defaults.update(validated)

@@ -1,0 +1,385 @@
+"""Sessions: the root span of a run, its context, timeout and lifecycle (SPEC 2).
+
+The decorator form lives in ``_runtime.decorator``; ``rt.current_session``,
+``rt.session_id`` and ``rt.broadcast`` in ``_runtime.current``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import time
+from collections.abc import Mapping
+from contextvars import ContextVar, Token
+from pathlib import Path
+from types import MappingProxyType, TracebackType
+from typing import TYPE_CHECKING, Any, Final
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.util.types import AttributeValue
+
+from .._config import CONFIG
+from .._delivery.telemetry import TELEMETRY
+from .._ids import session_identifier
+from .._logs import log as _log
+from .._recording import attributes as attr
+from .._recording import spans as _spans
+from .._recording.compact import Record, compact
+from .._recording.fastspan import set_trusted, start_span
+from .._runs.state import build_state, unsampled_state
+from .._settings import LoggingSetting
+from .context_store import SessionContext
+from .options import UNSET, BroadcastCallback, SessionOptions, Unset, resolve_options
+from .session_end import in_thread, run_hooks
+from .supervision import Supervision
+
+if TYPE_CHECKING:
+    from .._recording.encoding import ValueEncoder
+
+STATUS_PENDING: Final = "pending"
+# Below this many spans the state is built and written on the spot (a few ms);
+# above, ``async with`` and ``@rt.session`` do it in a thread.
+_INLINE_END_SPANS: Final = 1000
+_CURRENT: ContextVar[Session | None] = ContextVar("railtracks_session", default=None)
+
+
+def _utc(unix_ns: int) -> dt.datetime:
+    return dt.datetime.fromtimestamp(unix_ns / 1e9, dt.UTC)
+
+
+class Session(Supervision):
+    """One run of a workflow: a root span, its context, its options and its outcome.
+
+    Use it as ``with rt.Session(...):`` or ``async with rt.Session(...):`` inside
+    async code, or through the ``@rt.session`` decorator. All options are
+    keyword-only and optional; see ``rt.set_config`` for process-wide defaults.
+    """
+
+    def __init__(
+        self,
+        *,
+        name: str | Unset | None = UNSET,
+        context: Mapping[str, Any] | Unset | None = UNSET,
+        timeout: float | Unset | None = UNSET,
+        logging_setting: str | LoggingSetting | Unset = UNSET,
+        save_state: bool | Unset = UNSET,
+        end_on_error: bool | Unset = UNSET,
+        log_file: str | Path | Unset | None = UNSET,
+        broadcast_callback: BroadcastCallback | Unset | None = UNSET,
+        executor: Any = UNSET,
+    ) -> None:
+        given: dict[str, Any] = {}
+        for option, value in (
+            ("name", name),
+            ("context", context),
+            ("timeout", timeout),
+            ("logging_setting", logging_setting),
+            ("save_state", save_state),
+            ("end_on_error", end_on_error),
+            ("log_file", log_file),
+            ("broadcast_callback", broadcast_callback),
+            ("executor", executor),
+        ):
+            if value is not UNSET:
+                given[option] = value
+        self._options: SessionOptions = resolve_options(given)
+        # SPEC 2 also names it `session._identifier` (the seed page prints it).
+        self._identifier = session_identifier()
+        self._context = SessionContext(self._options.context)
+        self._executor: Any = self._options.executor  # where node calls run (None: here)
+        self._spans: list[Record] = []
+        self._encoder: ValueEncoder = CONFIG.encoder
+        self._node_attributes: dict[str, dict[str, AttributeValue]] = {}
+        # node spans open in tasks other than the session's own (gather, create_task)
+        self._node_tasks: dict[asyncio.Task[Any], list[trace.Span]] = {}
+
+    # What a session starts with; the fields below change when it runs (set on
+    # the instance then), so a session costs only the assignments above.
+    _final_context: Mapping[str, Any] | None = None
+    _status: str = STATUS_PENDING
+    _entered = False
+    _ended = False
+    _start_ns: int | None = None
+    _end_ns: int | None = None
+    _duration: float | None = None
+    _trace_id: str | None = None
+    _span: trace.Span | None = None
+    _readable: tuple[ReadableSpan, ...] | None = None
+    _answer: Any = UNSET
+    _error: BaseException | None = None
+    _state: dict[str, Any] | None = None
+    _state_path: Path | None = None
+    # runtime, set on entry
+    _tracer: trace.Tracer | None = None
+    _tokens: tuple[Token[Any], ...] = ()
+    _otel_token: object = None
+    _log_handler: int | None = None
+    _loop: asyncio.AbstractEventLoop | None = None
+    _task: asyncio.Task[Any] | None = None
+    _timer: asyncio.TimerHandle | None = None
+    _deadline: float | None = None
+    _cancel_reason: str | None = None
+    _cancelled_task: asyncio.Task[Any] | None = None
+    _first_error: BaseException | None = None
+
+    # -- public, read-only view -------------------------------------------------
+    @property
+    def identifier(self) -> str:
+        """A fresh UUID4 string, unique to this session."""
+        return self._identifier
+
+    @property
+    def name(self) -> str | None:
+        return self._options.name
+
+    @property
+    def options(self) -> SessionOptions:
+        """The options in force after precedence (argument, set_config, environment, default)."""
+        return self._options
+
+    @property
+    def logging_setting(self) -> LoggingSetting:
+        return self._options.logging_setting
+
+    @property
+    def trace_id(self) -> str | None:
+        """The trace id (32 hex digits) once the session has started."""
+        return self._trace_id
+
+    @property
+    def span_id(self) -> str | None:
+        if self._span is None:
+            return None
+        return format(self._span.get_span_context().span_id, "016x")
+
+    @property
+    def status(self) -> str:
+        """``pending``, ``running``, ``completed``, ``failed``, ``timeout`` or ``cancelled``."""
+        return self._status
+
+    @property
+    def started_at(self) -> dt.datetime | None:
+        return None if self._start_ns is None else _utc(self._start_ns)
+
+    @property
+    def ended_at(self) -> dt.datetime | None:
+        return None if self._end_ns is None else _utc(self._end_ns)
+
+    @property
+    def duration(self) -> float | None:
+        """Wall-clock seconds from start to end; None until the session ends."""
+        return self._duration
+
+    @property
+    def context(self) -> Mapping[str, Any]:
+        """A read-only view of the context (a frozen copy once the session has ended)."""
+        if self._final_context is not None:
+            return self._final_context
+        return self._context.view()
+
+    @property
+    def error(self) -> BaseException | None:
+        """The exception the session ended with, if any."""
+        return self._error
+
+    @property
+    def spans(self) -> tuple[ReadableSpan, ...]:
+        """Every finished span of this session (its own included), in end order."""
+        if self._readable is None or len(self._readable) != len(self._spans):
+            self._readable = tuple(span.readable() for span in compact(self._spans))
+        return self._readable
+
+    def _finished_spans(self) -> list[Record] | None:
+        """The spans the state is built from, or None when it is built another way."""
+        return self._spans if self._spans and self._state is None else None
+
+    @property
+    def state(self) -> dict[str, Any] | None:
+        """The saved-state document built from this session's spans (None while running)."""
+        if self._state is None and self._ended:
+            span = self._span
+            if not self._spans and span is not None and not span.is_recording():
+                self._state = self._unsampled_state(span)  # an application's sampler dropped it
+            else:
+                self._state = build_state(self._spans)
+        return self._state
+
+    def _unsampled_state(self, span: trace.Span) -> dict[str, Any]:
+        start = self._start_ns or time.time_ns()
+        end = self._end_ns or start
+        error = self._error
+        prefix = attr.CONTEXT_PREFIX
+        return unsampled_state(
+            identifier=self._identifier,
+            name=self.name,
+            span_name=_spans.session_span_name(self.name),
+            trace_id=self._trace_id or "0" * 32,
+            span_id=format(span.get_span_context().span_id, "016x"),
+            status=self._status,
+            times=(start, end),
+            timeout=self._options.timeout,
+            context={
+                key[len(prefix) :]: list(value) if isinstance(value, tuple) else value
+                for key, value in self._context.attributes(self._encoder).items()
+            },
+            error=None
+            if error is None
+            else (_spans.error_type(error), self._encoder.truncate(_spans.describe(error))),
+            answer_json=None if self._answer is UNSET else self._encoder.json(self._answer),
+        )
+
+    @property
+    def state_path(self) -> Path | None:
+        """Where the state was written, or None (``save_state=False`` or the write failed)."""
+        return self._state_path
+
+    def __repr__(self) -> str:
+        return f"<Session name={self.name!r} id={self._identifier} status={self._status}>"
+
+    # -- context manager --------------------------------------------------------
+    def __enter__(self) -> Session:
+        self._start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        replacement = self._finish(exc)
+        self._run_end_hooks()
+        if replacement is not None:
+            raise replacement from (exc if isinstance(exc, asyncio.CancelledError) else None)
+
+    async def __aenter__(self) -> Session:
+        return self.__enter__()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        replacement = self._finish(exc)
+        if len(self._spans) < _INLINE_END_SPANS:
+            self._run_end_hooks()
+            if replacement is not None:
+                raise replacement from (exc if isinstance(exc, asyncio.CancelledError) else None)
+            return
+        # Building and writing the state of a large session takes long: it runs
+        # in a thread, so the event loop (other sessions, servers) goes on.
+        await in_thread(self._run_end_hooks)
+        if replacement is not None:
+            raise replacement from (exc if isinstance(exc, asyncio.CancelledError) else None)
+
+    # -- lifecycle ----------------------------------------------------------------
+    def _start(self) -> None:
+        if self._entered:
+            raise RuntimeError("a Session can be entered only once: create a new Session per run")
+        self._entered = True
+        options = self._options
+        self._tracer = tracer = TELEMETRY.tracer()
+        self._encoder = encoder = CONFIG.encoder
+        attributes = _spans.session_attributes(
+            identifier=self._identifier,
+            name=options.name,
+            timeout=options.timeout,
+            setting=options.logging_setting,
+            save_state=options.save_state,
+            context_attributes=self._context.attributes(encoder),
+        )
+        TELEMETRY.collector.open(self._identifier)
+        self._start_ns = time.time_ns()
+        self._t0 = time.perf_counter()
+        span = start_span(tracer, _spans.session_span_name(options.name), attributes)
+        self._span = span
+        self._trace_id = format(span.get_span_context().trace_id, "032x")
+        _log.register_session(self._identifier, self._trace_id, self.span_id or "0" * 16)
+        self._otel_token = otel_context.attach(trace.set_span_in_context(span))
+        self._tokens = (
+            _CURRENT.set(self),
+            _log.current_setting.set(options.logging_setting),
+            _log.current_session_id.set(self._identifier),
+        )
+        self._status = attr.STATUS_RUNNING
+        if options.log_file is not None:
+            self._log_handler = _log.LOGS.add_file(options.log_file, self._identifier)
+        self._arm_timeout()
+        if _log.wanted("DEBUG", has_file=options.log_file is not None):
+            _log.emit(
+                "DEBUG",
+                "Session",
+                f"{self._label()} started (trace {self._trace_id})",
+                has_file=options.log_file is not None,
+            )
+
+    def node_attributes(self, node_name: str) -> dict[str, AttributeValue]:
+        """Span attributes of a node call at this moment (identity plus current context)."""
+        base = self._node_attributes.get(node_name)
+        if base is None:
+            base = _spans.node_base_attributes(node_name, self._identifier, self._options.name)
+            self._node_attributes[node_name] = base
+        return {**base, **self._context.attributes(self._encoder)}
+
+    def set_answer(self, answer: Any) -> None:
+        self._answer = answer
+
+    def _finish(self, exc: BaseException | None) -> BaseException | None:
+        self._ended = True
+        if self._timer is not None:
+            self._timer.cancel()
+        if self._cancelled_task is not None:
+            self._cancelled_task.uncancel()  # balance the cancel() this session made
+        status, replacement = self._outcome(exc)
+        self._error = replacement or exc
+        span = self._span
+        assert span is not None  # set by _start
+        self._end_detached_nodes()
+        try:
+            self._end_span(span, status)
+        finally:
+            self._restore_context()
+        self._spans = TELEMETRY.collector.close(self._identifier)
+        self._end_ns = time.time_ns()
+        self._duration = time.perf_counter() - self._t0
+        self._final_context = MappingProxyType(self._context.snapshot())
+        self._status = status
+        return replacement
+
+    def _run_end_hooks(self) -> None:
+        """Save the state and the rest; they never raise and never change the outcome."""
+        run_hooks(self, self._label())
+        if self._log_handler is not None:
+            _log.LOGS.remove(self._log_handler)
+        _log.forget_session(self._identifier)
+
+    def _end_span(self, span: trace.Span, status: str) -> None:
+        if status == attr.STATUS_COMPLETED:
+            set_trusted(span, {attr.STATUS: status})
+            if self._answer is not UNSET:
+                _spans.set_output(span, attr.SESSION_ANSWER, self._encoder.json(self._answer))
+        elif status == attr.STATUS_FAILED:
+            assert self._error is not None  # a failed outcome always has its exception
+            _spans.mark_failed(span, self._error, self._encoder)
+        elif status == attr.STATUS_TIMEOUT:
+            _spans.mark_interrupted(span, status, _spans.describe(self._error or TimeoutError()))
+        else:
+            _spans.mark_interrupted(span, status, "CancelledError: session cancelled")
+        span.end()
+
+    def _restore_context(self) -> None:
+        for token in reversed(self._tokens):
+            try:
+                token.var.reset(token)
+            except ValueError:  # exited in another context than entered: leave that one alone
+                continue
+        try:
+            otel_context.detach(self._otel_token)  # type: ignore[arg-type]  # the token attach() returned
+        except Exception:  # opentelemetry logs a mismatched detach itself
+            return
+
+    def _label(self) -> str:
+        return f"session {self.name!r}" if self.name else f"session {self._identifier}"
