@@ -1,4 +1,5 @@
-"""railtracks' own spans (``_recording.fastspan``) are the spans ``tracer.start_span`` makes, to the letter.
+"""railtracks' own spans (``_recording.fastspan``) are the spans ``tracer.start_span``
+makes, to the letter.
 
 Every test runs one workflow twice, once with railtracks' spans and once with
 the SDK tracer's, and compares everything a processor or exporter can read.

@@ -24,19 +24,10 @@ from typing import Any
 
 import pytest
 
+from railtracks.testing._procs import chromium_path, launch_chromium
+
 from ..conftest import REPO
 
-# Debian's package; overridable only so the skip/fail rule below can itself be tested.
-CHROMIUM = os.environ.get("RAILTRACKS_TEST_CHROMIUM") or "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 INSTALL_HINT = (
     "needs Debian's chromium and Playwright: bash tests/backends/install_browser.sh "
     "and pip install -e '.[test]' (or run bash tests/run.sh)"
@@ -57,10 +48,12 @@ def browser() -> Iterator[Any]:
         from playwright.sync_api import sync_playwright
     except ImportError:
         _missing("Playwright is not installed")
-    if not os.access(CHROMIUM, os.X_OK):
-        _missing(f"{CHROMIUM} not found")
+    # Debian's package; RAILTRACKS_TEST_CHROMIUM overrides it only so that the skip/fail
+    # rule can itself be tested
+    if not os.access(chromium_path(), os.X_OK):
+        _missing(f"{chromium_path()} not found")
     with sync_playwright() as playwright:
-        instance = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        instance = launch_chromium(playwright)
         try:
             yield instance
         finally:
