@@ -66,7 +66,7 @@ def test_seed_page_spans_arrive_with_parentage_and_attributes(
     _run(PREAMBLE + SEED_PAGE_SCRIPT, tmp_path, phoenix.otel_env(project, protocol))
     state = json.loads((tmp_path / ".railtracks" / "my-unique-run.json").read_text())
     trace_id = state["session"]["trace_id"]
-    spans = phoenix.spans(project, trace_id, min_count=3, timeout=120)
+    spans = phoenix.spans(project, trace_id, min_count=3)
     assert len(spans) == 3
     named = _by_name(spans)
     (root,) = named["session my-unique-run"]
@@ -94,7 +94,7 @@ def test_seed_page_spans_arrive_with_parentage_and_attributes(
         assert greet["attributes"]["railtracks.context.user_id"] == "123"
         assert greet["status_code"] == "UNSET"
     # every other session of the page is its own trace in the same project
-    all_spans = phoenix.spans(project, None, min_count=11, timeout=120)
+    all_spans = phoenix.spans(project, None, min_count=11)
     assert len({s["context"]["trace_id"] for s in all_spans}) == 5
 
 
@@ -105,7 +105,7 @@ def test_error_status_exception_event_and_redaction_arrive(
     project = f"errors-{protocol.replace('/', '-')}-{uuid.uuid4().hex[:6]}"
     done = _run(FAILING, tmp_path, phoenix.otel_env(project, protocol))
     trace_id = json.loads(done.stdout)["session"]
-    spans = phoenix.spans(project, trace_id, min_count=2, timeout=120)
+    spans = phoenix.spans(project, trace_id, min_count=2)
     named = _by_name(spans)
     (charge,) = named["charge"]
     (root,) = named["session checkout"]
@@ -145,9 +145,9 @@ def test_a_session_of_20000_calls_arrives_complete(phoenix: PhoenixServer, tmp_p
     project = f"big-{uuid.uuid4().hex[:6]}"
     done = _run(BIG_SESSION, tmp_path, phoenix.otel_env(project, "http/protobuf"))
     trace_id = json.loads(done.stdout)["trace_id"]
-    count = phoenix.wait_for_count(project, trace_id, min_count=20_001, timeout=240)
+    count = phoenix.wait_for_count(project, trace_id, min_count=20_001)
     assert count == 20_001
-    spans: list[dict[str, Any]] = phoenix.spans(project, trace_id, min_count=20_001, timeout=30)
+    spans: list[dict[str, Any]] = phoenix.spans(project, trace_id, min_count=20_001)
     roots = [s for s in spans if s["parent_id"] is None]
     assert len(roots) == 1
     root_id = roots[0]["context"]["span_id"]
@@ -192,7 +192,7 @@ def test_a_sequential_20000_call_session_over_grpc_arrives_complete(
         assert "spooled" in done.stderr, done.stderr
         sent = run([RAILTRACKS, "outbox", "send"], tmp_path, env, timeout=300)
         assert sent.returncode == 0, sent.stdout + sent.stderr
-    count = phoenix.wait_for_count(project, trace_id, min_count=20_001, timeout=240)
+    count = phoenix.wait_for_count(project, trace_id, min_count=20_001)
     assert count == 20_001
-    spans: list[dict[str, Any]] = phoenix.spans(project, trace_id, min_count=20_001, timeout=30)
+    spans: list[dict[str, Any]] = phoenix.spans(project, trace_id, min_count=20_001)
     assert len({s["context"]["span_id"] for s in spans}) == 20_001

@@ -32,6 +32,9 @@ INSTALL_HINT = (
     "needs Debian's chromium and Playwright: bash tests/backends/install_browser.sh "
     "and pip install -e '.[test]' (or run bash tests/run.sh)"
 )
+# A generous bound on a wait for the viewer or the page: it ends as soon as what it
+# waits for shows.
+WAIT_S = 120.0
 ARTIFACTS = Path(os.environ.get("RAILTRACKS_VIEW_ARTIFACTS") or REPO / ".artifacts" / "view")
 
 
@@ -88,6 +91,10 @@ class Page:
 @pytest.fixture
 def page(browser: Any) -> Iterator[Page]:
     context = browser.new_context(viewport={"width": 1440, "height": 860})
+    # every wait on the page ends when its element shows; this only bounds a wait
+    # that never would (Playwright's own default, 30 s, is a guess of a loaded
+    # machine's speed)
+    context.set_default_timeout(WAIT_S * 1000)
     try:
         yield Page(context)
     finally:
@@ -152,7 +159,8 @@ def viewer(state_dir: Path) -> Iterator[Viewer]:
         server.stop()
 
 
-def wait_for(predicate: Any, timeout: float = 20.0, interval: float = 0.1) -> Any:
+def wait_for(predicate: Any, timeout: float = WAIT_S, interval: float = 0.1) -> Any:
+    """Poll ``predicate`` until it is true (its value) or ``timeout`` passes (its last value)."""
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()

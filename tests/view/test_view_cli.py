@@ -20,13 +20,13 @@ def test_serves_on_loopback_and_stops_on_ctrl_c(state_dir: Path) -> None:
     viewer = Viewer(state_dir)
     try:
         assert viewer.port > 0
-        with urllib.request.urlopen(viewer.url, timeout=10) as response:
+        with urllib.request.urlopen(viewer.url, timeout=60) as response:
             assert response.status == 200
             assert "script-src 'self'" in response.headers["Content-Security-Policy"]
             page = response.read().decode()
         assert '<script src="/static/viewer.js">' in page
         assert "http" not in page.replace(viewer.url, "")  # nothing loads from elsewhere
-        with urllib.request.urlopen(viewer.url + "api/runs", timeout=10) as response:
+        with urllib.request.urlopen(viewer.url + "api/runs", timeout=60) as response:
             runs = json.loads(response.read())["runs"]
         assert [(r["name"], r["status"], r["nodes"]) for r in runs] == [("tiny", "completed", 6)]
         viewer.process.send_signal(signal.SIGINT)
@@ -113,12 +113,12 @@ def test_a_client_leaving_mid_response_prints_nothing(state_dir: Path) -> None:
     viewer = Viewer(state_dir)
     try:
         for _ in range(3):
-            with socket.create_connection(("127.0.0.1", viewer.port), timeout=10) as client:
+            with socket.create_connection(("127.0.0.1", viewer.port), timeout=60) as client:
                 host = f"Host: 127.0.0.1:{viewer.port}"
                 client.sendall(f"GET /api/runs/saved/wide HTTP/1.1\r\n{host}\r\n\r\n".encode())
                 assert client.recv(64).startswith(b"HTTP/1.1 200")
                 client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        with urllib.request.urlopen(viewer.url + "api/runs", timeout=30) as response:
+        with urllib.request.urlopen(viewer.url + "api/runs", timeout=60) as response:
             assert response.status == 200  # still serving
         viewer.process.send_signal(signal.SIGINT)
         assert viewer.process.wait(10) == 0
