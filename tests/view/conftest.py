@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from railtracks.testing._procs import chromium_path, launch_chromium
+from railtracks.testing._procs import chromium_path, launch_chromium, stop_process
 
 from ..conftest import REPO
 
@@ -131,13 +131,7 @@ class Viewer:
         return self.process.stderr.read()
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
+        stop_process(self.process, WAIT_S)
         for stream in (self.process.stdout, self.process.stderr):
             if stream is not None:
                 stream.close()
