@@ -101,9 +101,11 @@ def test_timeout_session_state_is_saved_with_status_timeout() -> None:
 
 def test_a_session_cancelled_from_outside_is_cancelled_not_timed_out() -> None:
     holder: dict[str, rt.Session] = {}
+    hanging = asyncio.Event()
 
     @rt.function_node
     async def hang() -> None:
+        hanging.set()
         await asyncio.sleep(10)
 
     async def flow() -> None:
@@ -113,7 +115,7 @@ def test_a_session_cancelled_from_outside_is_cancelled_not_timed_out() -> None:
 
     async def main() -> None:
         task = asyncio.create_task(flow())
-        await asyncio.sleep(0.05)
+        await hanging.wait()
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
