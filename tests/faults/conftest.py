@@ -1,5 +1,5 @@
 """The fault-injecting receiver (railtracks.testing._receiver in its own process),
-one per test module, reset before each test."""
+one for the whole test session, reset (mode ok, counts zero) before each test."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from railtracks.testing._receiver import Receiver, otlp_receiver_process
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def receiver() -> Iterator[Receiver]:
     with otlp_receiver_process() as started:
         yield started

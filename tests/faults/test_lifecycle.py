@@ -1,7 +1,7 @@
 """SIGTERM, fork, a second process, a crash mid-delivery, flush and metric failures (SPEC 5).
 
 Each case runs as a user would (its own process, real sockets on 127.0.0.1)
-against one fault-injecting receiver shared by the module.
+against one fault-injecting receiver shared by the test session.
 """
 
 from __future__ import annotations

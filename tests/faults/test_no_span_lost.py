@@ -3,7 +3,7 @@ a collector that is slow, refusing, hanging, restarting or not there.
 
 Every case ends with exactly 20,001 distinct spans at the receiver, directly or
 after ``railtracks outbox send``, and never a duplicate. One receiver process
-serves the whole module.
+serves the whole test session (tests/faults/conftest.py).
 """
 
 from __future__ import annotations
