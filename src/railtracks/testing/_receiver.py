@@ -406,3 +406,32 @@ def otlp_receiver_process(
     finally:
         process.terminate()
         process.join(5)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m railtracks.testing._receiver``: serve until Ctrl-C, then print the counts."""
+    import argparse  # noqa: PLC0415  # only when run as a program
+
+    parser = argparse.ArgumentParser(prog="python -m railtracks.testing._receiver")
+    parser.add_argument("--http-port", type=int, default=0)
+    parser.add_argument("--grpc-port", type=int, default=0)
+    parser.add_argument("--no-grpc", action="store_true")
+    args = parser.parse_args(argv)
+    grpc_port = None if args.no_grpc else args.grpc_port
+    server = _Server(args.http_port, grpc_port, record=False)
+    server.listen()
+    print(f"OTLP/HTTP  http://{LOOPBACK}:{server.http_port}", flush=True)
+    if server.grpc_port is not None:
+        print(f"OTLP/gRPC  http://{LOOPBACK}:{server.grpc_port}", flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()
+    print(server.command("stats", None))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
