@@ -105,3 +105,10 @@ def test_stop_process_ends_a_process_that_ignores_sigterm() -> None:
     stop_process(stubborn, timeout=0.5)
     assert stubborn.returncode is not None
     stubborn.stdout.close()
+
+
+def test_the_progress_wait_counts_other_activity_as_progress() -> None:
+    busy = itertools.count()  # the backend works on something else first
+    started = time.monotonic()
+    assert wait_for_progress(lambda: 0, 1, stall=0.3, total=1.0, activity=lambda: next(busy)) == 0
+    assert time.monotonic() - started >= 0.9  # not the 0.3 s stall: the overall bound

@@ -225,13 +225,25 @@ class PhoenixServer:
         A wait on Phoenix's progress, never on a guess of its speed: it goes on
         as long as the count keeps growing, and gives up (returning a count
         below ``min_count``) only when nothing new was stored for ``stall``
-        seconds (``stall=0``: one look), or after ``railtracks.testing._procs``'
-        generous overall bound. Polls back off to one every 2 s: Phoenix serves
-        queries and writes spans on one event loop.
+        seconds, in this project or any other (``stall=0``: one look), or after
+        ``railtracks.testing._procs``' generous overall bound. Polls back off
+        to one every 2 s: Phoenix serves queries and writes spans on one event
+        loop.
         """
         return wait_for_progress(
-            lambda: self.span_count(project, trace_id), min_count, stall=stall, poll_max=POLL_MAX_S
+            lambda: self.span_count(project, trace_id),
+            min_count,
+            stall=stall,
+            poll_max=POLL_MAX_S,
+            # spans of earlier tests stored first are progress too
+            activity=self.stored_total,
         )
+
+    def stored_total(self) -> int:
+        """How many spans Phoenix has stored in all, every project together."""
+        query = "{ projects { edges { node { recordCount } } } }"
+        edges = self._graphql(query, {})["projects"]["edges"]
+        return sum(int(edge["node"]["recordCount"]) for edge in edges)
 
     def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
         """The last lines of the server's log (stdout and stderr)."""

@@ -76,16 +76,20 @@ def wait_for_progress(
     stall: float = STALL_S,
     total: float = TOTAL_S,
     poll_max: float = _POLL_MAX_S,
+    activity: Callable[[], object] | None = None,
 ) -> int:
     """Poll ``read()`` until it reaches ``target``; return the last value read.
 
-    The wait goes on as long as the value keeps growing; it ends early (below
-    ``target``) only when the value has not grown for ``stall`` seconds, or
-    after ``total`` seconds in all. ``stall=0`` reads once. Polls start fast and
-    back off to ``poll_max`` seconds (a backend busy storing is not hammered).
+    The wait goes on as long as the value keeps growing (or, when given,
+    ``activity()`` keeps changing: a backend busy with other work first); it
+    ends early (below ``target``) only when neither moved for ``stall``
+    seconds, or after ``total`` seconds in all. ``stall=0`` reads once. Polls
+    start fast and back off to ``poll_max`` seconds (a busy backend is not
+    hammered).
     """
     started = last_change = time.monotonic()
     best = value = read()
+    seen = activity() if activity is not None else None
     interval = _POLL_FIRST_S
     while value < target:
         now = time.monotonic()
@@ -96,6 +100,8 @@ def wait_for_progress(
         value = read()
         if value > best:
             best, last_change = value, time.monotonic()
+        elif activity is not None and (now_seen := activity()) != seen:
+            seen, last_change = now_seen, time.monotonic()
     return value
 
 
