@@ -8,6 +8,7 @@ import socket
 import struct
 import sys
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from ..conftest import RAILTRACKS, run
@@ -133,10 +134,13 @@ def test_browser_tests_skip_locally_and_fail_under_ci_without_chromium(tmp_path:
     test = "tests/view/test_view_browser.py::test_html_file_opens_offline"
     command = [sys.executable, "-m", "pytest", test, "-q", "-rs", "-p", "no:cacheprovider"]
     missing = {"RAILTRACKS_TEST_CHROMIUM": str(tmp_path / "no-chromium")}
-    local = run(command, REPO, {**missing, "CI": ""})
+    # both runs at once: each is mostly an interpreter and pytest starting
+    with ThreadPoolExecutor(2) as both:
+        local_run = both.submit(run, command, REPO, {**missing, "CI": ""})
+        ci_run = both.submit(run, command, REPO, {**missing, "CI": "true"})
+        local, ci = local_run.result(), ci_run.result()
     assert local.returncode == 0, local.stdout
     assert "1 skipped" in local.stdout
     assert "bash tests/backends/install_browser.sh" in local.stdout
-    ci = run(command, REPO, {**missing, "CI": "true"})
     assert ci.returncode == 1, ci.stdout
     assert "browser tests cannot run under CI=true" in ci.stdout
