@@ -35,6 +35,9 @@ INSTALL_HINT = (
 # A generous bound on a wait for the viewer or the page: it ends as soon as what it
 # waits for shows.
 WAIT_S = 120.0
+# A bound on a local process's exit after Ctrl-C (it takes well under a second):
+# generous, yet short, as a viewer that never exits is a hang, not slowness.
+EXIT_S = 30.0
 ARTIFACTS = Path(os.environ.get("RAILTRACKS_VIEW_ARTIFACTS") or REPO / ".artifacts" / "view")
 
 

@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from ..conftest import RAILTRACKS, run
-from .conftest import WAIT_S, Viewer, wait_for
+from .conftest import EXIT_S, Viewer, wait_for
 from .states import big_state
 
 
@@ -31,7 +31,7 @@ def test_serves_on_loopback_and_stops_on_ctrl_c(state_dir: Path) -> None:
             runs = json.loads(response.read())["runs"]
         assert [(r["name"], r["status"], r["nodes"]) for r in runs] == [("tiny", "completed", 6)]
         viewer.process.send_signal(signal.SIGINT)
-        assert viewer.process.wait(WAIT_S) == 0
+        assert viewer.process.wait(EXIT_S) == 0
         assert "Traceback" not in viewer.stderr()
     finally:
         viewer.stop()
@@ -67,7 +67,7 @@ def test_the_browser_is_opened_on_the_run(state_dir: Path, tmp_path: Path) -> No
             if "press Ctrl-C" in line:  # the browser is tried before this last line
                 break
         viewer.process.send_signal(signal.SIGINT)
-        assert viewer.process.wait(WAIT_S) == 0
+        assert viewer.process.wait(EXIT_S) == 0
         assert viewer.stderr() == "railtracks view: no browser to open here; open the URL above\n"
     finally:
         viewer.stop()
@@ -122,7 +122,7 @@ def test_a_client_leaving_mid_response_prints_nothing(state_dir: Path) -> None:
         with urllib.request.urlopen(viewer.url + "api/runs", timeout=60) as response:
             assert response.status == 200  # still serving
         viewer.process.send_signal(signal.SIGINT)
-        assert viewer.process.wait(WAIT_S) == 0
+        assert viewer.process.wait(EXIT_S) == 0
         assert viewer.stderr() == ""
     finally:
         viewer.stop()
