@@ -161,8 +161,8 @@ def test_the_fast_json_path_writes_what_the_cleaner_writes(
 def test_what_railtracks_writes_on_its_spans_is_what_the_sdk_would_keep(
     context: dict[str, Any], value: Any
 ) -> None:
-    """``_recording.fastspan`` skips the SDK's attribute checks for railtracks' own values: they must
-    come through those checks unchanged (same keys, same values, same types)."""
+    """``_recording.fastspan`` skips the SDK's attribute checks for railtracks' own values:
+    they must come through those checks unchanged (same keys, same values, same types)."""
     encoder = ValueEncoder()
     attributes, _ = encoder.context_attributes(attr.CONTEXT_PREFIX, context)
     attributes[attr.NODE_INPUT] = encoder.json(value)
