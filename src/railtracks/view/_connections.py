@@ -210,7 +210,7 @@ class ConnectionServer(socketserver.TCPServer):
     def _accept(self, selector: selectors.BaseSelector) -> None:
         while True:
             try:
-                sock, address = self.socket.accept()
+                sock, address = self.get_request()
             except (BlockingIOError, InterruptedError):
                 return
             except OSError:

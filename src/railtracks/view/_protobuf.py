@@ -107,18 +107,21 @@ def _any(data: bytes, start: int, end: int, depth: int) -> Any:
 
 def _kvs(data: bytes, start: int, end: int, field: int, depth: int = 0) -> dict[str, Any]:
     """The KeyValue list under ``field`` of the message in ``data[start:end]``."""
-    found: dict[str, Any] = {}
+    return dict(
+        _kv(data, a, b, depth)
+        for number, wire, a, b in _fields(data, start, end)
+        if number == field and wire == 2
+    )
+
+
+def _kv(data: bytes, start: int, end: int, depth: int = 0) -> tuple[str, Any]:
+    key, value = "", None
     for number, wire, a, b in _fields(data, start, end):
-        if number != field or wire != 2:
-            continue
-        key, value = "", None
-        for n, w, x, y in _fields(data, a, b):
-            if n == 1 and w == 2:
-                key = _text(data, x, y)
-            elif n == 2 and w == 2:
-                value = _any(data, x, y, depth)
-        found[key] = value
-    return found
+        if number == 1 and wire == 2:
+            key = _text(data, a, b)
+        elif number == 2 and wire == 2:
+            value = _any(data, a, b, depth)
+    return key, value
 
 
 def _fixed64(data: bytes, start: int) -> int:
@@ -132,7 +135,9 @@ def _event(data: bytes, start: int, end: int) -> dict[str, Any]:
             event["time_unix_nano"] = _fixed64(data, a)
         elif number == 2 and wire == 2:
             event["name"] = _text(data, a, _)
-    event["attributes"] = _kvs(data, start, end, 3)
+        elif number == 3 and wire == 2:
+            key, value = _kv(data, a, _)
+            event["attributes"][key] = value
     return event
 
 
@@ -140,6 +145,7 @@ def _span(data: bytes, start: int, end: int) -> dict[str, Any]:
     record: dict[str, Any] = {
         "trace_id": "", "span_id": "", "parent_id": None, "name": "", "kind": "INTERNAL",
         "start": 0, "end": 0, "events": [], "status_code": 0, "status_message": "",
+        "attributes": {},
     }  # fmt: skip
     for number, wire, a, b in _fields(data, start, end):
         if wire == 2 and number in (1, 2, 4):
@@ -151,6 +157,9 @@ def _span(data: bytes, start: int, end: int) -> dict[str, Any]:
             record["kind"] = KINDS[a] if a < len(KINDS) else "INTERNAL"
         elif wire == 1 and number in (7, 8):
             record["start" if number == 7 else "end"] = _fixed64(data, a)
+        elif wire == 2 and number == 9:
+            key, value = _kv(data, a, b)
+            record["attributes"][key] = value
         elif wire == 2 and number == 11:
             record["events"].append(_event(data, a, b))
         elif wire == 2 and number == 15:
@@ -159,7 +168,6 @@ def _span(data: bytes, start: int, end: int) -> dict[str, Any]:
                     record["status_message"] = _text(data, x, y)
                 elif n == 3 and w == 0:
                     record["status_code"] = x
-    record["attributes"] = _kvs(data, start, end, 9)
     record["parent_id"] = record["parent_id"] or None
     return record
 
