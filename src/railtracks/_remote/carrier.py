@@ -18,7 +18,7 @@ import json
 import math
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 from opentelemetry import context as otel_context
@@ -70,6 +70,21 @@ class SessionCarrier:
             _json_values(self.context), ensure_ascii=True, separators=(",", ":")
         )
         return headers
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RemoteCall:
+    """One node call, ready to be shipped: the function, its arguments, the session carrier.
+
+    What an executor's ``run_call`` receives (``_runtime.executors.NodeExecutor``).
+    """
+
+    node_name: str
+    func: Callable[..., Any]
+    is_async: bool
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    carrier: SessionCarrier
 
 
 def _json_values(context: Mapping[str, Any]) -> dict[str, Any]:

@@ -18,10 +18,9 @@ from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from .._delivery.telemetry import TELEMETRY
 from .._logs import log as _log
 from .._recording import attributes as attr
-from .._runtime.executors import RemoteCall
 from .._runtime.session import Session
 from ..errors import CarrierError
-from .carrier import capture
+from .carrier import RemoteCall, capture
 from .segment import REPLY_VERSION
 from .spancodec import SpanDecoder
 

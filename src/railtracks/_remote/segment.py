@@ -44,11 +44,10 @@ from .._delivery.telemetry import INSTRUMENTATION_SCOPE
 from .._logs import log as _log
 from .._recording import attributes as attr
 from .._runtime.context_store import SessionContext
-from .._runtime.executors import RemoteCall
 from .._runtime.session import _CURRENT, Session
 from .._version import __version__
 from ..errors import CarrierError, ConfigurationError
-from .carrier import SessionCarrier, from_headers
+from .carrier import RemoteCall, SessionCarrier, from_headers
 from .spancodec import MAX_EVENTS, encode_all
 
 REPLY_VERSION: Final = 1

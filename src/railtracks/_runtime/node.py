@@ -1,4 +1,9 @@
-"""Nodes and ``rt.call``: every call a child span of the current one (SPEC 1)."""
+"""Nodes and ``rt.call``: every call a child span of the current one (SPEC 1).
+
+A call whose executor runs it elsewhere goes through the *remote runner*, which
+the remote layer installs with ``set_remote_runner`` (``railtracks/__init__``
+wires ``_remote.merge.run_remote``): the runtime never imports ``_remote``.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ import functools
 import inspect
 import types
 from collections.abc import Awaitable, Callable
-from typing import Any, Generic, ParamSpec, TypeVar, overload
+from typing import Any, Generic, ParamSpec, Protocol, TypeVar, overload
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -16,7 +21,6 @@ from opentelemetry import trace
 from .._recording import attributes as attr
 from .._recording import spans as _spans
 from .._recording.fastspan import start_span
-from .._remote import merge as _merge
 from ..errors import ConfigurationError, GlobalTimeOutError
 from .executors import LOCAL, validate_executor
 from .options import validate_option
@@ -68,6 +72,30 @@ class _Binder:
             return dict(self._signature.bind(*args, **kwargs).arguments)
         except TypeError as exc:
             raise TypeError(f"bad arguments for node {self._node_name!r}: {exc}") from None
+
+
+class RemoteRunner(Protocol):
+    """Runs one node call through ``executor`` and returns its result (or raises its error)."""
+
+    async def __call__(
+        self,
+        executor: Any,
+        session: Session,
+        node: Node[..., Any],
+        *,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        span: trace.Span,
+    ) -> Any: ...
+
+
+_remote_runner: RemoteRunner | None = None
+
+
+def set_remote_runner(runner: RemoteRunner) -> None:
+    """Install how a node call runs through an executor (``_remote.merge.run_remote``)."""
+    global _remote_runner  # noqa: PLW0603  # wired once, by railtracks/__init__
+    _remote_runner = runner
 
 
 def _is_async(func: Callable[..., Any]) -> bool:
@@ -228,7 +256,8 @@ async def _execute(  # noqa: PLR0912  # one branch per way a node can end
     executor = session._executor if node.executor is None else node.executor
     try:
         if executor is not None and executor is not LOCAL:
-            result = await _merge.run_remote(
+            assert _remote_runner is not None, "railtracks/__init__ installs the remote runner"
+            result = await _remote_runner(
                 executor, session, node, args=args, kwargs=kwargs, span=span
             )
         elif node.is_async:
