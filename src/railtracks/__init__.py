@@ -28,7 +28,8 @@ from ._config import configure
 from ._delivery.telemetry import TELEMETRY
 from ._remote.merge import run_remote as _run_remote
 from ._remote.propagation import merge_segment, session_carrier, session_segment
-from ._runs.store import load_state, save_session_state
+from ._runs.save import save_session_state
+from ._runs.store import load_state
 from ._runtime.current import broadcast, current_session, session_id
 from ._runtime.decorator import session
 from ._runtime.node import call, function_node

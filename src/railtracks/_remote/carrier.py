@@ -104,13 +104,13 @@ def capture(session: Session) -> SessionCarrier:
     current = otel_context.get_current()
     _TRACE_CONTEXT.inject(w3c, current)
     _BAGGAGE.inject(w3c, current)
-    deadline = session._deadline
+    left = session.time_left()
     return SessionCarrier(
         w3c=w3c,
         session_id=session.identifier,
         name=session.name,
-        context=session._context.snapshot(),
-        deadline=None if deadline is None else time.time() + (deadline - time.monotonic()),
+        context=session.context_store.snapshot(),
+        deadline=None if left is None else time.time() + left,
         timeout=session.options.timeout,
         logging_setting=session.logging_setting.name,
     )

@@ -37,18 +37,18 @@ def merge(session: Session, reply: Mapping[str, Any], caller: trace.Span | None 
         raise CarrierError("this segment reply belongs to another session")
     caller = caller if caller is not None else trace.get_current_span()
     flags = caller.get_span_context().trace_flags
-    tracer_resource = getattr(session._tracer, "resource", None)
+    tracer_resource = getattr(session.tracer, "resource", None)
     decoder = SpanDecoder(
         int(session.trace_id or "0", 16),
         session.identifier,
         flags,
         tracer_resource if isinstance(tracer_resource, Resource) else Resource.get_empty(),
-        session._encoder,
+        session.encoder,
     )
     spans = decoder.decode_all(reply.get("spans"))
     # The provider's own processors: railtracks' fan-out, and a host application's
     # exporters when railtracks runs on its provider.
-    processor: SpanProcessor = getattr(session._tracer, "span_processor", TELEMETRY.fanout)
+    processor: SpanProcessor = getattr(session.tracer, "span_processor", TELEMETRY.fanout)
     for span in sorted(spans, key=lambda s: s.start_time or 0):
         _guarded(processor.on_start, span)
     for span in spans:
@@ -79,7 +79,7 @@ def _span_hex(span: trace.Span) -> str:
 def _apply_changes(session: Session, changes: object, decoder: SpanDecoder) -> None:
     if not isinstance(changes, list):
         return
-    context = session._context
+    context = session.context_store
     for change in changes:
         if not isinstance(change, list | tuple) or not change:
             decoder.rejected += 1

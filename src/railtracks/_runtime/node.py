@@ -218,7 +218,7 @@ async def call(node: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
     spec = as_node(node)
     bound = spec.binder.bind(args, kwargs)
     session = _CURRENT.get()
-    if session is not None and not session._ended:
+    if session is not None and not session.ended:
         return await _execute(session, spec, args, kwargs, bound)
     implicit = Session(name=_implicit_name(spec.name))
     async with implicit:
@@ -243,17 +243,17 @@ async def _execute(  # noqa: PLR0912  # one branch per way a node can end
     bound: dict[str, Any],
 ) -> Any:
     session.check_running()
-    encoder = session._encoder
+    encoder = session.encoder
     attributes = session.node_attributes(node.name)
     _spans.set_node_input(attributes, encoder.json(bound))
-    assert session._tracer is not None  # set when the session started
-    span = start_span(session._tracer, node.name, attributes)
+    assert session.tracer is not None  # set when the session started
+    span = start_span(session.tracer, node.name, attributes)
     token = otel_context.attach(trace.set_span_in_context(span))
     task = asyncio.current_task()
-    tracked = task is not None and task is not session._task
+    tracked = task is not None and task is not session.task
     if tracked:
         session.register_node(task, span)  # type: ignore[arg-type]  # tracked implies a task
-    executor = session._executor if node.executor is None else node.executor
+    executor = session.executor if node.executor is None else node.executor
     try:
         if executor is not None and executor is not LOCAL:
             assert _remote_runner is not None, "railtracks/__init__ installs the remote runner"
@@ -268,7 +268,7 @@ async def _execute(  # noqa: PLR0912  # one branch per way a node can end
             if inspect.isawaitable(result):  # a plain function that returned a coroutine
                 result = await result
     except asyncio.CancelledError:
-        interrupted = session._cancel_reason == attr.STATUS_TIMEOUT
+        interrupted = session.cancel_reason == attr.STATUS_TIMEOUT
         if span.is_recording():
             _spans.mark_interrupted(
                 span,
