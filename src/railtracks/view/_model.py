@@ -18,9 +18,9 @@ import threading
 from collections.abc import Callable
 from typing import Any, Final
 
+from .._config import scrub_text
 from .._recording import attributes as attr
 from .._recording.encoding import REDACTED
-from .._recording.scrub import scrub_text
 from ._redact import is_sensitive, redact
 
 RUNNING: Final = attr.STATUS_RUNNING

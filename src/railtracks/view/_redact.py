@@ -47,7 +47,7 @@ def redact(value: Any, depth: int = 0) -> Any:  # noqa: PLR0911  # one exit per 
         # JSON travelling as a string attribute (input.value, a raw payload): look inside
         try:
             parsed = json.loads(value)
-        except ValueError:
+        except (ValueError, RecursionError):  # too deep to parse: shown as scrubbed text
             return scrub_text(value)
         cleaned = redact(parsed, depth + 1)
         return value if cleaned == parsed else json.dumps(cleaned, ensure_ascii=False)
