@@ -69,6 +69,7 @@ class ReliableBatchSpanProcessor(SpanProcessor):
             schedule_delay=schedule_delay,
             keep_overflow=self.delivery.keeps_overflow,
         )
+        self._put = self.queue.put  # bound once: on_end runs for every span
 
     def after_fork_in_child(self) -> None:
         """Restart in a forked child: the parent's queued spans are the parent's to send."""
@@ -102,13 +103,12 @@ class ReliableBatchSpanProcessor(SpanProcessor):
         pass
 
     def on_end(self, span: ReadableSpan) -> None:
-        queue = self.queue
-        if queue.stopping or span.context is None or not span.context.trace_flags.sampled:
+        if self.queue.stopping or span.context is None or not span.context.trace_flags.sampled:
             return
         attributes = span.attributes or {}
         ends_session = attr.SESSION_ID in attributes and attr.NODE_NAME not in attributes
-        if not queue.put(span, estimate_bytes(span, attributes), ends_session):
-            self.delivery.queue_full(queue.max_queue_size, queue.max_queue_bytes)
+        if not self._put(span, estimate_bytes(span, attributes), ends_session):
+            self.delivery.queue_full(self.queue.max_queue_size, self.queue.max_queue_bytes)
 
     def wake(self) -> None:
         """Ask the worker to export what is queued now rather than at its next tick."""
