@@ -2,7 +2,8 @@
 # The README's test command. On a fresh machine it installs everything the
 # tests need (the package, test tools, and the real backends: Phoenix,
 # Prometheus, a Compose v2 binary, the Grafana dashboard schema), then runs
-# ruff, mypy --strict and the whole pytest suite. Extra arguments go to pytest.
+# ruff, mypy --strict, the import contracts (lint-imports, see pyproject.toml)
+# and the whole pytest suite. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,4 +15,5 @@ bash tests/backends/install.sh
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy
+.venv/bin/lint-imports --no-cache
 .venv/bin/python -m pytest "$@"

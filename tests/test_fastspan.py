@@ -1,5 +1,4 @@
-"""railtracks' own spans (``_recording.fastspan``) are the spans ``tracer.start_span``
-makes, to the letter.
+"""railtracks' own spans (``_recording.fastspan``) match ``tracer.start_span``'s, to the letter.
 
 Every test runs one workflow twice, once with railtracks' spans and once with
 the SDK tracer's, and compares everything a processor or exporter can read.

@@ -16,8 +16,8 @@ import pytest
 import railtracks as rt
 from railtracks import errors
 from railtracks._remote import carrier as _carrier
+from railtracks._remote.carrier import RemoteCall
 from railtracks._remote.segment import execute_call
-from railtracks._runtime.executors import RemoteCall
 from tests.conftest import REPO, run_python
 
 

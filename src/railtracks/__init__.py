@@ -26,17 +26,22 @@ from . import (
 )
 from ._config import configure
 from ._delivery.telemetry import TELEMETRY
+from ._remote.merge import run_remote as _run_remote
 from ._remote.propagation import merge_segment, session_carrier, session_segment
-from ._runs.store import load_state, save_session_state
+from ._runs.save import save_session_state
+from ._runs.store import load_state
 from ._runtime.current import broadcast, current_session, session_id
 from ._runtime.decorator import session
 from ._runtime.node import call, function_node
+from ._runtime.node import set_remote_runner as _set_remote_runner
 from ._runtime.options import set_config
 from ._runtime.session import Session
 from ._runtime.session_end import on_session_end
 from ._version import __version__
 
+# The layers below never import the ones above: these wire them together.
 on_session_end(save_session_state)
+_set_remote_runner(_run_remote)
 
 
 def flush(timeout: float = 30.0) -> bool:

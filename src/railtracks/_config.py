@@ -88,6 +88,11 @@ class Configuration:
 CONFIG = Configuration()
 
 
+def scrub_text(text: str) -> str:
+    """``text`` scrubbed with the configured rules (for log records and warnings)."""
+    return CONFIG.encoder.scrubber.text(text)
+
+
 def configure(
     *,
     service_name: str | None = None,

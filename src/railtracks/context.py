@@ -28,7 +28,7 @@ __all__ = ["as_dict", "delete", "get", "items", "keys", "put", "update"]
 
 def _record(session: Session, operation: str, changes: Mapping[str, Any]) -> None:
     _spans.context_change_event(
-        trace.get_current_span(), operation, changes, session.logging_setting, session._encoder
+        trace.get_current_span(), operation, changes, session.logging_setting, session.encoder
     )
     has_file = session.options.log_file is not None
     if has_file or session.logging_setting is LoggingSetting.VERBOSE:
@@ -38,13 +38,13 @@ def _record(session: Session, operation: str, changes: Mapping[str, Any]) -> Non
 
 def get(key: str, default: Any = None) -> Any:
     """The value of ``key``, or ``default`` when it is not set."""
-    return require_session("rt.context.get()")._context.get(key, default)
+    return require_session("rt.context.get()").context_store.get(key, default)
 
 
 def put(key: str, value: Any) -> None:
     """Set ``key`` to ``value`` for the rest of the session."""
     session = require_session("rt.context.put()")
-    session._context.put(key, value)
+    session.context_store.put(key, value)
     _record(session, "put", {key: value})
 
 
@@ -54,27 +54,27 @@ def update(values: Mapping[str, Any]) -> None:
     if not isinstance(values, Mapping):
         raise TypeError(f"rt.context.update() takes a mapping, got {type(values).__name__}")
     changes = dict(values)
-    session._context.update(changes)
+    session.context_store.update(changes)
     _record(session, "update", changes)
 
 
 def delete(key: str) -> None:
     """Remove ``key``; ``KeyError`` when it is not set."""
     session = require_session("rt.context.delete()")
-    session._context.delete(key)
+    session.context_store.delete(key)
     _record(session, "delete", {key: None})
 
 
 def keys() -> list[str]:
     """The keys currently set."""
-    return require_session("rt.context.keys()")._context.keys()
+    return require_session("rt.context.keys()").context_store.keys()
 
 
 def items() -> list[tuple[str, Any]]:
     """``(key, value)`` pairs currently set."""
-    return require_session("rt.context.items()")._context.items()
+    return require_session("rt.context.items()").context_store.items()
 
 
 def as_dict() -> dict[str, Any]:
     """A copy of the whole context."""
-    return require_session("rt.context.as_dict()")._context.snapshot()
+    return require_session("rt.context.as_dict()").context_store.snapshot()

@@ -27,7 +27,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from ._remote import segment as _segment
-from ._runtime.executors import RemoteCall
+from ._remote.carrier import RemoteCall
 from .errors import ConfigurationError, NodeSerializationError, WorkerLostError
 
 __all__ = ["RayExecutor"]

@@ -26,11 +26,11 @@ from typing import NoReturn, TextIO
 
 from opentelemetry.sdk.trace.export import SpanExportResult
 
-from .._config import CONFIG
+from .._config import CONFIG, scrub_text
 from .._delivery.console import format_duration
 from .._delivery.export import ExportSettings, export_settings, span_exporter
 from .._logs.terminal import inert
-from .._recording.scrub import redact_url, scrub_text
+from .._recording.scrub import redact_url
 from .._runs.head import document_counts, read_head
 from .._runs.respan import spans_from_state
 from .._runs.store import load_state, resolve_state_path

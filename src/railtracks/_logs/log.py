@@ -35,8 +35,7 @@ from .._config import CONFIG
 from .._recording import attributes as attr
 from .._recording import limits as _limits
 from .._recording.encoding import strict_text
-from .._runtime.options import resolve_options
-from .._settings import LoggingSetting
+from .._settings import LoggingSetting, default_logging_setting
 from .log_file import LogFileSink
 from .terminal import inert
 
@@ -367,7 +366,7 @@ class _Logs:
 
 def _default_setting() -> LoggingSetting:
     try:
-        return resolve_options({}).logging_setting
+        return default_logging_setting(CONFIG.session_defaults)
     except Exception:  # a bad environment value is reported where sessions start
         return LoggingSetting.REGULAR
 

@@ -181,13 +181,6 @@ class Scrubber:
 DEFAULT_SCRUBBER: Final = Scrubber()
 
 
-def scrub_text(text: str) -> str:
-    """``text`` scrubbed with the configured rules (for log records and warnings)."""
-    from .._config import CONFIG  # noqa: PLC0415  # _config imports _recording.encoding, which imports us
-
-    return CONFIG.encoder.scrubber.text(text)
-
-
 def redact_url(url: str) -> str:
     """A URL (an OTLP endpoint, say) fit to print: any user-info password replaced."""
     return DEFAULT_SCRUBBER.text(url)

@@ -152,6 +152,28 @@ def mark_interrupted(span: Span, status: str, description: str) -> None:
     set_trusted(span, {attr.ERROR_TYPE: status, attr.STATUS: status})
 
 
+def end_session_span(
+    span: Span,
+    status: str,
+    error: BaseException | None,
+    answer_json: str | None,
+    encoder: ValueEncoder,
+) -> None:
+    """End a session's span with its final status, and its answer or its error."""
+    if status == attr.STATUS_COMPLETED:
+        set_trusted(span, {attr.STATUS: status})
+        if answer_json is not None:
+            set_output(span, attr.SESSION_ANSWER, answer_json)
+    elif status == attr.STATUS_FAILED:
+        assert error is not None  # a failed outcome always has its exception
+        mark_failed(span, error, encoder)
+    elif status == attr.STATUS_TIMEOUT:
+        mark_interrupted(span, status, describe(error or TimeoutError()))
+    else:
+        mark_interrupted(span, status, "CancelledError: session cancelled")
+    span.end()
+
+
 def context_change_event(
     span: Span,
     operation: str,

@@ -18,7 +18,7 @@ import json
 import math
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 from opentelemetry import context as otel_context
@@ -72,6 +72,21 @@ class SessionCarrier:
         return headers
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class RemoteCall:
+    """One node call, ready to be shipped: the function, its arguments, the session carrier.
+
+    What an executor's ``run_call`` receives (``_runtime.executors.NodeExecutor``).
+    """
+
+    node_name: str
+    func: Callable[..., Any]
+    is_async: bool
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    carrier: SessionCarrier
+
+
 def _json_values(context: Mapping[str, Any]) -> dict[str, Any]:
     kept: dict[str, Any] = {}
     for key, value in context.items():
@@ -89,13 +104,13 @@ def capture(session: Session) -> SessionCarrier:
     current = otel_context.get_current()
     _TRACE_CONTEXT.inject(w3c, current)
     _BAGGAGE.inject(w3c, current)
-    deadline = session._deadline
+    left = session.time_left()
     return SessionCarrier(
         w3c=w3c,
         session_id=session.identifier,
         name=session.name,
-        context=session._context.snapshot(),
-        deadline=None if deadline is None else time.time() + (deadline - time.monotonic()),
+        context=session.context_store.snapshot(),
+        deadline=None if left is None else time.time() + left,
         timeout=session.options.timeout,
         logging_setting=session.logging_setting.name,
     )

@@ -18,10 +18,9 @@ from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from .._delivery.telemetry import TELEMETRY
 from .._logs import log as _log
 from .._recording import attributes as attr
-from .._runtime.executors import RemoteCall
 from .._runtime.session import Session
 from ..errors import CarrierError
-from .carrier import capture
+from .carrier import RemoteCall, capture
 from .segment import REPLY_VERSION
 from .spancodec import SpanDecoder
 
@@ -38,18 +37,18 @@ def merge(session: Session, reply: Mapping[str, Any], caller: trace.Span | None 
         raise CarrierError("this segment reply belongs to another session")
     caller = caller if caller is not None else trace.get_current_span()
     flags = caller.get_span_context().trace_flags
-    tracer_resource = getattr(session._tracer, "resource", None)
+    tracer_resource = getattr(session.tracer, "resource", None)
     decoder = SpanDecoder(
         int(session.trace_id or "0", 16),
         session.identifier,
         flags,
         tracer_resource if isinstance(tracer_resource, Resource) else Resource.get_empty(),
-        session._encoder,
+        session.encoder,
     )
     spans = decoder.decode_all(reply.get("spans"))
     # The provider's own processors: railtracks' fan-out, and a host application's
     # exporters when railtracks runs on its provider.
-    processor: SpanProcessor = getattr(session._tracer, "span_processor", TELEMETRY.fanout)
+    processor: SpanProcessor = getattr(session.tracer, "span_processor", TELEMETRY.fanout)
     for span in sorted(spans, key=lambda s: s.start_time or 0):
         _guarded(processor.on_start, span)
     for span in spans:
@@ -80,7 +79,7 @@ def _span_hex(span: trace.Span) -> str:
 def _apply_changes(session: Session, changes: object, decoder: SpanDecoder) -> None:
     if not isinstance(changes, list):
         return
-    context = session._context
+    context = session.context_store
     for change in changes:
         if not isinstance(change, list | tuple) or not change:
             decoder.rejected += 1

@@ -16,17 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import datetime as dt
 import inspect
 import os
 import socket
 import time
 import traceback
 from collections.abc import Mapping
-from types import MappingProxyType
 from typing import Any, Final
 
-from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.baggage.propagation import W3CBaggagePropagator
 from opentelemetry.context import Context
@@ -39,16 +36,12 @@ from opentelemetry.trace import NonRecordingSpan, SpanContext
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from opentelemetry.util.types import Attributes, AttributeValue
 
-from .._config import CONFIG
 from .._delivery.telemetry import INSTRUMENTATION_SCOPE
-from .._logs import log as _log
-from .._recording import attributes as attr
 from .._runtime.context_store import SessionContext
-from .._runtime.executors import RemoteCall
-from .._runtime.session import _CURRENT, Session
+from .._runtime.session import Session
 from .._version import __version__
 from ..errors import CarrierError, ConfigurationError
-from .carrier import SessionCarrier, from_headers
+from .carrier import RemoteCall, SessionCarrier, from_headers
 from .spancodec import MAX_EVENTS, encode_all
 
 REPLY_VERSION: Final = 1
@@ -147,7 +140,12 @@ class _RecordingContext(SessionContext):
 
 
 class Segment(Session):
-    """The caller's session continued here; ``with``/``async with``, then ``reply()``."""
+    """The caller's session continued here; ``with``/``async with``, then ``reply()``.
+
+    A ``Session`` whose hooks continue the caller's span instead of starting
+    one, keep the spans for the reply instead of exporting them, and take the
+    deadline from the carrier; its lifecycle, clock and outcome are the session's.
+    """
 
     def __init__(self, carrier: SessionCarrier) -> None:
         try:
@@ -163,18 +161,15 @@ class Segment(Session):
         except ConfigurationError as exc:
             raise CarrierError(f"carrier: {exc}") from None
         self._identifier = carrier.session_id
-        self._context = self._changes = _RecordingContext(self._options.context)
+        self.context_store = self._changes = _RecordingContext(self._options.context)
         self._carrier = carrier
         self._sink: list[ReadableSpan] = []
         self._caller: _CallerSpan | None = None
         self._sink_token: contextvars.Token[Any] | None = None
 
-    def _start(self) -> None:
-        if self._entered:
-            raise RuntimeError("a segment can be entered only once")
-        self._entered = True
-        self._tracer = _segment_tracer()
-        self._encoder = CONFIG.encoder
+    def _open_root_span(self) -> Context:
+        """Continue the caller's span (the carrier's traceparent); keep the spans made here."""
+        self.tracer = _segment_tracer()
         carried = TraceContextTextMapPropagator().extract(self._carrier.w3c, Context())
         carried = W3CBaggagePropagator().extract(self._carrier.w3c, carried)
         parent = trace.get_current_span(carried).get_span_context()
@@ -182,47 +177,21 @@ class Segment(Session):
             raise CarrierError("carrier: no valid W3C traceparent")
         self._caller = self._span = _CallerSpan(parent)  # stands in for the caller's span
         self._trace_id = format(parent.trace_id, "032x")
-        self._otel_token = otel_context.attach(trace.set_span_in_context(self._caller, carried))
         self._sink_token = _SINK.set(self._sink)
-        self._tokens = (
-            _CURRENT.set(self),
-            _log.current_setting.set(self._options.logging_setting),
-            _log.current_session_id.set(self._identifier),
-        )
-        self._started_at = dt.datetime.now(dt.UTC)
-        self._t0 = time.perf_counter()
-        self._status = attr.STATUS_RUNNING
-        deadline = self._carrier.deadline
-        try:
-            self._loop = asyncio.get_running_loop()
-            self._task = asyncio.current_task(self._loop)
-        except RuntimeError:
-            self._loop = None
-        if deadline is not None:
-            remaining = deadline - time.time()
-            self._deadline = time.monotonic() + remaining
-            if self._loop is not None:
-                self._timer = self._loop.call_later(
-                    max(remaining, 0), self._interrupt, attr.STATUS_TIMEOUT
-                )
+        return trace.set_span_in_context(self._caller, carried)
 
-    def _finish(self, exc: BaseException | None) -> BaseException | None:
-        self._ended = True
-        if self._timer is not None:
-            self._timer.cancel()
-        if self._cancelled_task is not None:
-            self._cancelled_task.uncancel()
-        status, replacement = self._outcome(exc)
-        self._error = replacement or exc
-        self._end_detached_nodes()
-        self._restore_context()
+    def _time_allowed(self) -> float | None:
+        """What the carrier's absolute deadline leaves (None: no timeout)."""
+        deadline = self._carrier.deadline
+        return None if deadline is None else deadline - time.time()
+
+    def _started(self) -> None:
+        """Nothing: a segment has no log file and announces nothing (its caller does)."""
+
+    def _close_root_span(self, status: str) -> None:
+        """The caller's span goes on: only stop sinking spans (the reply carries them)."""
         if self._sink_token is not None:
             _SINK.reset(self._sink_token)
-        self._ended_at = dt.datetime.now(dt.UTC)
-        self._duration = time.perf_counter() - self._t0
-        self._final_context = MappingProxyType(self._context.snapshot())
-        self._status = status
-        return replacement
 
     def reply(self) -> dict[str, Any]:
         """What goes back to the caller: spans, caller-span changes, context changes.

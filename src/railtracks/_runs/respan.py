@@ -88,7 +88,8 @@ def _node_attributes(node: Mapping[str, Any]) -> dict[str, AttributeValue]:
 
 
 def _restore_payloads(attributes: dict[str, AttributeValue], output_key: str) -> None:
-    """``input.value``/``output.value``: the state keeps each payload once (see ``_recording.spans``)."""
+    """``input.value``/``output.value``: the state keeps each payload once
+    (``_recording.spans``)."""
     for mime, value, key in (
         (attr.INPUT_MIME_TYPE, attr.INPUT_VALUE, attr.NODE_INPUT),
         (attr.OUTPUT_MIME_TYPE, attr.OUTPUT_VALUE, output_key),

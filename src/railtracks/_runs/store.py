@@ -24,25 +24,21 @@ import tempfile
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from .._config import CONFIG
 from .._files import DIR_MODE
-from .._logs import log as _log
 from .._recording.encoding import json_int, strict_float, strict_text
 from ..errors import StateError, StateNotFoundError
 from .head import document_counts
 from .schema import SchemaError, validate_state
-from .state import READABLE_SCHEMA_VERSIONS, gc_paused, state_parts
+from .state import READABLE_SCHEMA_VERSIONS, gc_paused
 from .tree import NodeWalk
 
 try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows: stale files are recognised by age alone
     fcntl = None  # type: ignore[assignment]
-
-if TYPE_CHECKING:
-    from .._runtime.session import Session
 
 TEMP_PREFIX: Final = ".rt-"
 TEMP_SUFFIX: Final = ".tmp"
@@ -248,36 +244,6 @@ def _write_all(fd: int, data: bytes) -> None:
 def write_atomically(path: Path, document: dict[str, Any]) -> None:
     """Write a state document as strict JSON, atomically and durably, node by node."""
     write_bytes_atomically(path, _document_chunks(document))
-
-
-def save_session_state(session: Session) -> None:
-    """Session-end hook: write the state when ``save_state`` is on; log, never raise."""
-    if not session.options.save_state:
-        return
-    path = state_path(session.name, session.identifier)
-    log = {
-        "setting": session.logging_setting,
-        "session_id": session.identifier,
-        "has_file": session.options.log_file is not None,
-        # the session's span has ended: the current span is whatever encloses it
-        "on_span": False,
-    }
-    try:
-        spans = session._finished_spans()
-        if path.exists():
-            _log.emit("WARNING", "Session", f"File {path} already exists, overwriting...", **log)
-        if spans is None:  # no span to stream from (a host sampler dropped the session)
-            document = session.state
-            assert document is not None  # the session has ended
-            write_atomically(path, document)
-        else:  # streamed node by node: the tree is never held whole
-            with gc_paused():
-                write_bytes_atomically(path, encode_state_chunks(*state_parts(spans)))
-    except Exception as exc:  # disk full, read-only directory, ...: the run's outcome stands
-        _log.emit("ERROR", "Session", f"could not save state to {path}: {exc}", **log)
-        return
-    session._state_path = path
-    _log.emit("DEBUG", "Session", f"state saved to {path}", **log)
 
 
 def _is_file(path: Path) -> bool:

@@ -20,7 +20,7 @@ from .session import _CURRENT, Session
 def current_session() -> Session | None:
     """The session running in this context, or None."""
     current = _CURRENT.get()
-    return current if current is not None and not current._ended else None
+    return current if current is not None and not current.ended else None
 
 
 def session_id() -> str | None:
@@ -31,7 +31,7 @@ def session_id() -> str | None:
 
 def require_session(caller: str) -> Session:
     current = _CURRENT.get()
-    if current is None or current._ended:
+    if current is None or current.ended:
         raise ContextError(
             f"{caller} was called outside a session: run it inside a function decorated "
             "with @rt.session, a `with rt.Session(...)` block, or a node called with rt.call"
@@ -70,7 +70,7 @@ def broadcast(message: Any) -> Broadcast:
     span = trace.get_current_span()
     if span.is_recording():  # encode() redacts by key at any depth and scrubs every string
         _limits.add_bounded_event(
-            span, attr.EVENT_BROADCAST, {attr.BROADCAST_MESSAGE: current._encoder.encode(message)}
+            span, attr.EVENT_BROADCAST, {attr.BROADCAST_MESSAGE: current.encoder.encode(message)}
         )
     callback = current.options.broadcast_callback
     if callback is None:
@@ -89,7 +89,7 @@ def broadcast(message: Any) -> Broadcast:
         loop = None
     if loop is not None:
         return Broadcast(loop.create_task(delivery))
-    home = current._loop
+    home = current.loop
     if home is not None and home.is_running():
         # a sync node: run it on the session's loop (free while it awaits this node)
         asyncio.run_coroutine_threadsafe(delivery, home).result()
@@ -106,5 +106,5 @@ async def _deliver(session: Session, awaitable: Awaitable[Any]) -> None:
 
 
 def _report(session: Session, exc: Exception) -> None:
-    description = session._encoder.truncate(_spans.describe(exc))
+    description = session.encoder.truncate(_spans.describe(exc))
     _log.emit("ERROR", "Session", f"broadcast_callback failed: {description}")

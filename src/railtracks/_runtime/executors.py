@@ -2,22 +2,19 @@
 
 ``None`` (the default) and ``"local"`` run the call in this process. Anything
 else is an *executor*: an object with an ``async run_call(call)`` method that
-runs a :class:`RemoteCall` somewhere else and returns the reply made there by
-``_remote.segment.execute_call`` (the node's outcome, its spans and its context
-changes). ``railtracks.ray.RayExecutor`` is one; a process pool or a task
-queue would be another.
+runs a ``_remote.carrier.RemoteCall`` somewhere else and returns the reply made
+there by ``_remote.segment.execute_call`` (the node's outcome, its spans and its
+context changes). ``railtracks.ray.RayExecutor`` is one; a process pool or a
+task queue would be another. The runtime only checks that shape: the remote
+layer, above it, makes the call and reads the reply (see ``node.set_remote_runner``).
 """
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, Final, Protocol, runtime_checkable
+from collections.abc import Mapping
+from typing import Any, Final, Protocol, runtime_checkable
 
 from ..errors import ConfigurationError
-
-if TYPE_CHECKING:
-    from .._remote.carrier import SessionCarrier
 
 
 class _Local:
@@ -35,23 +32,14 @@ class _Local:
 LOCAL: Final = _Local()
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class RemoteCall:
-    """One node call, ready to be shipped: the function, its arguments, the session carrier."""
-
-    node_name: str
-    func: Callable[..., Any]
-    is_async: bool
-    args: tuple[Any, ...]
-    kwargs: dict[str, Any]
-    carrier: SessionCarrier
-
-
 @runtime_checkable
 class NodeExecutor(Protocol):
-    """Runs node calls elsewhere; see ``railtracks.ray.RayExecutor``."""
+    """Runs node calls elsewhere; see ``railtracks.ray.RayExecutor``.
 
-    async def run_call(self, call: RemoteCall) -> Mapping[str, Any]:
+    ``call`` is a ``_remote.carrier.RemoteCall``.
+    """
+
+    async def run_call(self, call: Any) -> Mapping[str, Any]:
         """Run ``call`` and return the reply of ``_remote.segment.execute_call`` for it."""
         ...
 

@@ -1,4 +1,9 @@
-"""Nodes and ``rt.call``: every call a child span of the current one (SPEC 1)."""
+"""Nodes and ``rt.call``: every call a child span of the current one (SPEC 1).
+
+A call whose executor runs it elsewhere goes through the *remote runner*, which
+the remote layer installs with ``set_remote_runner`` (``railtracks/__init__``
+wires ``_remote.merge.run_remote``): the runtime never imports ``_remote``.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ import functools
 import inspect
 import types
 from collections.abc import Awaitable, Callable
-from typing import Any, Generic, ParamSpec, TypeVar, overload
+from typing import Any, Generic, ParamSpec, Protocol, TypeVar, overload
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -16,7 +21,6 @@ from opentelemetry import trace
 from .._recording import attributes as attr
 from .._recording import spans as _spans
 from .._recording.fastspan import start_span
-from .._remote import merge as _merge
 from ..errors import ConfigurationError, GlobalTimeOutError
 from .executors import LOCAL, validate_executor
 from .options import validate_option
@@ -68,6 +72,30 @@ class _Binder:
             return dict(self._signature.bind(*args, **kwargs).arguments)
         except TypeError as exc:
             raise TypeError(f"bad arguments for node {self._node_name!r}: {exc}") from None
+
+
+class RemoteRunner(Protocol):
+    """Runs one node call through ``executor`` and returns its result (or raises its error)."""
+
+    async def __call__(
+        self,
+        executor: Any,
+        session: Session,
+        node: Node[..., Any],
+        *,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        span: trace.Span,
+    ) -> Any: ...
+
+
+_remote_runner: RemoteRunner | None = None
+
+
+def set_remote_runner(runner: RemoteRunner) -> None:
+    """Install how a node call runs through an executor (``_remote.merge.run_remote``)."""
+    global _remote_runner  # noqa: PLW0603  # wired once, by railtracks/__init__
+    _remote_runner = runner
 
 
 def _is_async(func: Callable[..., Any]) -> bool:
@@ -190,7 +218,7 @@ async def call(node: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
     spec = as_node(node)
     bound = spec.binder.bind(args, kwargs)
     session = _CURRENT.get()
-    if session is not None and not session._ended:
+    if session is not None and not session.ended:
         return await _execute(session, spec, args, kwargs, bound)
     implicit = Session(name=_implicit_name(spec.name))
     async with implicit:
@@ -215,20 +243,21 @@ async def _execute(  # noqa: PLR0912  # one branch per way a node can end
     bound: dict[str, Any],
 ) -> Any:
     session.check_running()
-    encoder = session._encoder
+    encoder = session.encoder
     attributes = session.node_attributes(node.name)
     _spans.set_node_input(attributes, encoder.json(bound))
-    assert session._tracer is not None  # set when the session started
-    span = start_span(session._tracer, node.name, attributes)
+    assert session.tracer is not None  # set when the session started
+    span = start_span(session.tracer, node.name, attributes)
     token = otel_context.attach(trace.set_span_in_context(span))
     task = asyncio.current_task()
-    tracked = task is not None and task is not session._task
+    tracked = task is not None and task is not session.task
     if tracked:
         session.register_node(task, span)  # type: ignore[arg-type]  # tracked implies a task
-    executor = session._executor if node.executor is None else node.executor
+    executor = session.executor if node.executor is None else node.executor
     try:
         if executor is not None and executor is not LOCAL:
-            result = await _merge.run_remote(
+            assert _remote_runner is not None, "railtracks/__init__ installs the remote runner"
+            result = await _remote_runner(
                 executor, session, node, args=args, kwargs=kwargs, span=span
             )
         elif node.is_async:
@@ -239,7 +268,7 @@ async def _execute(  # noqa: PLR0912  # one branch per way a node can end
             if inspect.isawaitable(result):  # a plain function that returned a coroutine
                 result = await result
     except asyncio.CancelledError:
-        interrupted = session._cancel_reason == attr.STATUS_TIMEOUT
+        interrupted = session.cancel_reason == attr.STATUS_TIMEOUT
         if span.is_recording():
             _spans.mark_interrupted(
                 span,

@@ -12,12 +12,15 @@ from pathlib import Path
 from typing import Any, Final
 
 from .._config import CONFIG
-from .._settings import LoggingSetting, parse_logging_setting
+from .._settings import (
+    LoggingSetting,
+    logging_setting_from_environment,
+    parse_logging_setting,
+    save_state_from_environment,
+)
 from ..errors import ConfigurationError
 from .executors import validate_executor
 
-ENV_LOGGING_SETTING: Final = "RAILTRACKS_LOGGING_SETTING"
-ENV_SAVE_STATE: Final = "RAILTRACKS_SAVE_STATE"
 MAX_NAME_LENGTH: Final = 128
 # File systems limit a file *name* in bytes (255 on ext4, XFS, btrfs, APFS, tmpfs);
 # the state file adds ".json", and its temporary sibling has a fixed short name.
@@ -159,24 +162,11 @@ def validate_option(option: str, value: object) -> Any:
     return validator(value)
 
 
-_FROM_ENVIRONMENT: Final = ("logging_setting", "save_state")
-
-
-def _from_environment(option: str) -> Any:
-    if option == "logging_setting":
-        raw = os.environ.get(ENV_LOGGING_SETTING)
-        if raw is not None and raw.strip():
-            return parse_logging_setting(raw, source=ENV_LOGGING_SETTING)
-    elif option == "save_state":
-        raw = os.environ.get(ENV_SAVE_STATE)
-        if raw is not None and raw.strip():
-            flag = raw.strip().lower()
-            if flag in ("1", "true"):
-                return True
-            if flag in ("0", "false"):
-                return False
-            raise ConfigurationError(f"{ENV_SAVE_STATE}: expected 0 or 1, got {raw!r}")
-    return UNSET
+# Options the environment can set, each read by its own function in ``_settings``.
+_FROM_ENVIRONMENT: Final[dict[str, Callable[[], Any]]] = {
+    "logging_setting": logging_setting_from_environment,
+    "save_state": save_state_from_environment,
+}
 
 
 def resolve_options(given: Mapping[str, Any]) -> SessionOptions:
@@ -186,10 +176,10 @@ def resolve_options(given: Mapping[str, Any]) -> SessionOptions:
         if option not in resolved:
             # set_config values were validated when stored; context is copied per session
             resolved[option] = dict(value) if option == "context" else value
-    for option in _FROM_ENVIRONMENT:
+    for option, from_environment in _FROM_ENVIRONMENT.items():
         if option not in resolved:
-            value = _from_environment(option)
-            if value is not UNSET:
+            value = from_environment()
+            if value is not None:
                 resolved[option] = value
     return SessionOptions(**resolved)
 

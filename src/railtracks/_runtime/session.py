@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
+from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.util.types import AttributeValue
 
@@ -27,7 +28,7 @@ from .._logs import log as _log
 from .._recording import attributes as attr
 from .._recording import spans as _spans
 from .._recording.compact import Record, compact
-from .._recording.fastspan import set_trusted, start_span
+from .._recording.fastspan import start_span
 from .._runs.state import build_state, unsampled_state
 from .._settings import LoggingSetting
 from .context_store import SessionContext
@@ -56,6 +57,11 @@ class Session(Supervision):
     async code, or through the ``@rt.session`` decorator. All options are
     keyword-only and optional; see ``rt.set_config`` for process-wide defaults.
     """
+
+    # Internal interface: names without an underscore that the README does not list
+    # (context_store, encoder, tracer, executor, ended, loop, task, cancel_reason,
+    # time_left(), finished_spans()...) are how railtracks' other layers read a
+    # session; plain attributes, as fast for rt.call as private ones.
 
     def __init__(
         self,
@@ -87,20 +93,19 @@ class Session(Supervision):
         self._options: SessionOptions = resolve_options(given)
         # SPEC 2 also names it `session._identifier` (the seed page prints it).
         self._identifier = session_identifier()
-        self._context = SessionContext(self._options.context)
-        self._executor: Any = self._options.executor  # where node calls run (None: here)
+        self.context_store = SessionContext(self._options.context)
+        self.executor: Any = self._options.executor  # where node calls run (None: here)
         self._spans: list[Record] = []
-        self._encoder: ValueEncoder = CONFIG.encoder
+        self.encoder: ValueEncoder = CONFIG.encoder
         self._node_attributes: dict[str, dict[str, AttributeValue]] = {}
         # node spans open in tasks other than the session's own (gather, create_task)
         self._node_tasks: dict[asyncio.Task[Any], list[trace.Span]] = {}
 
-    # What a session starts with; the fields below change when it runs (set on
-    # the instance then), so a session costs only the assignments above.
+    # What a session starts with; the fields below (and Supervision's) change when
+    # it runs (set on the instance then), so a session costs only the assignments above.
     _final_context: Mapping[str, Any] | None = None
     _status: str = STATUS_PENDING
     _entered = False
-    _ended = False
     _start_ns: int | None = None
     _end_ns: int | None = None
     _duration: float | None = None
@@ -112,17 +117,10 @@ class Session(Supervision):
     _state: dict[str, Any] | None = None
     _state_path: Path | None = None
     # runtime, set on entry
-    _tracer: trace.Tracer | None = None
+    tracer: trace.Tracer | None = None
     _tokens: tuple[Token[Any], ...] = ()
     _otel_token: object = None
     _log_handler: int | None = None
-    _loop: asyncio.AbstractEventLoop | None = None
-    _task: asyncio.Task[Any] | None = None
-    _timer: asyncio.TimerHandle | None = None
-    _deadline: float | None = None
-    _cancel_reason: str | None = None
-    _cancelled_task: asyncio.Task[Any] | None = None
-    _first_error: BaseException | None = None
 
     # -- public, read-only view -------------------------------------------------
     @property
@@ -177,7 +175,7 @@ class Session(Supervision):
         """A read-only view of the context (a frozen copy once the session has ended)."""
         if self._final_context is not None:
             return self._final_context
-        return self._context.view()
+        return self.context_store.view()
 
     @property
     def error(self) -> BaseException | None:
@@ -191,14 +189,18 @@ class Session(Supervision):
             self._readable = tuple(span.readable() for span in compact(self._spans))
         return self._readable
 
-    def _finished_spans(self) -> list[Record] | None:
-        """The spans the state is built from, or None when it is built another way."""
+    def finished_spans(self) -> list[Record] | None:
+        """Internal: the spans the state is built from, or None when it is built another way."""
         return self._spans if self._spans and self._state is None else None
+
+    def record_state_path(self, path: Path) -> None:
+        """Internal: the state was written to ``path`` (by the session-end hook)."""
+        self._state_path = path
 
     @property
     def state(self) -> dict[str, Any] | None:
         """The saved-state document built from this session's spans (None while running)."""
-        if self._state is None and self._ended:
+        if self._state is None and self.ended:
             span = self._span
             if not self._spans and span is not None and not span.is_recording():
                 self._state = self._unsampled_state(span)  # an application's sampler dropped it
@@ -222,12 +224,12 @@ class Session(Supervision):
             timeout=self._options.timeout,
             context={
                 key[len(prefix) :]: list(value) if isinstance(value, tuple) else value
-                for key, value in self._context.attributes(self._encoder).items()
+                for key, value in self.context_store.attributes(self.encoder).items()
             },
             error=None
             if error is None
-            else (_spans.error_type(error), self._encoder.truncate(_spans.describe(error))),
-            answer_json=None if self._answer is UNSET else self._encoder.json(self._answer),
+            else (_spans.error_type(error), self.encoder.truncate(_spans.describe(error))),
+            answer_json=self._answer_json(),
         )
 
     @property
@@ -275,46 +277,86 @@ class Session(Supervision):
         if replacement is not None:
             raise replacement from (exc if isinstance(exc, asyncio.CancelledError) else None)
 
-    # -- lifecycle ----------------------------------------------------------------
+    # -- lifecycle --------------------------------------------------------------
     def _start(self) -> None:
         if self._entered:
             raise RuntimeError("a Session can be entered only once: create a new Session per run")
         self._entered = True
-        options = self._options
-        self._tracer = tracer = TELEMETRY.tracer()
-        self._encoder = encoder = CONFIG.encoder
-        attributes = _spans.session_attributes(
-            identifier=self._identifier,
-            name=options.name,
-            timeout=options.timeout,
-            setting=options.logging_setting,
-            save_state=options.save_state,
-            context_attributes=self._context.attributes(encoder),
-        )
-        TELEMETRY.collector.open(self._identifier)
+        self.encoder = CONFIG.encoder
         self._start_ns = time.time_ns()
         self._t0 = time.perf_counter()
-        span = start_span(tracer, _spans.session_span_name(options.name), attributes)
-        self._span = span
-        self._trace_id = format(span.get_span_context().trace_id, "032x")
-        _log.register_session(self._identifier, self._trace_id, self.span_id or "0" * 16)
-        self._otel_token = otel_context.attach(trace.set_span_in_context(span))
+        self._otel_token = otel_context.attach(self._open_root_span())
+        options = self._options
         self._tokens = (
             _CURRENT.set(self),
             _log.current_setting.set(options.logging_setting),
             _log.current_session_id.set(self._identifier),
         )
         self._status = attr.STATUS_RUNNING
-        if options.log_file is not None:
-            self._log_handler = _log.LOGS.add_file(options.log_file, self._identifier)
-        self._arm_timeout()
-        if _log.wanted("DEBUG", has_file=options.log_file is not None):
+        self._arm_deadline(self._time_allowed())
+        self._started()
+
+    def _finish(self, exc: BaseException | None) -> BaseException | None:
+        self._disarm()
+        status, replacement = self._outcome(exc)
+        self._error = replacement or exc
+        self._end_detached_nodes()
+        try:
+            self._close_root_span(status)
+        finally:
+            self._restore_context()
+        self._end_ns = time.time_ns()
+        self._duration = time.perf_counter() - self._t0
+        self._final_context = MappingProxyType(self.context_store.snapshot())
+        self._status = status
+        return replacement
+
+    # -- hooks: what a subclass (``_remote.segment.Segment``) changes -------------
+    def _open_root_span(self) -> Context:
+        """Start the session's span and collect its spans; return the context to run in.
+
+        Sets ``tracer``, ``_span`` and ``_trace_id``.
+        """
+        options = self._options
+        self.tracer = tracer = TELEMETRY.tracer()
+        attributes = _spans.session_attributes(
+            identifier=self._identifier,
+            name=options.name,
+            timeout=options.timeout,
+            setting=options.logging_setting,
+            save_state=options.save_state,
+            context_attributes=self.context_store.attributes(self.encoder),
+        )
+        TELEMETRY.collector.open(self._identifier)
+        span = start_span(tracer, _spans.session_span_name(options.name), attributes)
+        self._span = span
+        self._trace_id = format(span.get_span_context().trace_id, "032x")
+        _log.register_session(self._identifier, self._trace_id, self.span_id or "0" * 16)
+        return trace.set_span_in_context(span)
+
+    def _time_allowed(self) -> float | None:
+        """Seconds the session may run from its start: its ``timeout`` (None: no limit)."""
+        return self._options.timeout
+
+    def _started(self) -> None:
+        """The session runs (its span and context are current): open its log file, say so."""
+        log_file = self._options.log_file
+        if log_file is not None:
+            self._log_handler = _log.LOGS.add_file(log_file, self._identifier)
+        if _log.wanted("DEBUG", has_file=log_file is not None):
             _log.emit(
                 "DEBUG",
                 "Session",
                 f"{self._label()} started (trace {self._trace_id})",
-                has_file=options.log_file is not None,
+                has_file=log_file is not None,
             )
+
+    def _close_root_span(self, status: str) -> None:
+        """End the session's span with ``status`` and take its finished spans."""
+        span = self._span
+        assert span is not None  # set by _open_root_span
+        _spans.end_session_span(span, status, self._error, self._answer_json(), self.encoder)
+        self._spans = TELEMETRY.collector.close(self._identifier)
 
     def node_attributes(self, node_name: str) -> dict[str, AttributeValue]:
         """Span attributes of a node call at this moment (identity plus current context)."""
@@ -322,32 +364,13 @@ class Session(Supervision):
         if base is None:
             base = _spans.node_base_attributes(node_name, self._identifier, self._options.name)
             self._node_attributes[node_name] = base
-        return {**base, **self._context.attributes(self._encoder)}
+        return {**base, **self.context_store.attributes(self.encoder)}
 
     def set_answer(self, answer: Any) -> None:
         self._answer = answer
 
-    def _finish(self, exc: BaseException | None) -> BaseException | None:
-        self._ended = True
-        if self._timer is not None:
-            self._timer.cancel()
-        if self._cancelled_task is not None:
-            self._cancelled_task.uncancel()  # balance the cancel() this session made
-        status, replacement = self._outcome(exc)
-        self._error = replacement or exc
-        span = self._span
-        assert span is not None  # set by _start
-        self._end_detached_nodes()
-        try:
-            self._end_span(span, status)
-        finally:
-            self._restore_context()
-        self._spans = TELEMETRY.collector.close(self._identifier)
-        self._end_ns = time.time_ns()
-        self._duration = time.perf_counter() - self._t0
-        self._final_context = MappingProxyType(self._context.snapshot())
-        self._status = status
-        return replacement
+    def _answer_json(self) -> str | None:
+        return None if self._answer is UNSET else self.encoder.json(self._answer)
 
     def _run_end_hooks(self) -> None:
         """Save the state and the rest; they never raise and never change the outcome."""
@@ -355,20 +378,6 @@ class Session(Supervision):
         if self._log_handler is not None:
             _log.LOGS.remove(self._log_handler)
         _log.forget_session(self._identifier)
-
-    def _end_span(self, span: trace.Span, status: str) -> None:
-        if status == attr.STATUS_COMPLETED:
-            set_trusted(span, {attr.STATUS: status})
-            if self._answer is not UNSET:
-                _spans.set_output(span, attr.SESSION_ANSWER, self._encoder.json(self._answer))
-        elif status == attr.STATUS_FAILED:
-            assert self._error is not None  # a failed outcome always has its exception
-            _spans.mark_failed(span, self._error, self._encoder)
-        elif status == attr.STATUS_TIMEOUT:
-            _spans.mark_interrupted(span, status, _spans.describe(self._error or TimeoutError()))
-        else:
-            _spans.mark_interrupted(span, status, "CancelledError: session cancelled")
-        span.end()
 
     def _restore_context(self) -> None:
         for token in reversed(self._tokens):

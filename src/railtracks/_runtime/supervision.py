@@ -4,7 +4,8 @@
 runs: the timer, the node tasks started with ``asyncio.gather`` or
 ``asyncio.create_task`` (cancelled when the session must stop, and when it
 ends before them), and the outcome those lead to. ``Session.__init__`` sets
-the fields declared here.
+the fields declared here. ``_arm_deadline`` and ``_disarm`` are the one clock
+of every session, a ``_remote.segment.Segment`` included.
 """
 
 from __future__ import annotations
@@ -27,38 +28,60 @@ class Supervision:
     """Timeout, ``end_on_error`` and detached node tasks of one session."""
 
     _options: SessionOptions
-    _ended: bool
-    _loop: asyncio.AbstractEventLoop | None
-    _task: asyncio.Task[Any] | None
-    _timer: asyncio.TimerHandle | None
-    _deadline: float | None
-    _cancel_reason: str | None
-    _cancelled_task: asyncio.Task[Any] | None
-    _first_error: BaseException | None
+    # the state before the session starts; set on the instance as it runs
+    ended = False
+    loop: asyncio.AbstractEventLoop | None = None  # where the session runs
+    task: asyncio.Task[Any] | None = None  # the session's own task
+    _timer: asyncio.TimerHandle | None = None
+    _deadline: float | None = None  # time.monotonic() when the session times out
+    cancel_reason: str | None = None  # why its nodes must stop: timeout or failed
+    _cancelled_task: asyncio.Task[Any] | None = None
+    _first_error: BaseException | None = None
     # node spans open in tasks other than the session's own (gather, create_task)
     _node_tasks: dict[asyncio.Task[Any], list[trace.Span]]
 
-    def _arm_timeout(self) -> None:
+    def _arm_deadline(self, seconds: float | None) -> None:
+        """Start the clock: the session may run ``seconds`` more (None: no limit).
+
+        Notes the running loop and task, what a timeout or ``end_on_error``
+        cancels. Outside any event loop (a plain ``with``) there is no timer:
+        each node call checks the deadline as it starts.
+        """
         try:
-            self._loop = asyncio.get_running_loop()
-            self._task = asyncio.current_task(self._loop)
-        except RuntimeError:  # a `with` block outside any event loop: no timer, calls still check
-            self._loop = None
-        timeout = self._options.timeout
-        if timeout is None:
+            self.loop = asyncio.get_running_loop()
+            self.task = asyncio.current_task(self.loop)
+        except RuntimeError:
+            self.loop = None
+        if seconds is None:
             return
-        self._deadline = time.monotonic() + timeout
-        if self._loop is not None:
-            self._timer = self._loop.call_later(timeout, self._interrupt, attr.STATUS_TIMEOUT)
+        self._deadline = time.monotonic() + seconds
+        if self.loop is not None:
+            self._timer = self.loop.call_later(
+                max(seconds, 0), self._interrupt, attr.STATUS_TIMEOUT
+            )
+
+    def _disarm(self) -> None:
+        """The session ends: its timer stops, and the one ``cancel()`` it made is balanced."""
+        self.ended = True
+        if self._timer is not None:
+            self._timer.cancel()
+        if self._cancelled_task is not None:
+            self._cancelled_task.uncancel()
+
+    def time_left(self) -> float | None:
+        """Internal: seconds before the session times out (None: no timeout), for carriers."""
+        if self._deadline is None:
+            return None
+        return self._deadline - time.monotonic()
 
     def _interrupt(self, reason: str) -> None:
         """Loop callback: stop everything the session runs (timeout or end_on_error)."""
-        if self._ended:
+        if self.ended:
             return
-        if self._cancel_reason is None:
-            self._cancel_reason = reason
+        if self.cancel_reason is None:
+            self.cancel_reason = reason
         self._cancel_nodes()
-        task = self._task
+        task = self.task
         if (
             self._cancelled_task is None  # once: _finish balances exactly one cancel()
             and task is not None
@@ -69,35 +92,35 @@ class Supervision:
             self._cancelled_task = task
 
     def _cancel_nodes(self) -> None:
-        current = asyncio.current_task() if self._loop is not None else None
+        current = asyncio.current_task() if self.loop is not None else None
         for task in list(self._node_tasks):
             if task is not current and not task.done():
                 task.cancel()
 
     def check_running(self) -> None:
         """Raise if the session must not start another node (timed out or ended on error)."""
-        if self._cancel_reason is None:
+        if self.cancel_reason is None:
             if self._deadline is None or time.monotonic() < self._deadline:
                 return
-            self._cancel_reason = attr.STATUS_TIMEOUT
+            self.cancel_reason = attr.STATUS_TIMEOUT
             self._cancel_nodes()
-        if self._cancel_reason == attr.STATUS_TIMEOUT:
+        if self.cancel_reason == attr.STATUS_TIMEOUT:
             raise GlobalTimeOutError(self._options.timeout or 0.0, self._options.name)
         assert self._first_error is not None  # the only other reason
         raise self._first_error
 
     def node_failed(self, exc: BaseException) -> None:
         """A node raised: with ``end_on_error`` the first such error ends the session."""
-        if not self._options.end_on_error or self._cancel_reason is not None:
+        if not self._options.end_on_error or self.cancel_reason is not None:
             return
         self._first_error = exc
-        self._cancel_reason = attr.STATUS_FAILED
+        self.cancel_reason = attr.STATUS_FAILED
         if self._timer is not None:
             self._timer.cancel()  # the session now ends on this error, not on its timeout
-        if self._loop is not None:
+        if self.loop is not None:
             # From a callback, not here: cancelling the running task would leave
             # a cancellation pending past the session's end.
-            self._loop.call_soon(self._interrupt, attr.STATUS_FAILED)
+            self.loop.call_soon(self._interrupt, attr.STATUS_FAILED)
 
     def register_node(self, task: asyncio.Task[Any], span: trace.Span) -> None:
         open_spans = self._node_tasks.get(task)
@@ -134,7 +157,7 @@ class Supervision:
 
     def _outcome(self, exc: BaseException | None) -> tuple[str, BaseException | None]:
         """The final status, and the exception to raise instead of ``exc`` (if any)."""
-        reason = self._cancel_reason
+        reason = self.cancel_reason
         if reason == attr.STATUS_TIMEOUT:
             if isinstance(exc, GlobalTimeOutError):
                 return attr.STATUS_TIMEOUT, None

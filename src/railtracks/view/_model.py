@@ -13,12 +13,15 @@ import dataclasses
 import datetime as dt
 import gc
 import json
+import sys
 import threading
 from collections.abc import Callable
 from typing import Any, Final
 
+from .._config import scrub_text
 from .._recording import attributes as attr
-from ._redact import redact, redact_mapping
+from .._recording.encoding import REDACTED
+from ._redact import is_sensitive, redact
 
 RUNNING: Final = attr.STATUS_RUNNING
 STATUSES: Final = frozenset(
@@ -32,6 +35,9 @@ STATUSES: Final = frozenset(
 )
 _SPAN_KINDS: Final = frozenset({"INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUMER"})
 _MAX_TEXT: Final = 256
+_MAX_DEPTH: Final = 64  # as deep as ``redact`` looks
+# what a Span costs beyond its values: the object, its empty containers, its place in a run
+_SPAN_BASE: Final = 800
 
 
 @dataclasses.dataclass(slots=True)
@@ -57,6 +63,75 @@ class Span:
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)
     # the untrusted record the heavy fields above are read from on first use (saved runs)
     raw: dict[str, Any] | None = None
+    size: int = 0  # estimated bytes held (live runs)
+
+
+def shown(value: Any) -> Any:
+    """``redact(value)``, for any value: nesting too deep to parse is shown as scrubbed text.
+
+    ``redact`` parses JSON-looking strings to redact by key inside them; a
+    string nested deeper than the JSON parser goes (``"[" * 1500``) is not
+    JSON to the viewer: it is shown as the text it is, with credential shapes
+    scrubbed, never a reason to fail.
+    """
+    try:
+        return redact(value)
+    except RecursionError:
+        return _shown_deep(value, 0)
+
+
+def _shown_deep(value: Any, depth: int) -> Any:
+    if isinstance(value, dict | list) and depth > _MAX_DEPTH:
+        return REDACTED  # too deep to check, as in ``redact``
+    if isinstance(value, dict):
+        return {
+            key: REDACTED if is_sensitive(str(key)) else _shown_deep(item, depth + 1)
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [_shown_deep(item, depth + 1) for item in value]
+    if isinstance(value, str):
+        try:
+            return redact(value, depth)
+        except RecursionError:
+            return scrub_text(value)
+    return value
+
+
+def shown_mapping(values: Any) -> dict[str, Any]:
+    """A mapping of attributes (or context) as ``shown``; anything else becomes ``{}``."""
+    if not isinstance(values, dict) or not values:
+        return {}
+    result = shown(values)
+    assert isinstance(result, dict)
+    return result
+
+
+def footprint(value: Any, depth: int = 0) -> int:
+    """Estimated bytes a checked value holds (containers, keys and items)."""
+    if isinstance(value, str | bytes):
+        return sys.getsizeof(value)
+    if depth > 2 * _MAX_DEPTH:
+        return 0  # checked values are never this deep
+    if isinstance(value, dict):
+        return sys.getsizeof(value) + sum(
+            footprint(k, depth + 1) + footprint(v, depth + 1) for k, v in value.items()
+        )
+    if isinstance(value, list | tuple):
+        return sys.getsizeof(value) + sum(footprint(v, depth + 1) for v in value)
+    return 32
+
+
+def span_size(span: Span) -> int:
+    """Estimated bytes a received span holds, but for its resource (shared by its batch)."""
+    size = _SPAN_BASE + len(span.name) + len(span.extra.get("scope") or "")
+    for value in (span.input, span.output, span.context, span.context_changes, span.events):
+        if value:
+            size += footprint(value)
+    for value in (span.error, span.attributes):
+        if value:
+            size += footprint(value)
+    return size
 
 
 def text(value: Any, default: str = "") -> str:
@@ -105,7 +180,7 @@ def events_of(value: Any) -> list[dict[str, Any]]:
                     "name": text(event.get("name"), "event"),
                     "time": iso(time),
                     "time_unix_nano": str(time) if time is not None else None,
-                    "attributes": redact_mapping(event.get("attributes")),
+                    "attributes": shown_mapping(event.get("attributes")),
                 }
             )
     return result
@@ -117,7 +192,7 @@ def error_of(value: Any) -> dict[str, Any] | None:
     kind, message = value.get("type"), value.get("message")
     return {
         "type": kind if isinstance(kind, str) else None,
-        "message": redact(message) if isinstance(message, str) else None,
+        "message": shown(message) if isinstance(message, str) else None,
     }
 
 
@@ -133,6 +208,7 @@ class Run:
     root_id: str | None = None
     dropped: int = 0
     version: int = 0
+    size: int = 0  # estimated bytes its spans hold (live runs)
     expand: Callable[[Span], None] | None = None
     _lock: threading.Lock = dataclasses.field(default_factory=threading.Lock, repr=False)
     _outline: tuple[int, dict[str, Any]] | None = dataclasses.field(default=None, repr=False)

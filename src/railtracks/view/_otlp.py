@@ -12,85 +12,32 @@ import re
 from collections.abc import Iterator
 from typing import Any, Final
 
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue
-
 from .._recording import attributes as attr
-from ._model import Span, error_of, events_of, nanos, status_of, text
-from ._redact import redact, redact_mapping
+from ._model import Span, error_of, events_of, nanos, shown, shown_mapping, status_of, text
+from ._protobuf import (
+    KINDS,
+    MAX_ANY_DEPTH,
+    TOO_DEEP,
+    BadPayload,
+    decode_protobuf,
+    json_number,
+)
 
-_KINDS: Final = ("INTERNAL", "INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUMER")
+__all__ = ["BadPayload", "decode_json", "decode_protobuf", "to_span"]
+
 _HEX16: Final = re.compile(r"[0-9a-f]{16}")
 _HEX32: Final = re.compile(r"[0-9a-f]{32}")
-_MAX_ANY_DEPTH: Final = 16
 STATUS_ERROR: Final = 2
-
-
-class BadPayload(Exception):
-    """The body is not an OTLP trace export in the announced encoding."""
-
-
-# -- protobuf -------------------------------------------------------------------
-
-
-def _proto_value(value: AnyValue, depth: int = 0) -> Any:
-    which = value.WhichOneof("value")
-    if which is None or depth > _MAX_ANY_DEPTH:
-        return None
-    if which == "array_value":
-        return [_proto_value(v, depth + 1) for v in value.array_value.values]
-    if which == "kvlist_value":
-        return {kv.key: _proto_value(kv.value, depth + 1) for kv in value.kvlist_value.values}
-    if which == "bytes_value":
-        return value.bytes_value.hex()
-    return getattr(value, which)
-
-
-def _proto_attributes(items: Any) -> dict[str, Any]:
-    return {kv.key: _proto_value(kv.value) for kv in items}
-
-
-def decode_protobuf(body: bytes) -> Iterator[dict[str, Any]]:
-    request = ExportTraceServiceRequest()
-    try:
-        request.ParseFromString(body)
-    except Exception as exc:  # protobuf's DecodeError, or a nesting too deep
-        raise BadPayload(f"not an OTLP protobuf trace export: {exc}") from exc
-    for resource_spans in request.resource_spans:
-        resource = _proto_attributes(resource_spans.resource.attributes)
-        for scope_spans in resource_spans.scope_spans:
-            scope = scope_spans.scope.name
-            for span in scope_spans.spans:
-                yield {
-                    "trace_id": span.trace_id.hex(),
-                    "span_id": span.span_id.hex(),
-                    "parent_id": span.parent_span_id.hex() or None,
-                    "name": span.name,
-                    "kind": _KINDS[span.kind] if 0 <= span.kind < len(_KINDS) else "INTERNAL",
-                    "start": span.start_time_unix_nano,
-                    "end": span.end_time_unix_nano,
-                    "attributes": _proto_attributes(span.attributes),
-                    "events": [
-                        {
-                            "name": e.name,
-                            "time_unix_nano": e.time_unix_nano,
-                            "attributes": _proto_attributes(e.attributes),
-                        }
-                        for e in span.events
-                    ],
-                    "status_code": span.status.code,
-                    "status_message": span.status.message,
-                    "resource": resource,
-                    "scope": scope,
-                }
 
 
 # -- JSON (OTLP/JSON: hex ids, lowerCamelCase, int64 as strings) -----------------
 
 
 def _json_value(value: Any, depth: int = 0) -> Any:  # noqa: PLR0911  # one exit per AnyValue case
-    if not isinstance(value, dict) or depth > _MAX_ANY_DEPTH:
+    if not isinstance(value, dict):
         return None
+    if depth >= MAX_ANY_DEPTH and ("arrayValue" in value or "kvlistValue" in value):
+        return TOO_DEEP
     if "stringValue" in value:
         return value["stringValue"] if isinstance(value["stringValue"], str) else None
     if "boolValue" in value:
@@ -105,7 +52,9 @@ def _json_value(value: Any, depth: int = 0) -> Any:  # noqa: PLR0911  # one exit
         return number if isinstance(number, int) and not isinstance(number, bool) else None
     if "doubleValue" in value:
         number = value["doubleValue"]
-        return number if isinstance(number, int | float) and not isinstance(number, bool) else None
+        if isinstance(number, float):
+            return json_number(number)
+        return number if isinstance(number, int) and not isinstance(number, bool) else None
     if "arrayValue" in value:
         return [_json_value(v, depth + 1) for v in _list(value["arrayValue"], "values")]
     if "kvlistValue" in value:
@@ -127,11 +76,11 @@ def _json_attributes(items: Any, depth: int = 0) -> dict[str, Any]:
 
 
 def _json_kind(value: Any) -> str:
-    if isinstance(value, int) and 0 <= value < len(_KINDS):
-        return _KINDS[value]
+    if isinstance(value, int) and 0 <= value < len(KINDS):
+        return KINDS[value]
     if isinstance(value, str) and value.startswith("SPAN_KIND_"):
         kind = value.removeprefix("SPAN_KIND_")
-        return kind if kind in _KINDS else "INTERNAL"
+        return kind if kind in KINDS else "INTERNAL"
     return "INTERNAL"
 
 
@@ -149,47 +98,57 @@ def _list(value: Any, key: str) -> list[Any]:
 
 
 def decode_json(body: bytes) -> Iterator[dict[str, Any]]:
+    """The received spans; the body is parsed before the first is read."""
     try:
         document = json.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise BadPayload(f"not OTLP/JSON: {exc}") from exc
     if not isinstance(document, dict):
         raise BadPayload("not OTLP/JSON: the body is not an object")
+    return _json_records(document)
+
+
+def _json_records(document: dict[str, Any]) -> Iterator[dict[str, Any]]:
     for resource_spans in _list(document, "resourceSpans"):
         resource_record = resource_spans.get("resource") if isinstance(resource_spans, dict) else {}
-        resource = _json_attributes(_list(resource_record, "attributes"))
+        resource = shown_mapping(_json_attributes(_list(resource_record, "attributes")))
         for scope_spans in _list(resource_spans, "scopeSpans"):
             scope_record = scope_spans.get("scope") if isinstance(scope_spans, dict) else None
             scope = scope_record.get("name") if isinstance(scope_record, dict) else None
-            for span in _list(scope_spans, "spans"):
-                if not isinstance(span, dict):
-                    continue
-                found = span.get("status")
-                status: dict[str, Any] = found if isinstance(found, dict) else {}
-                parent = span.get("parentSpanId")
-                yield {
-                    "trace_id": span.get("traceId"),
-                    "span_id": span.get("spanId"),
-                    "parent_id": parent if parent else None,
-                    "name": span.get("name"),
-                    "kind": _json_kind(span.get("kind")),
-                    "start": span.get("startTimeUnixNano"),
-                    "end": span.get("endTimeUnixNano"),
-                    "attributes": _json_attributes(span.get("attributes")),
-                    "events": [
-                        {
-                            "name": e.get("name"),
-                            "time_unix_nano": e.get("timeUnixNano"),
-                            "attributes": _json_attributes(e.get("attributes")),
-                        }
-                        for e in _list(span, "events")
-                        if isinstance(e, dict)
-                    ],
-                    "status_code": _json_status_code(status.get("code")),
-                    "status_message": status.get("message"),
-                    "resource": resource,
-                    "scope": scope,
-                }
+            spans = _list(scope_spans, "spans")
+            for index, span in enumerate(spans):
+                spans[index] = None  # each received span is let go once converted
+                if isinstance(span, dict):
+                    yield _json_span(span, resource, scope)
+
+
+def _json_span(span: dict[str, Any], resource: dict[str, Any], scope: Any) -> dict[str, Any]:
+    found = span.get("status")
+    status: dict[str, Any] = found if isinstance(found, dict) else {}
+    parent = span.get("parentSpanId")
+    return {
+        "trace_id": span.get("traceId"),
+        "span_id": span.get("spanId"),
+        "parent_id": parent if parent else None,
+        "name": span.get("name"),
+        "kind": _json_kind(span.get("kind")),
+        "start": span.get("startTimeUnixNano"),
+        "end": span.get("endTimeUnixNano"),
+        "attributes": _json_attributes(span.get("attributes")),
+        "events": [
+            {
+                "name": e.get("name"),
+                "time_unix_nano": e.get("timeUnixNano"),
+                "attributes": _json_attributes(e.get("attributes")),
+            }
+            for e in _list(span, "events")
+            if isinstance(e, dict)
+        ],
+        "status_code": _json_status_code(status.get("code")),
+        "status_message": status.get("message"),
+        "resource": resource,
+        "scope": scope,
+    }
 
 
 # -- received span -> viewer span --------------------------------------------------
@@ -200,8 +159,8 @@ def _decoded(value: Any) -> Any:
         return value
     try:
         return json.loads(value)
-    except ValueError:
-        return value  # truncated JSON stays the string it was
+    except (ValueError, RecursionError):
+        return value  # truncated (or too deeply nested) JSON stays the string it was
 
 
 def to_span(record: dict[str, Any]) -> tuple[str, Span, str | None] | None:
@@ -236,7 +195,7 @@ def to_span(record: dict[str, Any]) -> tuple[str, Span, str | None] | None:
         kind=record["kind"],
         start=nanos(record["start"]),
         end=nanos(record["end"]),
-        context=redact_mapping(context),
+        context=shown_mapping(context),
         context_changes=events_of(changes),
         events=events_of(others),
         error=error_of(
@@ -244,17 +203,17 @@ def to_span(record: dict[str, Any]) -> tuple[str, Span, str | None] | None:
         )
         if failed
         else None,
-        attributes=redact_mapping(rest),
+        attributes=shown_mapping(rest),
         extra={
-            "resource": redact_mapping(record["resource"]),
+            "resource": record["resource"],  # checked once per request, shared by its spans
             "scope": text(record["scope"]) or None,
         },
     )
     if is_node:
-        span.input = redact(_decoded(attributes.get(attr.NODE_INPUT)))
-        span.output = redact(_decoded(attributes.get(attr.NODE_OUTPUT)))
+        span.input = shown(_decoded(attributes.get(attr.NODE_INPUT)))
+        span.output = shown(_decoded(attributes.get(attr.NODE_OUTPUT)))
     elif is_session:
-        span.output = redact(_decoded(attributes.get(attr.SESSION_ANSWER)))
+        span.output = shown(_decoded(attributes.get(attr.SESSION_ANSWER)))
     session_name = None
     if is_session:
         session_name = text(attributes.get(attr.SESSION_NAME)) or text(

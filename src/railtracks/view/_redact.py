@@ -4,7 +4,7 @@ Saved states are already redacted by the process that wrote them, but a
 state file or an OTLP payload can come from anywhere: the viewer applies the
 same rules again, in this one pass: railtracks' key rule
 (``ValueEncoder.is_sensitive``) and its credential shapes inside any string
-(``_recording.scrub.scrub_text``: URL passwords, ``Bearer`` tokens, provider keys...).
+(``_config.scrub_text``: URL passwords, ``Bearer`` tokens, provider keys...).
 """
 
 from __future__ import annotations
@@ -12,10 +12,9 @@ from __future__ import annotations
 import json
 from typing import Any, Final
 
-from .._config import CONFIG
+from .._config import CONFIG, scrub_text
 from .._recording import attributes as attr
 from .._recording.encoding import REDACTED
-from .._recording.scrub import scrub_text
 
 # railtracks' own identity keys are never redacted (SPEC 3).
 _NEVER_SENSITIVE: Final = frozenset({attr.SESSION_ID, attr.OPENINFERENCE_SESSION_ID})
@@ -48,7 +47,7 @@ def redact(value: Any, depth: int = 0) -> Any:  # noqa: PLR0911  # one exit per 
         # JSON travelling as a string attribute (input.value, a raw payload): look inside
         try:
             parsed = json.loads(value)
-        except ValueError:
+        except (ValueError, RecursionError):  # too deep to parse: shown as scrubbed text
             return scrub_text(value)
         cleaned = redact(parsed, depth + 1)
         return value if cleaned == parsed else json.dumps(cleaned, ensure_ascii=False)

@@ -27,10 +27,11 @@ from ._model import (
     events_of,
     kind_of,
     nanos,
+    shown,
+    shown_mapping,
     status_of,
     text,
 )
-from ._redact import redact, redact_mapping
 
 _SPAN_ID: Final = re.compile(r"[0-9a-f]{16}")
 _TRACE_ID: Final = re.compile(r"[0-9a-f]{32}")
@@ -84,20 +85,20 @@ def _expand(span: Span) -> None:
     """Read (and redact) a saved span's details from its record."""
     record = span.raw or {}
     span.kind = kind_of(record.get("kind"))
-    span.context = redact_mapping(record.get("context"))
+    span.context = shown_mapping(record.get("context"))
     span.context_changes = events_of(record.get("context_changes"))
     span.events = events_of(record.get("events"))
     span.error = error_of(record.get("error"))
-    span.attributes = redact_mapping(record.get("attributes"))
+    span.attributes = shown_mapping(record.get("attributes"))
     if span.role == "session":
-        span.output = redact(record.get("answer"))
+        span.output = shown(record.get("answer"))
     else:
-        span.input = redact(record.get("input"))
-        span.output = redact(record.get("output"))
+        span.input = shown(record.get("input"))
+        span.output = shown(record.get("output"))
     # the session's own fields, and whatever newer railtracks versions add
     # (limit counts, sampling markers, ...), are shown as they are
     span.extra = {
-        key: redact({key: value})[key]
+        key: shown({key: value})[key]
         for key, value in record.items()
         if isinstance(key, str) and key not in _SHOWN
     }

@@ -1,7 +1,10 @@
 """The viewer's HTTP server: the page, a small JSON API, and the OTLP/HTTP receiver.
 
-Standard library only (``http.server``): one local user, a handful of
-requests per second, no new dependency. Every response carries a strict
+Standard library only (``http.server``'s request handling on the bounded
+connections of ``_connections``): one local user, a handful of requests per
+second, no new dependency. Received bodies are bounded in bytes (each, and
+all held at once); they are decoded one at a time, span by span, into the
+byte-bounded live store. Every response carries a strict
 Content-Security-Policy; requests whose ``Host`` is not the address the
 server is bound to are refused (a web page cannot reach it by DNS rebinding),
 and the OTLP receiver only takes the OTLP content types, which a cross-origin
@@ -10,13 +13,16 @@ page cannot send without a CORS preflight this server never grants.
 
 from __future__ import annotations
 
+import itertools
 import json
 import socket
 import sys
 import threading
+import time
 import zlib
+from collections.abc import Iterable
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from importlib import resources
 from pathlib import Path
 from typing import Any, Final
@@ -24,11 +30,17 @@ from urllib.parse import unquote, urlsplit
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
+from ._connections import Connection, ConnectionServer, SocketReader, SocketWriter
 from ._live import LiveRuns
 from ._otlp import BadPayload, decode_json, decode_protobuf, to_span
 from ._saved import SavedRuns
 
 MAX_BODY: Final = 16 * 1024 * 1024
+MAX_PENDING_BYTES: Final = 4 * MAX_BODY  # request bodies held at once; beyond: 429
+TIMEOUT: Final = 10.0  # seconds for a request to arrive (and for a response to be taken)
+MAX_CONNECTIONS: Final = 256
+WORKERS: Final = 8
+_BATCH: Final = 2_000  # spans added to the live store per lock
 CSP: Final = (
     "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
     "img-src 'self' data:; font-src 'self'; base-uri 'none'; form-action 'none'; "
@@ -50,20 +62,39 @@ def static_file(name: str) -> bytes:
     return (resources.files(__package__) / "static" / name).read_bytes()
 
 
-class ViewerServer(ThreadingHTTPServer):
+class ViewerServer(ConnectionServer):
     """Serves the viewer for one state directory and keeps live runs in memory."""
 
-    daemon_threads = True
-    block_on_close = False
+    max_body = MAX_BODY
+    max_pending_bytes = MAX_PENDING_BYTES
 
-    def __init__(self, host: str, port: int, state_dir: Path) -> None:
+    def __init__(  # the bounds are keywords, for tests and benchmarks
+        self,
+        host: str,
+        port: int,
+        state_dir: Path,
+        *,
+        timeout: float = TIMEOUT,
+        max_connections: int = MAX_CONNECTIONS,
+        workers: int = WORKERS,
+        live: LiveRuns | None = None,
+    ) -> None:
         if ":" in host:
             self.address_family = socket.AF_INET6
         self.host = host
         self.saved = SavedRuns(state_dir)
-        self.live = LiveRuns()
+        self.live = live if live is not None else LiveRuns()
         self.rejected_spans = 0
-        super().__init__((host, port), _Handler)
+        # one body decoded at a time: decoding is CPU-bound under the GIL anyway,
+        # and only one body's decoded objects exist at once
+        self.ingest = threading.Lock()
+        super().__init__(
+            (host, port),
+            _Handler,
+            timeout=timeout,
+            max_connections=max_connections,
+            workers=workers,
+        )
 
     @property
     def port(self) -> int:
@@ -87,6 +118,19 @@ class ViewerServer(ThreadingHTTPServer):
             return
         print(f"railtracks view: request failed: {type(error).__name__}", file=sys.stderr)
 
+    def receive(self, records: Iterable[dict[str, Any]]) -> tuple[int, int]:
+        """Keep decoded spans, a batch at a time; ``(received, rejected)``."""
+        received = rejected = 0
+        iterator = iter(records)
+        while batch := list(itertools.islice(iterator, _BATCH)):
+            spans = [s for s in map(to_span, batch) if s is not None]
+            received += len(batch)
+            rejected += len(batch) - len(spans)
+            del batch
+            self.live.add(spans)
+        self.rejected_spans += rejected
+        return received, rejected
+
     def start_in_thread(self) -> threading.Thread:
         thread = threading.Thread(target=self.serve_forever, name="railtracks-view", daemon=True)
         thread.start()
@@ -100,10 +144,29 @@ class ViewerServer(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     server: ViewerServer
+    request: Connection
+    rfile: SocketReader  # type: ignore[assignment]
+    wfile: SocketWriter  # type: ignore[assignment]
     server_version = "railtracks-view"
     sys_version = ""
+    _headers_buffer: list[bytes]  # the base class's, written in one send with the body
+    send_error_headers: dict[str, str] = {}  # noqa: RUF012  # replaced, never mutated
     protocol_version = "HTTP/1.1"
-    timeout = 60  # an idle or stalled connection does not hold its thread for ever
+
+    def setup(self) -> None:
+        self.connection = self.request.sock
+        self.rfile = SocketReader(self.request, self.request.deadline)
+        self.wfile = SocketWriter(self.request.sock)
+
+    def handle(self) -> None:
+        """One request; the connection goes back to waiting for the next one unless closed."""
+        self.close_connection = True
+        self.handle_one_request()
+        if self.request.body_end < 0:
+            self.close_connection = True  # its body was not read: the stream is out of step
+
+    def finish(self) -> None:
+        return
 
     def log_message(self, format: str, *args: Any) -> None:  # the base class's parameter name
         return  # request lines hold untrusted paths: never echoed to the terminal
@@ -120,9 +183,15 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Cross-Origin-Resource-Policy", "same-origin")
         self.send_header("X-Frame-Options", "DENY")
         self.send_header("Cache-Control", "no-store")
-        self.end_headers()
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        for name, value in self.send_error_headers.items():
+            self.send_header(name, value)
+        # head and body in one send (with TCP_NODELAY: no wait for the client's delayed ACK)
+        self._headers_buffer.append(b"\r\n")
         if self.command != "HEAD":
-            self.wfile.write(body)
+            self._headers_buffer.append(body)
+        self.flush_headers()
 
     def _json(self, status: int, document: Any) -> None:
         body = json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
@@ -201,19 +270,22 @@ class _Handler(BaseHTTPRequestHandler):
         if content_type not in (_PROTOBUF, _JSON):
             self._error(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "send application/x-protobuf or json")
             return
-        body = self._body()
-        if body is None:
-            return
         decode = decode_protobuf if content_type == _PROTOBUF else decode_json
-        try:
-            received = list(decode(body))
-        except BadPayload as exc:
-            self._error(HTTPStatus.BAD_REQUEST, str(exc))
+        raw = self._body()
+        if raw is None:
             return
-        spans = [s for s in map(to_span, received) if s is not None]
-        self.server.live.add(spans)
-        rejected = len(received) - len(spans)
-        self.server.rejected_spans += rejected
+        with self.server.ingest:
+            body = self._inflated(raw)
+            del raw
+            if body is None:
+                return
+            try:
+                _, rejected = self.server.receive(decode(body))
+            except BadPayload as exc:
+                self._error(HTTPStatus.BAD_REQUEST, str(exc))
+                return
+            finally:
+                del body
         if content_type == _PROTOBUF:
             response = ExportTraceServiceResponse()
             if rejected:
@@ -224,7 +296,7 @@ class _Handler(BaseHTTPRequestHandler):
             partial = {"rejectedSpans": str(rejected)} if rejected else {}
             self._json(HTTPStatus.OK, {"partialSuccess": partial} if partial else {})
 
-    def _body(self) -> bytes | None:  # noqa: PLR0911  # one exit per refusal
+    def _body(self) -> bytes | None:
         try:
             length = int(self.headers.get("Content-Length") or "-1")
         except ValueError:
@@ -236,7 +308,22 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             self._error(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"body over {MAX_BODY} bytes")
             return None
+        if self.request.over_budget:
+            self.close_connection = True
+            self.send_error_headers = {"Retry-After": "1"}
+            self._error(HTTPStatus.TOO_MANY_REQUESTS, "too many bodies at once; retry later")
+            return None
+        self.rfile.deadline = max(
+            self.rfile.deadline, time.monotonic() + self.server.request_timeout + length / (1 << 20)
+        )
         body = self.rfile.read(length)
+        if len(body) < length:
+            self.close_connection = True
+            self._error(HTTPStatus.BAD_REQUEST, "body shorter than its Content-Length")
+            return None
+        return body
+
+    def _inflated(self, body: bytes) -> bytes | None:
         encoding = (self.headers.get("Content-Encoding") or "identity").strip().lower()
         if encoding == "identity":
             return body
