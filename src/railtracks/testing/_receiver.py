@@ -148,6 +148,7 @@ class _Server:
             restart = mode["kind"] == "restart" and requests == mode["after"]
             if restart:
                 self.mode = {"kind": "ok"}
+                self.listening.clear()  # now, so that a new mode set next waits for it
         if restart:
             threading.Thread(target=self._restart, args=(float(mode["down"]),), daemon=True).start()
 
