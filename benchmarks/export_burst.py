@@ -20,11 +20,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 import railtracks as rt
 from railtracks._delivery.telemetry import TELEMETRY
-
-try:
-    from _otlp_sink import otlp_sink
-except ImportError:  # run as a module
-    from benchmarks._otlp_sink import otlp_sink
+from railtracks.testing._receiver import otlp_receiver_process
 
 
 @rt.function_node
@@ -48,25 +44,27 @@ def main() -> None:
     args = parser.parse_args()
     expected = args.calls + 1
     rows = []
-    with otlp_sink() as sink:
+    with otlp_receiver_process(grpc=False) as sink:  # its own process: costs the run nothing
         # the stock processor, fed by the same provider railtracks uses
         rt.configure(console_stream=io.StringIO(), export=False)
         TELEMETRY.tracer()
-        stock = BatchSpanProcessor(OTLPSpanExporter(endpoint=f"{sink.endpoint}/v1/traces"))
+        stock = BatchSpanProcessor(OTLPSpanExporter(endpoint=f"{sink.http_endpoint}/v1/traces"))
         TELEMETRY.fanout.add(stock)
         elapsed = burst(args.calls)
         stock.force_flush(60_000)
         time.sleep(0.5)
-        rows.append(("SDK BatchSpanProcessor (defaults)", sink.received, elapsed))
+        rows.append(("SDK BatchSpanProcessor (defaults)", sink.stats().total, elapsed))
         TELEMETRY.fanout.remove(stock)
         stock.shutdown()
         sink.reset()
         # railtracks' own pipeline, configured like a user would
-        rt.configure(console_stream=io.StringIO(), endpoint=sink.endpoint, protocol="http/protobuf")
+        rt.configure(
+            console_stream=io.StringIO(), endpoint=sink.http_endpoint, protocol="http/protobuf"
+        )
         elapsed = burst(args.calls)
         rt.flush(60)
         time.sleep(0.5)
-        rows.append(("railtracks ReliableBatchSpanProcessor", sink.received, elapsed))
+        rows.append(("railtracks ReliableBatchSpanProcessor", sink.stats().total, elapsed))
     print(f"session of {args.calls} concurrent calls ({expected} spans), OTLP/HTTP to 127.0.0.1")
     print(f"{'processor':40}{'received':>10}{'lost':>8}{'run time':>11}")
     for name, received, elapsed in rows:

@@ -2,17 +2,17 @@
 
 Run:  .venv/bin/python benchmarks/faults.py [--calls N] [--protocol grpc|http/protobuf]
 
-For each fault of the test suite's fault-injecting receiver (its own process
-on 127.0.0.1) this prints: spans the collector received from the run itself,
-the extra exit time against the same script with export off (from the end of
-the session, as the script stamps it, to the end of its process; median of 3
-export-off runs as the baseline), what was left
-in the outbox (spans, bytes), and what the collector has after
-``railtracks outbox send``. Then the per-call cost of sequential ``rt.call``
-with export on, side by side with the OpenTelemetry SDK's
-``BatchSpanProcessor(max_queue_size=262144)`` + ``OTLPSpanExporter`` around
-the same trivial coroutine, each span with the attributes of a railtracks node
-span (best of 3 runs each, in fresh processes, interleaved).
+For each fault of the fault-injecting receiver the test suite uses
+(``railtracks.testing._receiver``, in its own process on 127.0.0.1) this
+prints: spans the collector received from the run itself, the extra exit time
+against the same script with export off (from the end of the session, as the
+script stamps it, to the end of its process; median of 3 export-off runs as the
+baseline), what was left in the outbox (spans, bytes), and what the collector
+has after ``railtracks outbox send``. Then the per-call cost of sequential
+``rt.call`` with export on, side by side with the OpenTelemetry SDK's
+``BatchSpanProcessor(max_queue_size=262144)`` + ``OTLPSpanExporter`` around the
+same trivial coroutine, each span with the attributes of a railtracks node span
+(best of 3 runs each, in fresh processes, interleaved).
 """
 
 from __future__ import annotations
@@ -28,10 +28,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from tests.faults.receiver import Receiver, closed_port, fault_receiver  # noqa: E402
+from railtracks.testing._procs import free_port
+from railtracks.testing._receiver import Receiver, otlp_receiver_process
 
 RAILTRACKS = str(Path(sys.executable).with_name("railtracks"))
 
@@ -149,7 +147,7 @@ def faults(receiver: Receiver, calls: int, protocol: str) -> None:
         cwd.mkdir()
         receiver.reset()
         if mode is None:
-            endpoint = f"http://127.0.0.1:{closed_port()}"
+            endpoint = f"http://127.0.0.1:{free_port()}"
         else:
             endpoint = receiver.endpoint(protocol)
             receiver.set(**mode)
@@ -223,7 +221,7 @@ def main() -> None:
     parser.add_argument("--protocol", default="http/protobuf", choices=["grpc", "http/protobuf"])
     args = parser.parse_args()
     print(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
-    with fault_receiver() as receiver:
+    with otlp_receiver_process() as receiver:
         faults(receiver, args.calls, args.protocol)
         per_call(receiver, args.calls, args.protocol)
     print(f"load average after: {os.getloadavg()[0]:.1f}")

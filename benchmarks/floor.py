@@ -51,11 +51,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 import railtracks as rt
-
-try:
-    from _otlp_sink import otlp_sink
-except ImportError:  # run as a module
-    from benchmarks._otlp_sink import otlp_sink
+from railtracks.testing._receiver import otlp_receiver_process
 
 Run = Callable[[int], Awaitable[None]]
 ATTRIBUTES = {
@@ -261,16 +257,16 @@ def per_call_rows(calls: int, rounds: int) -> None:
         "raw root span (baseline)",
         {"empty rt.Session": "target <= 1.3x"},
     )
-    with otlp_sink() as sink:
+    with otlp_receiver_process(grpc=False) as sink:  # its own process: costs the run nothing
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
         exporting = TracerProvider()
         exporting.add_span_processor(
             BatchSpanProcessor(
-                OTLPSpanExporter(endpoint=f"{sink.endpoint}/v1/traces"), max_queue_size=262_144
+                OTLPSpanExporter(endpoint=f"{sink.http_endpoint}/v1/traces"), max_queue_size=262_144
             )
         )
-        rt.configure(console_stream=null, endpoint=sink.endpoint, protocol="http/protobuf")
+        rt.configure(console_stream=null, endpoint=sink.http_endpoint, protocol="http/protobuf")
         print_rows(
             f"{calls} sequential calls with OTLP/HTTP export on, until all is sent, "
             f"median of {rounds} rounds",
@@ -291,7 +287,7 @@ def per_call_rows(calls: int, rounds: int) -> None:
         )
         exporting.shutdown()
         rt.flush(30)
-        print(f"  spans received by the local receiver: {sink.received}")
+        print(f"  spans received by the local receiver: {sink.stats().total}")
     reference_rows(bare, calls, rounds)
 
 

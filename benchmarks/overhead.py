@@ -33,11 +33,7 @@ from collections.abc import Awaitable, Callable
 import railtracks as rt
 from railtracks._delivery.telemetry import TELEMETRY
 from railtracks._recording import attributes as attr
-
-try:
-    from _otlp_sink import otlp_sink
-except ImportError:  # run as a module
-    from benchmarks._otlp_sink import otlp_sink
+from railtracks.testing._receiver import otlp_receiver_process
 
 
 async def trivial(x: int) -> int:
@@ -137,10 +133,10 @@ def main() -> None:
         args.rounds,
         local,
     )
-    with otlp_sink() as sink:
+    with otlp_receiver_process(grpc=False) as sink:  # its own process: costs the run nothing
 
         def exporting() -> None:
-            rt.configure(console_stream=null, endpoint=sink.endpoint, protocol="http/protobuf")
+            rt.configure(console_stream=null, endpoint=sink.http_endpoint, protocol="http/protobuf")
 
         results |= measure(
             {
@@ -152,7 +148,7 @@ def main() -> None:
             exporting,
         )
         rt.flush(30)
-        received = sink.received
+        received = sink.stats().total
     baseline = min(results["raw OTel span"])
     print(f"{args.calls} sequential calls per round, {args.rounds} rounds; microseconds per call")
     print(f"{'':36}{'best':>9}{'median':>9}{'vs raw span':>13}")

@@ -30,19 +30,9 @@ import urllib.request
 from pathlib import Path
 
 import railtracks as rt
+from railtracks.testing._procs import chromium_path, launch_chromium
 from railtracks.view._saved import read_run
 from railtracks.view._server import ViewerServer
-
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 @rt.function_node
@@ -71,14 +61,14 @@ def fetch(url: str) -> tuple[float, int]:
 
 
 def browser_figures(url: str, last_name: str) -> tuple[float, float, float] | None:
-    if not os.access(CHROMIUM, os.X_OK):
+    if not os.access(chromium_path(), os.X_OK):
         return None
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
         return None
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        browser = launch_chromium(playwright)
         page = browser.new_page(viewport={"width": 1440, "height": 860})
         started = time.perf_counter()
         page.goto(url)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping, Sequence
@@ -11,6 +12,14 @@ from pathlib import Path
 import pytest
 
 import railtracks as rt
+
+# A suite started in the background (nohup, `&` in a script, some CI runners)
+# inherits SIGINT ignored, and so would every process a test starts: Python then
+# never turns Ctrl-C into KeyboardInterrupt, and a test that stops a child with
+# SIGINT (the run viewer's) would wait in vain. Handled here, SIGINT is back to
+# its default in every child (exec resets a handled signal), as from a terminal.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 REPO = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable

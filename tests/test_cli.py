@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import subprocess
 from pathlib import Path
 
 import pytest
+
+from railtracks.testing._procs import free_port
 
 from .conftest import PYTHON, RAILTRACKS, run
 
@@ -72,12 +73,6 @@ def test_runs_and_show(tmp_path: Path) -> None:
     assert by_path.stdout == shown.stdout
 
 
-def _closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -112,7 +107,7 @@ def test_export_to_a_dead_endpoint_fails_in_one_line(tmp_path: Path) -> None:
         "export",
         "railtracks-demo",
         "--endpoint",
-        f"http://127.0.0.1:{_closed_port()}",
+        f"http://127.0.0.1:{free_port()}",
         "--protocol",
         "http/protobuf",
         cwd=tmp_path,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import subprocess
 import textwrap
 import threading
@@ -23,6 +22,7 @@ from railtracks._delivery.otlp.batch import ReliableBatchSpanProcessor
 from railtracks._delivery.telemetry import TELEMETRY
 from railtracks.errors import ConfigurationError
 from railtracks.testing import SpanCapture
+from railtracks.testing._procs import free_port
 
 from .conftest import run_python
 
@@ -212,12 +212,6 @@ def test_metrics_from_spans_with_seconds_buckets() -> None:
     assert 0 < point.sum < 1  # type: ignore[attr-defined]  # seconds, not milliseconds
 
 
-def _closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 DEAD_COLLECTOR_RUN = textwrap.dedent(
     """
     import asyncio
@@ -248,7 +242,7 @@ def test_a_dead_collector_never_fails_or_stalls_a_run(tmp_path: Path, protocol: 
     assert plain.returncode == 0, plain.stderr
     elapsed, done = _timed_run(
         tmp_path,
-        OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{_closed_port()}",
+        OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{free_port()}",
         OTEL_EXPORTER_OTLP_PROTOCOL=protocol,
     )
     assert done.returncode == 0, done.stderr
@@ -262,7 +256,7 @@ def test_a_dead_collector_never_fails_or_stalls_a_run(tmp_path: Path, protocol: 
 def test_sdk_disabled_turns_export_off_but_keeps_state(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rt_spans: SpanCapture
 ) -> None:
-    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{_closed_port()}")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{free_port()}")
     monkeypatch.setenv("OTEL_SDK_DISABLED", "true")
     rt.testing.reset()
     assert export_settings() is None

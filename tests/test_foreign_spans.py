@@ -17,8 +17,9 @@ from typing import Any
 
 import pytest
 
+from railtracks.testing._receiver import Receiver, otlp_receiver
+
 from .conftest import PYTHON, RAILTRACKS, run, run_python
-from .otlp_receiver import Receiver, otlp_receiver
 
 ZERO_CONFIG_HTTP = textwrap.dedent(
     """
@@ -229,7 +230,7 @@ def test_railtracks_export_ships_the_foreign_span_with_its_parentage(
             "export",
             "manual",
             "--endpoint",
-            otlp.endpoint,
+            otlp.http_endpoint,
             "--protocol",
             "http/protobuf",
         ],

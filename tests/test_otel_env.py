@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from railtracks.testing._receiver import Receiver, otlp_receiver
+
 from .conftest import run_python
-from .otlp_receiver import Receiver, otlp_receiver
 
 SCRIPT = textwrap.dedent(
     """
@@ -55,7 +56,7 @@ def otlp() -> Iterator[Receiver]:
 def _run(cwd: Path, otlp: Receiver | None = None, **env: str) -> tuple[dict[str, object], str, str]:
     variables = {"OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf", **env}
     if otlp is not None:
-        variables.setdefault("OTEL_EXPORTER_OTLP_ENDPOINT", otlp.endpoint)
+        variables.setdefault("OTEL_EXPORTER_OTLP_ENDPOINT", otlp.http_endpoint)
     done = run_python(SCRIPT, cwd, variables)
     assert done.returncode == 0, done.stderr
     report = json.loads((cwd / "result.json").read_text())
@@ -65,7 +66,7 @@ def _run(cwd: Path, otlp: Receiver | None = None, **env: str) -> tuple[dict[str,
 
 
 def _fresh(otlp: Receiver) -> Receiver:
-    otlp.received.clear()
+    otlp.reset()
     return otlp
 
 
@@ -108,7 +109,7 @@ def test_sdk_disabled_one_is_false_with_one_warning(tmp_path: Path, otlp: Receiv
 def test_sdk_disabled_true_in_any_case_turns_export_off(tmp_path: Path, otlp: Receiver) -> None:
     _, _, stderr = _run(tmp_path, otlp, OTEL_SDK_DISABLED="TRUE")
     assert _warnings(stderr) == []
-    assert otlp.received == []
+    assert otlp.received() == []
 
 
 def test_metric_export_interval_is_honoured(tmp_path: Path, otlp: Receiver) -> None:

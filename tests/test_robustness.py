@@ -112,7 +112,7 @@ def test_detached_node_tasks_end_with_their_session(rt_spans: SpanCapture) -> No
 
     @rt.function_node
     async def slow() -> None:
-        await asyncio.sleep(1)
+        await asyncio.sleep(60)  # never ends by itself: the session's end cancels it
         finished.append("slow")
 
     @rt.session(name="detached")

@@ -23,12 +23,15 @@ FORKED_WORKER = textwrap.dedent(
     asyncio.run(flow())
     assert signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL  # railtracks' own
 
-    def idle() -> None:
-        time.sleep(30)
+    def idle(started) -> None:
+        started.set()
+        time.sleep(60)
 
-    worker = multiprocessing.get_context("fork").Process(target=idle)
+    fork = multiprocessing.get_context("fork")
+    started = fork.Event()
+    worker = fork.Process(target=idle, args=(started,))
     worker.start()
-    time.sleep(0.5)
+    assert started.wait(120)  # the worker runs its own code now
     worker.terminate()
     worker.join(10)
     print(worker.exitcode)

@@ -150,8 +150,11 @@ def test_failed_session_still_writes_its_state() -> None:
 
 
 def test_cancelled_from_outside_and_timed_out_keep_finished_nodes() -> None:
+    hanging = asyncio.Event()
+
     @rt.function_node
     async def hang() -> None:
+        hanging.set()
         await asyncio.sleep(10)
 
     async def body() -> None:
@@ -168,7 +171,7 @@ def test_cancelled_from_outside_and_timed_out_keep_finished_nodes() -> None:
 
     async def main() -> None:
         task = asyncio.create_task(cancelled())
-        await asyncio.sleep(0.1)
+        await hanging.wait()  # the first node has ended, the second runs
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
@@ -357,12 +360,13 @@ def test_sensitive_values_never_reach_the_file_but_the_rest_does() -> None:
 def test_nodes_that_end_out_of_order_are_saved_in_start_order() -> None:
     @rt.function_node
     async def leaf(i: int) -> int:
-        await asyncio.sleep(0.002 * (5 - i))  # the first started ends last
+        await asyncio.sleep(0.002 * (5 - i))  # the first started ends last (not asserted)
         return i
 
     @rt.function_node
     async def branch(i: int) -> list[int]:
-        await asyncio.sleep(0.01 * (3 - i))
+        # 50 ms apart, far more than the time between their starts on a loaded machine
+        await asyncio.sleep(0.05 * (3 - i))
         return list(await asyncio.gather(*(rt.call(leaf, j) for j in range(5))))
 
     @rt.session(name="out-of-order", save_state=False)

@@ -25,7 +25,7 @@ import railtracks as rt
 from railtracks._runs.schema import published_schema
 from railtracks._runs.store import TEMP_PREFIX, clean_stale_temporaries, write_bytes_atomically
 
-from .conftest import RAILTRACKS, run
+from .conftest import PYTHON, RAILTRACKS, run
 
 
 def _good_state(tmp_path: Path) -> dict[str, Any]:
@@ -137,6 +137,45 @@ def test_the_written_state_validates_with_jsonschema_too(tmp_path: Path) -> None
     jsonschema.Draft202012Validator(published_schema()).validate(_good_state(tmp_path))
 
 
+# The CLI's entry point run once per argument list, in one process rather than one
+# each (68 interpreter starts took 40 s on a loaded two-core machine): the exit code
+# and everything written to file descriptor 2 during each call, as a shell sees them.
+# tests/test_cli.py runs the console script itself as separate processes.
+CLI_IN_ONE_PROCESS = """
+import json, os, sys, tempfile
+from railtracks._commands.cli import main
+
+outcomes = []
+for argv in json.loads(open(sys.argv[1]).read()):
+    with tempfile.TemporaryFile() as captured:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        os.dup2(captured.fileno(), 2)
+        try:
+            try:
+                code = main(argv)
+            except SystemExit as exit:
+                code = exit.code
+            sys.stderr.flush()
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        captured.seek(0)
+        outcomes.append([code, captured.read().decode("utf-8", "replace")])
+with open(sys.argv[2], "w") as out:
+    json.dump(outcomes, out)
+"""
+
+
+def _cli_in_one_process(cwd: Path, argvs: list[list[str]]) -> list[tuple[int, str]]:
+    asked, answered = cwd / "argvs.json", cwd / "outcomes.json"
+    asked.write_text(json.dumps(argvs))
+    done = run([PYTHON, "-c", CLI_IN_ONE_PROCESS, str(asked), str(answered)], cwd)
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+    return [(int(code), str(stderr)) for code, stderr in json.loads(answered.read_text())]
+
+
 def test_crafted_files_matrix(tmp_path: Path) -> None:
     files = _crafted(tmp_path)
     directory = tmp_path / ".railtracks"
@@ -150,16 +189,17 @@ def test_crafted_files_matrix(tmp_path: Path) -> None:
         if kind in MUTATIONS:
             # the reference validator agrees that the file is invalid
             assert not validator.is_valid(json.loads(data)), kind
-    for index, kind in enumerate(files):
-        for command in (["show"], ["export", "--endpoint", "http://127.0.0.1:9"]):
-            done = run(
-                [RAILTRACKS, command[0], f".railtracks/bad{index:02d}.json", *command[1:]],
-                tmp_path,
-            )
-            assert done.returncode == 2, (kind, command, done.stderr)
-            assert len(done.stderr.splitlines()) == 1, (kind, done.stderr)
-            assert done.stderr.startswith("railtracks: error: "), (kind, done.stderr)
-            assert "Traceback" not in done.stderr
+    commands = [
+        (kind, [command[0], f".railtracks/bad{index:02d}.json", *command[1:]])
+        for index, kind in enumerate(files)
+        for command in (["show"], ["export", "--endpoint", "http://127.0.0.1:9"])
+    ]
+    outcomes = _cli_in_one_process(tmp_path, [argv for _, argv in commands])
+    for (kind, argv), (code, stderr) in zip(commands, outcomes, strict=True):
+        assert code == 2, (kind, argv, stderr)
+        assert len(stderr.splitlines()) == 1, (kind, stderr)
+        assert stderr.startswith("railtracks: error: "), (kind, stderr)
+        assert "Traceback" not in stderr
     listed = run([RAILTRACKS, "runs"], tmp_path)
     assert listed.returncode == 0, listed.stderr
     lines = listed.stdout.splitlines()

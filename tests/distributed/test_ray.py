@@ -15,8 +15,9 @@ import pytest
 
 import railtracks as rt
 from railtracks import errors
+from railtracks.testing._procs import wait_for_progress
+from railtracks.testing._receiver import Receiver, otlp_receiver
 from tests.distributed import nodes
-from tests.otlp_receiver import Receiver, otlp_receiver
 
 pytestmark = pytest.mark.usefixtures("ray_cluster")
 
@@ -50,10 +51,10 @@ def by_name(session: rt.Session) -> dict[str, list[Any]]:
 def test_calls_cross_raylets_and_the_trace_is_complete_and_exported_once(
     receiver: Receiver,
 ) -> None:
-    rt.configure(endpoint=receiver.endpoint, protocol="http/protobuf")
+    rt.configure(endpoint=receiver.http_endpoint, protocol="http/protobuf")
     # If a worker exported on its own, its spans would reach the receiver twice.
     worker_export = {
-        "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
+        "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.http_endpoint,
         "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
     }
     executor = second_node(runtime_env={"env_vars": worker_export})
@@ -107,10 +108,8 @@ def test_calls_cross_raylets_and_the_trace_is_complete_and_exported_once(
     assert [child.get("foreign", False) for child in fan_children] == [True] + [False] * 3
     assert [child["name"] for child in tree["sync_outer"]["children"]] == ["leaf"]
 
-    deadline = time.monotonic() + 10
     expected = len(session.spans)
-    while len(receiver.spans()) < expected and time.monotonic() < deadline:
-        time.sleep(0.1)
+    wait_for_progress(lambda: len(receiver.spans()), expected)
     time.sleep(0.5)  # a duplicate, if any, would arrive now
     exported = [span for _, span in receiver.spans()]
     exported_ids = Counter(span.span_id.hex() for span in exported)

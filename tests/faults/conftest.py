@@ -1,4 +1,5 @@
-"""The fault-injecting receiver, one per test module, reset before each test."""
+"""The fault-injecting receiver (railtracks.testing._receiver in its own process),
+one for the whole test session, reset (mode ok, counts zero) before each test."""
 
 from __future__ import annotations
 
@@ -6,12 +7,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.faults.receiver import Receiver, fault_receiver
+from railtracks.testing._receiver import Receiver, otlp_receiver_process
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def receiver() -> Iterator[Receiver]:
-    with fault_receiver() as started:
+    with otlp_receiver_process() as started:
         yield started
 
 

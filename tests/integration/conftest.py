@@ -70,8 +70,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
-import socket
 import subprocess
 import time
 import urllib.error
@@ -84,6 +82,8 @@ from typing import Any, Literal
 
 import pytest
 
+from railtracks.testing._procs import STALL_S, free_port, stop_process, wait_for_progress
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # RAILTRACKS_PHOENIX_VENV overrides where the venv is looked for (the harness's
 # own tests use it to check the missing-backend policy).
@@ -93,14 +93,15 @@ PHOENIX_VENV = Path(
 PHOENIX_BIN = PHOENIX_VENV / "bin" / "phoenix"
 NOT_INSTALLED = "Phoenix not installed: run `bash tests/backends/install_phoenix.sh`"
 
-READY_TIMEOUT_S = 90.0
+# Generous bounds on a process that makes no progress we could watch (a loaded
+# two-core machine starts Phoenix in ~20 s).
+READY_TIMEOUT_S = 300.0
 STOP_TIMEOUT_S = 15.0
 START_ATTEMPTS = 3  # a free port can be taken by someone else before Phoenix binds it
 PAGE_LIMIT = 1000  # the largest page GET /v1/projects/{project}/spans accepts
-# Polls start fast and back off: Phoenix serves queries and writes spans on one
-# event loop, and polling 4 times a second slowed a 20,000-span burst by half.
+# Polls back off to this: Phoenix serves queries and writes spans on one event
+# loop, and polling 4 times a second slowed a 20,000-span burst by half.
 POLL_FIRST_S = 0.1
-POLL_GROWTH = 1.5
 POLL_MAX_S = 2.0
 HTTP_TIMEOUT_S = 30.0
 LOG_TAIL_LINES = 40
@@ -173,18 +174,19 @@ class PhoenixServer:
         project: str,
         trace_id: str | None = None,
         min_count: int = 1,
-        timeout: float = 60.0,
+        stall: float = STALL_S,
     ) -> list[Span]:
         """The spans of ``project`` (of one trace when ``trace_id`` is given).
 
-        Phoenix stores spans a little after it receives them, so this polls
-        until at least ``min_count`` are stored or ``timeout`` seconds pass,
+        Phoenix acknowledges OTLP before it stores the spans (60-400 a second,
+        depending on the machine's load), so this first waits, as
+        :meth:`wait_for_count` does, until at least ``min_count`` are stored,
         then reads them all (in pages of 1,000, the API's largest) and returns
-        them in the order Phoenix stored them; after a timeout that may be
-        fewer than ``min_count``, possibly none. Pass the number of spans you
-        expect: with the default of 1, the first batch stored ends the wait.
+        them in the order Phoenix stored them; after a stall that may be fewer
+        than ``min_count``, possibly none. Pass the number of spans you expect:
+        with the default of 1, the first batch stored ends the wait.
         """
-        self.wait_for_count(project, trace_id, min_count, timeout)
+        self.wait_for_count(project, trace_id, min_count, stall)
         return self._read_spans(project, trace_id) or []
 
     def span_count(self, project: str, trace_id: str | None = None) -> int:
@@ -216,21 +218,32 @@ class PhoenixServer:
         project: str,
         trace_id: str | None = None,
         min_count: int = 1,
-        timeout: float = 60.0,
+        stall: float = STALL_S,
     ) -> int:
-        """Poll :meth:`span_count` until it reaches ``min_count`` or ``timeout`` passes.
+        """Poll :meth:`span_count` until it reaches ``min_count``; the last count seen.
 
-        Returns the last count seen, which is below ``min_count`` after a timeout.
+        A wait on Phoenix's progress, never on a guess of its speed: it goes on
+        as long as the count keeps growing, and gives up (returning a count
+        below ``min_count``) only when nothing new was stored for ``stall``
+        seconds, in this project or any other (``stall=0``: one look), or after
+        ``railtracks.testing._procs``' generous overall bound. Polls back off
+        to one every 2 s: Phoenix serves queries and writes spans on one event
+        loop.
         """
-        deadline = time.monotonic() + timeout
-        interval = POLL_FIRST_S
-        while True:
-            count = self.span_count(project, trace_id)
-            remaining = deadline - time.monotonic()
-            if count >= min_count or remaining <= 0:
-                return count
-            time.sleep(min(interval, remaining))
-            interval = min(interval * POLL_GROWTH, POLL_MAX_S)
+        return wait_for_progress(
+            lambda: self.span_count(project, trace_id),
+            min_count,
+            stall=stall,
+            poll_max=POLL_MAX_S,
+            # spans of earlier tests stored first are progress too
+            activity=self.stored_total,
+        )
+
+    def stored_total(self) -> int:
+        """How many spans Phoenix has stored in all, every project together."""
+        query = "{ projects { edges { node { recordCount } } } }"
+        edges = self._graphql(query, {})["projects"]["edges"]
+        return sum(int(edge["node"]["recordCount"]) for edge in edges)
 
     def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
         """The last lines of the server's log (stdout and stderr)."""
@@ -317,13 +330,6 @@ def _body(exc: urllib.error.HTTPError) -> str:
         return "(no body)"
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def _phoenix_env(working_dir: Path, http_port: int, grpc_port: int) -> dict[str, str]:
     # Nothing of the caller's own Phoenix or OpenTelemetry settings leaks in.
     env = {
@@ -357,17 +363,6 @@ def _is_ready(http_base: str) -> bool:
         return False
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is not None:
-        return
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=STOP_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=STOP_TIMEOUT_S)
-
-
 class _StartError(Exception):
     """Phoenix did not become ready; ``exited`` tells whether it died trying."""
 
@@ -381,8 +376,8 @@ def _start(base_dir: Path, attempt: int) -> tuple[PhoenixServer, subprocess.Pope
     working_dir = base_dir / f"working-{attempt}"
     working_dir.mkdir()
     server = PhoenixServer(
-        http_port=_free_port(),
-        grpc_port=_free_port(),
+        http_port=free_port(),
+        grpc_port=free_port(),
         working_dir=working_dir,
         log_path=base_dir / f"phoenix-{attempt}.log",
     )
@@ -404,10 +399,10 @@ def _start(base_dir: Path, attempt: int) -> tuple[PhoenixServer, subprocess.Pope
                 return server, process
             time.sleep(POLL_FIRST_S)
     except BaseException:  # an interrupt while waiting must not leave Phoenix running
-        _stop(process)
+        stop_process(process, STOP_TIMEOUT_S)
         raise
     exited = process.poll() is not None
-    _stop(process)
+    stop_process(process, STOP_TIMEOUT_S)
     reason = (
         f"exited with code {process.returncode}"
         if exited
@@ -444,7 +439,7 @@ def phoenix(
         yield server
     finally:
         del request.config.stash[_SERVER_KEY]
-        _stop(process)
+        stop_process(process, STOP_TIMEOUT_S)
 
 
 @pytest.hookimpl(wrapper=True)

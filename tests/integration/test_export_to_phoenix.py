@@ -66,7 +66,7 @@ def test_seed_page_spans_arrive_with_parentage_and_attributes(
     _run(PREAMBLE + SEED_PAGE_SCRIPT, tmp_path, phoenix.otel_env(project, protocol))
     state = json.loads((tmp_path / ".railtracks" / "my-unique-run.json").read_text())
     trace_id = state["session"]["trace_id"]
-    spans = phoenix.spans(project, trace_id, min_count=3, timeout=120)
+    spans = phoenix.spans(project, trace_id, min_count=3)
     assert len(spans) == 3
     named = _by_name(spans)
     (root,) = named["session my-unique-run"]
@@ -94,7 +94,7 @@ def test_seed_page_spans_arrive_with_parentage_and_attributes(
         assert greet["attributes"]["railtracks.context.user_id"] == "123"
         assert greet["status_code"] == "UNSET"
     # every other session of the page is its own trace in the same project
-    all_spans = phoenix.spans(project, None, min_count=11, timeout=120)
+    all_spans = phoenix.spans(project, None, min_count=11)
     assert len({s["context"]["trace_id"] for s in all_spans}) == 5
 
 
@@ -105,7 +105,7 @@ def test_error_status_exception_event_and_redaction_arrive(
     project = f"errors-{protocol.replace('/', '-')}-{uuid.uuid4().hex[:6]}"
     done = _run(FAILING, tmp_path, phoenix.otel_env(project, protocol))
     trace_id = json.loads(done.stdout)["session"]
-    spans = phoenix.spans(project, trace_id, min_count=2, timeout=120)
+    spans = phoenix.spans(project, trace_id, min_count=2)
     named = _by_name(spans)
     (charge,) = named["charge"]
     (root,) = named["session checkout"]
@@ -132,7 +132,7 @@ BIG_SESSION = textwrap.dedent(
 
     @rt.session(name="big", logging_setting="NONE", save_state=False)
     async def flow():
-        await asyncio.gather(*(rt.call(step, i) for i in range(20_000)))
+        await asyncio.gather(*(rt.call(step, i) for i in range(5_000)))
 
     _, session = asyncio.run(flow())
     print(json.dumps({"trace_id": session.trace_id}))
@@ -140,19 +140,28 @@ BIG_SESSION = textwrap.dedent(
 )
 
 
-def test_a_session_of_20000_calls_arrives_complete(phoenix: PhoenixServer, tmp_path: Path) -> None:
-    """Default settings, exit right after the session: nothing is lost on the way."""
+def test_a_session_of_5000_concurrent_calls_arrives_complete(
+    phoenix: PhoenixServer, tmp_path: Path
+) -> None:
+    """Default settings, exit right after the session: nothing is lost on the way.
+
+    5,000 spans end at once and are exported at exit, ten batches of 512: the
+    same path as 20,000 (the queue holds 262,144 either way), without three
+    minutes of Phoenix storing them (~100 a second on a loaded two-core
+    machine). 20,000-call bursts against every collector fault are in
+    tests/faults, and against Phoenix in the sequential gRPC test below.
+    """
     project = f"big-{uuid.uuid4().hex[:6]}"
     done = _run(BIG_SESSION, tmp_path, phoenix.otel_env(project, "http/protobuf"))
     trace_id = json.loads(done.stdout)["trace_id"]
-    count = phoenix.wait_for_count(project, trace_id, min_count=20_001, timeout=240)
-    assert count == 20_001
-    spans: list[dict[str, Any]] = phoenix.spans(project, trace_id, min_count=20_001, timeout=30)
+    count = phoenix.wait_for_count(project, trace_id, min_count=5_001)
+    assert count == 5_001
+    spans: list[dict[str, Any]] = phoenix.spans(project, trace_id, min_count=5_001)
     roots = [s for s in spans if s["parent_id"] is None]
     assert len(roots) == 1
     root_id = roots[0]["context"]["span_id"]
-    assert sum(1 for s in spans if s["parent_id"] == root_id) == 20_000
-    assert len({s["context"]["span_id"] for s in spans}) == 20_001
+    assert sum(1 for s in spans if s["parent_id"] == root_id) == 5_000
+    assert len({s["context"]["span_id"] for s in spans}) == 5_001
 
 
 SEQUENTIAL_SESSION = textwrap.dedent(
@@ -192,7 +201,7 @@ def test_a_sequential_20000_call_session_over_grpc_arrives_complete(
         assert "spooled" in done.stderr, done.stderr
         sent = run([RAILTRACKS, "outbox", "send"], tmp_path, env, timeout=300)
         assert sent.returncode == 0, sent.stdout + sent.stderr
-    count = phoenix.wait_for_count(project, trace_id, min_count=20_001, timeout=240)
+    count = phoenix.wait_for_count(project, trace_id, min_count=20_001)
     assert count == 20_001
-    spans: list[dict[str, Any]] = phoenix.spans(project, trace_id, min_count=20_001, timeout=30)
+    spans: list[dict[str, Any]] = phoenix.spans(project, trace_id, min_count=20_001)
     assert len({s["context"]["span_id"] for s in spans}) == 20_001

@@ -58,7 +58,7 @@ def test_phoenix_shows_span_kinds_and_input_output(phoenix: PhoenixServer, tmp_p
     done = run_python(RUN, tmp_path, env, timeout=300)
     assert done.returncode == 0, done.stderr
     trace_id = json.loads(done.stdout)["trace"]
-    assert phoenix.wait_for_count(project, trace_id, min_count=3, timeout=120) == 3
+    assert phoenix.wait_for_count(project, trace_id, min_count=3) == 3
     project_id = phoenix._project_id(project)
     assert project_id is not None
     data = phoenix._graphql(QUERY, {"id": project_id, "traceId": trace_id})

@@ -93,7 +93,7 @@ def test_spans_round_trip(phoenix: PhoenixServer, protocol: OtlpProtocol) -> Non
     project = f"harness-{protocol.replace('/', '-')}-{uuid.uuid4().hex[:8]}"
     ids = _emit(phoenix, project, protocol)
 
-    spans = phoenix.spans(project, trace_id=ids["trace_id"], min_count=2, timeout=60)
+    spans = phoenix.spans(project, trace_id=ids["trace_id"], min_count=2)
 
     assert len(spans) == 2, spans
     by_name: dict[str, Span] = {span["name"]: span for span in spans}
@@ -132,13 +132,13 @@ def test_spans_round_trip(phoenix: PhoenixServer, protocol: OtlpProtocol) -> Non
 def test_unknown_project_and_trace_read_as_empty(phoenix: PhoenixServer) -> None:
     missing = f"harness-missing-{uuid.uuid4().hex[:8]}"
     assert phoenix.span_count(missing) == 0
-    assert phoenix.spans(missing, timeout=0) == []
+    assert phoenix.spans(missing, stall=0) == []
 
     project = f"harness-known-{uuid.uuid4().hex[:8]}"
     ids = _emit(phoenix, project, "http/protobuf")
     assert len(phoenix.spans(project, ids["trace_id"], min_count=2)) == 2
     assert len(phoenix.spans(project, min_count=2)) == 2
-    assert phoenix.spans(project, trace_id="0" * 31 + "1", timeout=0) == []
+    assert phoenix.spans(project, trace_id="0" * 31 + "1", stall=0) == []
 
 
 def test_otel_env_shapes(tmp_path: Path) -> None:

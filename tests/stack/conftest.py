@@ -20,8 +20,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -35,6 +33,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from railtracks.testing._procs import free_port, stop_process, wait_for_progress
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 STACK_TESTS = Path(__file__).resolve().parent
@@ -50,6 +50,9 @@ FEED_NODES = ("fetch_order", "price", "charge_card", "refund_payment")
 FEED_FAILING_NODE = "charge_card"
 
 SCRAPE_INTERVAL_S = 1
+# Generous bounds on a start (the feed's "ready" line, Prometheus's /-/ready): each
+# ends as soon as the process is ready, or at once when it exits.
+READY_S = 300.0
 
 
 def backend_missing(what: str) -> None:
@@ -102,12 +105,6 @@ def grafana_schemas() -> Path:
     return SCHEMA_DIR
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def http_get_json(url: str, timeout: float = 5.0) -> Any:
     with urllib.request.urlopen(url, timeout=timeout) as response:
         return json.loads(response.read().decode())
@@ -152,16 +149,6 @@ class LivePrometheus:
         return list(self.api("series", **{"match[]": selector}))
 
 
-def _stop(process: subprocess.Popen[Any]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
-
-
 def _start_feed(port: int, workdir: Path) -> tuple[subprocess.Popen[str], list[str]]:
     """Start feed_railtracks.py and wait for its "ready" line."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "RAILTRACKS_"))}
@@ -189,12 +176,13 @@ def _start_feed(port: int, workdir: Path) -> tuple[subprocess.Popen[str], list[s
             if line.strip() == "ready":
                 ready.set()
 
-    threading.Thread(target=pump, daemon=True).start()
-    deadline = time.monotonic() + 60
+    pumping = threading.Thread(target=pump, daemon=True)
+    pumping.start()
+    deadline = time.monotonic() + READY_S
     while not ready.is_set():
         if process.poll() is not None or time.monotonic() > deadline:
-            _stop(process)
-            time.sleep(0.2)  # let the pump thread take the last lines
+            stop_process(process)
+            pumping.join(10)  # the pump takes the last lines, then sees the end of the output
             output = "\n".join(log[-40:])
             pytest.fail(
                 "The railtracks feed (tests/stack/feed_railtracks.py) did not become ready "
@@ -206,7 +194,7 @@ def _start_feed(port: int, workdir: Path) -> tuple[subprocess.Popen[str], list[s
 
 
 def _wait_ready(base_url: str, process: subprocess.Popen[Any], log_path: Path) -> None:
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + READY_S
     while True:
         try:
             with urllib.request.urlopen(f"{base_url}/-/ready", timeout=1) as response:
@@ -270,26 +258,26 @@ def live_prometheus(
         _wait_ready(base_url, prometheus, log_path)
         live = LivePrometheus(base_url, feed_log)
         # The first samples are queryable a few seconds after start: wait until
-        # every metric has enough samples for rate() windows of a few seconds.
-        deadline = time.monotonic() + 45
-        while True:
-            counts = {}
+        # every metric has enough samples for rate() windows of a few seconds, as
+        # long as the samples keep coming (one a second, scraped).
+        counts: dict[str, float] = {}
+
+        def fewest() -> int:
+            if feed.poll() is not None:
+                pytest.fail("The railtracks feed exited:\n" + "\n".join(feed_log[-40:]))
             for name in FEED_METRICS:
                 result = live.query(f"min(count_over_time({name}[5m]))")
                 counts[name] = float(result[0]["value"][1]) if result else 0.0
-            if all(count >= MIN_SAMPLES for count in counts.values()):
-                break
-            if time.monotonic() > deadline:
-                pytest.fail(
-                    f"Prometheus never held {MIN_SAMPLES} samples of each railtracks metric "
-                    f"(samples per metric: {counts}). The feed's output:\n"
-                    + "\n".join(feed_log[-20:]),
-                    pytrace=False,
-                )
-            if feed.poll() is not None:
-                pytest.fail("The railtracks feed exited:\n" + "\n".join(feed_log[-40:]))
-            time.sleep(0.5)
+            return int(min(counts.values()))
+
+        if wait_for_progress(fewest, MIN_SAMPLES, poll_max=0.5) < MIN_SAMPLES:
+            pytest.fail(
+                f"Prometheus stopped at fewer than {MIN_SAMPLES} samples of each railtracks "
+                f"metric (samples per metric: {counts}). The feed's output:\n"
+                + "\n".join(feed_log[-20:]),
+                pytrace=False,
+            )
         yield live
     finally:
-        _stop(prometheus)
-        _stop(feed)
+        stop_process(prometheus)
+        stop_process(feed)

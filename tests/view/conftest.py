@@ -24,23 +24,20 @@ from typing import Any
 
 import pytest
 
+from railtracks.testing._procs import chromium_path, launch_chromium, stop_process
+
 from ..conftest import REPO
 
-# Debian's package; overridable only so the skip/fail rule below can itself be tested.
-CHROMIUM = os.environ.get("RAILTRACKS_TEST_CHROMIUM") or "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 INSTALL_HINT = (
     "needs Debian's chromium and Playwright: bash tests/backends/install_browser.sh "
     "and pip install -e '.[test]' (or run bash tests/run.sh)"
 )
+# A generous bound on a wait for the viewer or the page: it ends as soon as what it
+# waits for shows.
+WAIT_S = 120.0
+# A bound on a local process's exit after Ctrl-C (it takes well under a second):
+# generous, yet short, as a viewer that never exits is a hang, not slowness.
+EXIT_S = 30.0
 ARTIFACTS = Path(os.environ.get("RAILTRACKS_VIEW_ARTIFACTS") or REPO / ".artifacts" / "view")
 
 
@@ -57,10 +54,12 @@ def browser() -> Iterator[Any]:
         from playwright.sync_api import sync_playwright
     except ImportError:
         _missing("Playwright is not installed")
-    if not os.access(CHROMIUM, os.X_OK):
-        _missing(f"{CHROMIUM} not found")
+    # Debian's package; RAILTRACKS_TEST_CHROMIUM overrides it only so that the skip/fail
+    # rule can itself be tested
+    if not os.access(chromium_path(), os.X_OK):
+        _missing(f"{chromium_path()} not found")
     with sync_playwright() as playwright:
-        instance = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        instance = launch_chromium(playwright)
         try:
             yield instance
         finally:
@@ -95,6 +94,10 @@ class Page:
 @pytest.fixture
 def page(browser: Any) -> Iterator[Page]:
     context = browser.new_context(viewport={"width": 1440, "height": 860})
+    # every wait on the page ends when its element shows; this only bounds a wait
+    # that never would (Playwright's own default, 30 s, is a guess of a loaded
+    # machine's speed)
+    context.set_default_timeout(WAIT_S * 1000)
     try:
         yield Page(context)
     finally:
@@ -131,13 +134,7 @@ class Viewer:
         return self.process.stderr.read()
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
+        stop_process(self.process, WAIT_S)
         for stream in (self.process.stdout, self.process.stderr):
             if stream is not None:
                 stream.close()
@@ -159,7 +156,8 @@ def viewer(state_dir: Path) -> Iterator[Viewer]:
         server.stop()
 
 
-def wait_for(predicate: Any, timeout: float = 20.0, interval: float = 0.1) -> Any:
+def wait_for(predicate: Any, timeout: float = WAIT_S, interval: float = 0.1) -> Any:
+    """Poll ``predicate`` until it is true (its value) or ``timeout`` passes (its last value)."""
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()

@@ -170,19 +170,19 @@ def test_live_runs_arrive_over_otlp_while_they_run(
     try:
         # the run shows up, running, from the nodes that already ended
         live_row = p.locator("table.runs tbody tr", has_text="live")
-        live_row.wait_for(timeout=20_000)
+        live_row.wait_for()
         assert live_row.locator(".pill").inner_text() == "running"
         live_row.locator(".run-name").click()
-        p.wait_for_selector(".row .name:text('broken')", timeout=20_000)
+        p.wait_for_selector(".row .name:text('broken')")
         assert p.locator(".run-head .pill").inner_text() == "running"
         # the session has not ended: it stands as a running placeholder over its nodes
         assert rows(page)[0] == "running…"
         assert p.locator(".row.pending").count() == 1
         page.screenshot("live-running")
         release.touch()
-        assert program.wait(30) == 0, program.stderr.read() if program.stderr else ""
+        assert program.wait(120) == 0, program.stderr.read() if program.stderr else ""
         # the page updates by itself when the session span arrives
-        p.wait_for_selector(".run-head .pill:text('completed')", timeout=20_000)
+        p.wait_for_selector(".run-head .pill:text('completed')")
         assert rows(page)[0] == "session live-checkout"
         assert p.locator(".row.pending").count() == 0
         assert p.locator(".run-head h1").inner_text() == "live-checkout"
@@ -243,7 +243,7 @@ def test_a_100000_node_run_stays_responsive(page: Page, viewer: Viewer, state_di
     p = page.page
     started = time.monotonic()
     p.goto(f"{viewer.url}#/run/saved/huge")
-    p.wait_for_selector(".row .name:text('session huge')", timeout=60_000)
+    p.wait_for_selector(".row .name:text('session huge')")
     print(f"100,000-node run: first rows on screen after {time.monotonic() - started:.2f}s")
     # only what is visible is in the DOM
     assert p.locator(".row").count() < 200
@@ -272,7 +272,7 @@ def test_a_100000_node_run_stays_responsive(page: Page, viewer: Viewer, state_di
     # a deep link into the middle of the run
     p.goto(f"{viewer.url}#/run/saved/huge/span/{50_000:016x}")
     p.reload()
-    p.wait_for_selector(".row.sel", timeout=60_000)
+    p.wait_for_selector(".row.sel")
     selected = p.locator(".row.sel .name").inner_text()
     assert selected.startswith("item_")
     wait_for(lambda: p.locator(".details h2").count() == 1)

@@ -8,10 +8,11 @@ import socket
 import struct
 import sys
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from ..conftest import RAILTRACKS, run
-from .conftest import Viewer, wait_for
+from .conftest import EXIT_S, Viewer, wait_for
 from .states import big_state
 
 
@@ -20,17 +21,17 @@ def test_serves_on_loopback_and_stops_on_ctrl_c(state_dir: Path) -> None:
     viewer = Viewer(state_dir)
     try:
         assert viewer.port > 0
-        with urllib.request.urlopen(viewer.url, timeout=10) as response:
+        with urllib.request.urlopen(viewer.url, timeout=60) as response:
             assert response.status == 200
             assert "script-src 'self'" in response.headers["Content-Security-Policy"]
             page = response.read().decode()
         assert '<script src="/static/viewer.js">' in page
         assert "http" not in page.replace(viewer.url, "")  # nothing loads from elsewhere
-        with urllib.request.urlopen(viewer.url + "api/runs", timeout=10) as response:
+        with urllib.request.urlopen(viewer.url + "api/runs", timeout=60) as response:
             runs = json.loads(response.read())["runs"]
         assert [(r["name"], r["status"], r["nodes"]) for r in runs] == [("tiny", "completed", 6)]
         viewer.process.send_signal(signal.SIGINT)
-        assert viewer.process.wait(10) == 0
+        assert viewer.process.wait(EXIT_S) == 0
         assert "Traceback" not in viewer.stderr()
     finally:
         viewer.stop()
@@ -66,7 +67,7 @@ def test_the_browser_is_opened_on_the_run(state_dir: Path, tmp_path: Path) -> No
             if "press Ctrl-C" in line:  # the browser is tried before this last line
                 break
         viewer.process.send_signal(signal.SIGINT)
-        assert viewer.process.wait(10) == 0
+        assert viewer.process.wait(EXIT_S) == 0
         assert viewer.stderr() == "railtracks view: no browser to open here; open the URL above\n"
     finally:
         viewer.stop()
@@ -113,15 +114,15 @@ def test_a_client_leaving_mid_response_prints_nothing(state_dir: Path) -> None:
     viewer = Viewer(state_dir)
     try:
         for _ in range(3):
-            with socket.create_connection(("127.0.0.1", viewer.port), timeout=10) as client:
+            with socket.create_connection(("127.0.0.1", viewer.port), timeout=60) as client:
                 host = f"Host: 127.0.0.1:{viewer.port}"
                 client.sendall(f"GET /api/runs/saved/wide HTTP/1.1\r\n{host}\r\n\r\n".encode())
                 assert client.recv(64).startswith(b"HTTP/1.1 200")
                 client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        with urllib.request.urlopen(viewer.url + "api/runs", timeout=30) as response:
+        with urllib.request.urlopen(viewer.url + "api/runs", timeout=60) as response:
             assert response.status == 200  # still serving
         viewer.process.send_signal(signal.SIGINT)
-        assert viewer.process.wait(10) == 0
+        assert viewer.process.wait(EXIT_S) == 0
         assert viewer.stderr() == ""
     finally:
         viewer.stop()
@@ -133,10 +134,13 @@ def test_browser_tests_skip_locally_and_fail_under_ci_without_chromium(tmp_path:
     test = "tests/view/test_view_browser.py::test_html_file_opens_offline"
     command = [sys.executable, "-m", "pytest", test, "-q", "-rs", "-p", "no:cacheprovider"]
     missing = {"RAILTRACKS_TEST_CHROMIUM": str(tmp_path / "no-chromium")}
-    local = run(command, REPO, {**missing, "CI": ""})
+    # both runs at once: each is mostly an interpreter and pytest starting
+    with ThreadPoolExecutor(2) as both:
+        local_run = both.submit(run, command, REPO, {**missing, "CI": ""})
+        ci_run = both.submit(run, command, REPO, {**missing, "CI": "true"})
+        local, ci = local_run.result(), ci_run.result()
     assert local.returncode == 0, local.stdout
     assert "1 skipped" in local.stdout
     assert "bash tests/backends/install_browser.sh" in local.stdout
-    ci = run(command, REPO, {**missing, "CI": "true"})
     assert ci.returncode == 1, ci.stdout
     assert "browser tests cannot run under CI=true" in ci.stdout

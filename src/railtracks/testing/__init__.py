@@ -35,13 +35,13 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from ._config import CONFIG, ENV_STATE_DIR
-from ._delivery.telemetry import TELEMETRY
-from ._logs.log import LOGS, console_override
-from ._recording import attributes as attr
+from .._config import CONFIG, ENV_STATE_DIR
+from .._delivery.telemetry import TELEMETRY
+from .._logs.log import LOGS, console_override
+from .._recording import attributes as attr
 
 if TYPE_CHECKING:
-    from ._runtime.session import Session
+    from .._runtime.session import Session
 
 __all__ = ["SpanCapture", "capture_spans", "reset", "span_tree"]
 
