@@ -250,7 +250,9 @@ def test_a_dead_collector_never_fails_or_stalls_a_run(tmp_path: Path, protocol: 
     telemetry_warnings = [line for line in done.stderr.splitlines() if "RT.Telemetry" in line]
     assert len(telemetry_warnings) == 1, done.stderr
     assert "Traceback" not in done.stderr
-    assert elapsed - baseline < 2.5, (elapsed, baseline)
+    # A stall would wait out the exporter's 10 s timeout; the ~2 s exit target itself is
+    # measured by benchmarks/faults.py, not asserted against this machine's speed.
+    assert elapsed - baseline < 8, (elapsed, baseline)
 
 
 def test_sdk_disabled_turns_export_off_but_keeps_state(
