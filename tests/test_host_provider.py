@@ -1,11 +1,14 @@
-"""Telemetry ownership: a host's SDK TracerProvider is used, never replaced."""
+"""Telemetry ownership: a host's provider is used, never replaced, whatever it is (SPEC 5)."""
 
 from __future__ import annotations
 
+import json
 import textwrap
 from pathlib import Path
 
-from .conftest import run_python
+import pytest
+
+from .conftest import PYTHON, run, run_python
 
 HOST_APP = textwrap.dedent(
     """
@@ -77,3 +80,32 @@ def test_without_a_host_provider_railtracks_provider_is_global_unless_opted_out(
     done = run_python(STANDALONE, tmp_path, env={"RAILTRACKS_GLOBAL_PROVIDER": "0"})
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == ["ProxyTracerProvider"]
+
+
+FOREIGN_APP = Path(__file__).parent / "hosts" / "foreign_provider_app.py"
+# railtracks' spans and the host's own span in the node, where each host's pipeline has them
+HOST_SPANS = {
+    "bare": [],  # takes no processor: nothing to join
+    "unhashable": ["child", "parent", "session hosted", "vendor call"],
+    # its tracers are not the SDK's: railtracks records on its own provider
+    "vendor": ["vendor call"],
+}
+
+
+@pytest.mark.parametrize("kind", ["bare", "unhashable", "vendor"])
+def test_a_host_provider_that_is_not_the_sdks_never_changes_the_outcome(
+    tmp_path: Path, kind: str
+) -> None:
+    done = run([PYTHON, str(FOREIGN_APP), kind], tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+    report = json.loads(done.stdout)
+    assert report["results"] == [20, 30]
+    assert report["status"] == "completed"
+    assert report["state_path"] == ".railtracks/hosted.json"
+    assert (tmp_path / ".railtracks" / "hosted.json").is_file()
+    assert report["host_spans"] == HOST_SPANS[kind]
+    if kind == "bare":  # its spans record nothing: the nodes alone
+        assert report["state"] == [["parent", [["child", []]]]]
+    else:  # the span its tracer made in the node is in the state, under its true parent
+        assert report["state"] == [["parent", [["vendor call", [["child", []]]]]]]

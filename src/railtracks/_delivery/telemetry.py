@@ -1,16 +1,22 @@
 """Who owns the tracer provider, and which processors railtracks feeds.
 
 At first use railtracks looks at the global tracer provider. If the host
-application installed an SDK ``TracerProvider``, railtracks adds its one
-fan-out processor to it and never replaces it. Otherwise railtracks builds its
-own provider whose sampler still *records* every span it would drop, so the
-console and the saved state stay complete while the sampler decides what is
-exported, and makes it the global one *provisionally*: other instrumentation
-(HTTP clients, manual ``get_tracer(...)`` spans) inside nodes is recorded with
-zero configuration, yet an application's own ``set_tracer_provider`` made later
-still succeeds. railtracks notices such a provider at the next session and
-moves onto it. ``RAILTRACKS_GLOBAL_PROVIDER=0`` keeps railtracks' provider
-private instead.
+application installed an SDK ``TracerProvider``, or a proxy or wrapper of one
+(Logfire's), railtracks adds its one fan-out processor to that SDK provider,
+takes its tracer from it and never replaces it. A host provider that is not
+the SDK's at all is used when its tracers are the SDK's and it takes the
+fan-out; otherwise railtracks records on its own provider and gives the host's
+provider, if it takes processors, the span collector alone (``_foreign_tracer``).
+With no host provider railtracks builds its own, whose sampler still *records*
+every span it would drop, so the console and the saved state stay complete
+while the sampler decides what is exported, and makes it the global one
+*provisionally*: other instrumentation (HTTP clients, manual
+``get_tracer(...)`` spans) inside nodes is recorded with zero configuration,
+yet an application's own ``set_tracer_provider`` made later still succeeds.
+railtracks notices such a provider (or a wrapper that moved onto another SDK
+provider) at the next session and moves onto it.
+``RAILTRACKS_GLOBAL_PROVIDER=0`` keeps railtracks' provider private instead.
+The host's objects are compared by identity only (``host_provider``).
 """
 
 from __future__ import annotations
@@ -22,9 +28,8 @@ import time
 import weakref
 
 from opentelemetry import trace
-from opentelemetry.context import Context
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
-from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+from opentelemetry.sdk.trace import SpanProcessor
 from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
 
 from .._config import CONFIG
@@ -35,6 +40,15 @@ from .._version import __version__
 from ..errors import ConfigurationError
 from . import signals as _signals
 from .export import sdk_disabled
+from .host_provider import (
+    ForwardToHost,
+    HostView,
+    add_processor,
+    has_processor,
+    look,
+    sdk_tracer,
+    unwrap_sdk,
+)
 from .otel_env import sampler_from_env, span_limits_from_env
 from .pipeline import Pipeline, build_pipeline, exit_cap_seconds
 from .processors import FanOutSpanProcessor
@@ -79,44 +93,6 @@ def _install_provisionally(provider: SdkTracerProvider) -> None:
     trace._TRACER_PROVIDER = provider
 
 
-class _ForwardToHost(SpanProcessor):
-    """On railtracks' own providers: hands spans on to an application's provider once it exists.
-
-    Instrumentations that took their tracer while railtracks' provider was the
-    global one keep it; their spans still reach the application's exporters.
-    """
-
-    def __init__(self, fanout: SpanProcessor) -> None:
-        self._fanout = fanout
-        self.host: SdkTracerProvider | None = None
-
-    def _targets(self) -> tuple[SpanProcessor, ...]:
-        host = self.host
-        if host is None:
-            return ()
-        return tuple(p for p in _installed_processors(host) if p is not self._fanout)
-
-    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
-        for processor in self._targets():
-            try:
-                processor.on_start(span, parent_context)
-            except Exception as exc:  # an application's processor never breaks a run
-                _log.warn_once(f"forward:{type(processor).__name__}", f"span processor: {exc!r}")
-
-    def on_end(self, span: ReadableSpan) -> None:
-        for processor in self._targets():
-            try:
-                processor.on_end(span)
-            except Exception as exc:  # an application's processor never breaks a run
-                _log.warn_once(f"forward:{type(processor).__name__}", f"span processor: {exc!r}")
-
-    def shutdown(self) -> None:
-        pass
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return True
-
-
 class Telemetry:
     """The tracer, the provider it comes from, and railtracks' processors on it."""
 
@@ -125,12 +101,17 @@ class Telemetry:
         self.fanout = FanOutSpanProcessor()
         self.collector = SessionSpanCollector()
         self.fanout.add(self.collector)
+        # on a host provider whose tracers railtracks cannot use: spans made there
+        # inside nodes reach the sessions' states, and nothing else of railtracks
+        self._collect_only = FanOutSpanProcessor()
+        self._collect_only.add(self.collector)
         self._tracer: trace.Tracer | None = None
-        # The provider the tracer comes from, and railtracks' own ones (which it may
-        # have made global); spans from any of them reach the same fan-out.
-        self._provider: SdkTracerProvider | None = None
+        # the global provider as last seen, and railtracks' own providers (which it
+        # may have made global); spans from any of them reach the same fan-out
+        self._seen: HostView | None = None
         self._owned: weakref.WeakSet[SdkTracerProvider] = weakref.WeakSet()
-        self._forward = _ForwardToHost(self.fanout)
+        self._fed: list[tuple[object, SpanProcessor]] = []  # non-SDK hosts, by identity
+        self._forward = ForwardToHost(self.fanout)
         self._pipeline = Pipeline()
         self._exit_registered = False
         CONFIG.on_change(self.invalidate)
@@ -150,42 +131,43 @@ class Telemetry:
                 tracer = self._tracer
         return tracer
 
+    def _is_owned(self, provider: object) -> bool:
+        # by identity: a host's object may be unhashable or compare oddly
+        return any(provider is own for own in list(self._owned))
+
     def _superseded(self) -> bool:
-        """An application's SDK provider is global now, and railtracks is not on it."""
+        """The global provider changed since railtracks looked, or the wrapper it was moved on."""
+        seen = self._seen
+        if seen is None:
+            return False
         current = trace.get_tracer_provider()
-        return (
-            current is not self._provider
-            and isinstance(current, SdkTracerProvider)
-            and current not in self._owned
-        )
+        if current is not seen.installed:
+            return True
+        if seen.sdk is current or current is trace._PROXY_TRACER_PROVIDER:
+            return False
+        # a wrapper may move onto another SDK provider (Logfire's, at each logfire.configure)
+        return unwrap_sdk(current) is not seen.sdk
 
     def _build(self) -> trace.Tracer:
-        global_provider = trace.get_tracer_provider()
-        if isinstance(global_provider, SdkTracerProvider) and global_provider not in self._owned:
-            provider, owned = global_provider, False
-            self._follow(provider)
+        seen = look()
+        host = seen.sdk
+        if host is not None and not self._is_owned(host):
+            # an application's SDK provider, installed as it is or wrapped (Logfire)
+            self._follow(host)
             self._note_host_provider()
+            if not has_processor(host, self.fanout):
+                host.add_span_processor(self.fanout)
+            tracer = host.get_tracer(INSTRUMENTATION_SCOPE, __version__)
+            owned, resource = False, host.resource
         else:
-            make_global = _make_global_wanted() and not sdk_disabled()
-            provider = SdkTracerProvider(
-                resource=service_resource(),
-                sampler=RecordLocallySampler(sampler_from_env()),
-                span_limits=span_limits_from_env(),
-                shutdown_on_exit=False,
+            foreign = self._foreign_tracer(seen.installed)
+            owned = foreign is None
+            tracer = foreign or self._own_provider(seen).get_tracer(
+                INSTRUMENTATION_SCOPE, __version__
             )
-            # OTEL_SDK_DISABLED turns export off (see _delivery.export); railtracks' own
-            # spans still drive the console and the saved state.
-            provider._disabled = False
-            owned = True
-            self._owned.add(provider)
-            if make_global and (
-                global_provider is trace._PROXY_TRACER_PROVIDER or global_provider in self._owned
-            ):
-                _install_provisionally(provider)
-        self._provider = provider
-        pipeline = build_pipeline(owned, provider.resource)
-        if self.fanout not in _installed_processors(provider):
-            provider.add_span_processor(self.fanout)
+            resource = getattr(tracer, "resource", None) or service_resource()
+        self._seen = seen
+        pipeline = build_pipeline(owned, resource)
         self._pipeline = pipeline
         for processor in pipeline.processors:
             self.fanout.add(processor)
@@ -193,14 +175,62 @@ class Telemetry:
             atexit.register(self.shutdown)
             _register_multiprocessing_exit(self)
             self._exit_registered = True
-        return provider.get_tracer(INSTRUMENTATION_SCOPE, __version__)
+        return tracer
+
+    def _own_provider(self, seen: HostView) -> SdkTracerProvider:
+        """A provider of railtracks' own, made global when nobody else's is."""
+        provider = SdkTracerProvider(
+            resource=service_resource(),
+            sampler=RecordLocallySampler(sampler_from_env()),
+            span_limits=span_limits_from_env(),
+            shutdown_on_exit=False,
+        )
+        # OTEL_SDK_DISABLED turns export off (see _delivery.export); railtracks' own
+        # spans still drive the console and the saved state.
+        provider._disabled = False
+        self._owned.add(provider)
+        provider.add_span_processor(self.fanout)
+        installed = seen.installed
+        nobody_elses = installed is trace._PROXY_TRACER_PROVIDER or self._is_owned(installed)
+        if nobody_elses and _make_global_wanted() and not sdk_disabled():
+            _install_provisionally(provider)
+            seen.installed = seen.sdk = provider
+        return provider
+
+    def _foreign_tracer(self, installed: object) -> trace.Tracer | None:
+        """railtracks' tracer from a host provider that is not (or hides) the SDK's, if usable.
+
+        Usable when its tracers are the SDK's and take railtracks' fan-out: its
+        spans then join the host's pipeline. Otherwise railtracks records on its
+        own provider, and a host provider that takes processors gets the
+        collector alone, so the spans its tracers make inside nodes still
+        belong to the sessions.
+        """
+        if installed is trace._PROXY_TRACER_PROVIDER or self._is_owned(installed):
+            return None
+        tracer = sdk_tracer(installed, INSTRUMENTATION_SCOPE, __version__)
+        if tracer is not None and self._feed(installed, self.fanout):
+            processors = getattr(tracer.span_processor, "_span_processors", ())  # type: ignore[attr-defined]  # an SDK Tracer
+            if any(p is self.fanout for p in processors):
+                return tracer
+        self._feed(installed, self._collect_only)
+        return None
+
+    def _feed(self, host: object, processor: SpanProcessor) -> bool:
+        """``processor`` on a non-SDK host provider, once; False when it takes none."""
+        if any(fed is host and p is processor for fed, p in self._fed):
+            return True
+        if not add_processor(host, processor):
+            return False
+        self._fed.append((host, processor))
+        return True
 
     def _follow(self, host: SdkTracerProvider) -> None:
         """Hand on the spans of railtracks' earlier providers to ``host`` (added only now:
         a processor costs on every span)."""
         self._forward.host = host
         for own in list(self._owned):
-            if self._forward not in _installed_processors(own):
+            if not has_processor(own, self._forward):
                 own.add_span_processor(self._forward)
 
     @staticmethod
@@ -280,13 +310,6 @@ def _register_multiprocessing_exit(telemetry: Telemetry) -> None:
     util.register_after_fork(telemetry, in_child)
     if multiprocessing.parent_process() is not None:
         in_child(telemetry)
-
-
-def _installed_processors(provider: SdkTracerProvider) -> tuple[SpanProcessor, ...]:
-    # The SDK keeps processors on a private multi-processor; reading it is the
-    # only way to stay idempotent when railtracks rebuilds its pipeline.
-    multi = getattr(provider, "_active_span_processor", None)
-    return tuple(getattr(multi, "_span_processors", ()))
 
 
 TELEMETRY = Telemetry()

@@ -61,10 +61,12 @@ class SessionSpanCollector(SpanProcessor):
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         if type(attribute_dict(span).get(SESSION_ID)) is str:
             return  # railtracks' own span: its attribute names its session again at the end
-        parent = span.parent
-        if parent is None:
+        # another instrumentation's span (from whatever provider a host installed: read
+        # defensively): its session is its parent's
+        parent = getattr(span, "parent", None)
+        context = getattr(span, "context", None)
+        if parent is None or context is None:
             return
-        # another instrumentation's span: its session is its parent's
         session_id = self._owners.get(parent.span_id) or _session_of_live_parent(
             parent.span_id, parent_context
         )
@@ -73,14 +75,14 @@ class SessionSpanCollector(SpanProcessor):
         still_open = self._open.get(session_id)
         if still_open is None:  # not an open session (already closed, or never opened here)
             return
-        span_id = span.context.span_id
+        span_id = context.span_id
         self._owners[span_id] = session_id  # dict and set updates are atomic under the GIL
         still_open.add(span_id)
 
     def on_end(self, span: ReadableSpan) -> None:
         session_id = None
         if self._owners:  # only other instrumentation's spans are entered there
-            context = span.context
+            context = getattr(span, "context", None)
             if context is not None:
                 session_id = self._owners.pop(context.span_id, None)
                 if session_id is not None:

@@ -22,6 +22,7 @@ from .._recording import attributes as attr
 from .._recording import spans as _spans
 from .._recording.fastspan import start_span
 from ..errors import ConfigurationError, GlobalTimeOutError
+from . import never_awaited as _never_awaited
 from .executors import LOCAL, validate_executor
 from .options import validate_option
 from .session import _CURRENT, Session
@@ -225,6 +226,9 @@ async def call(node: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
         result = await _execute(implicit, spec, args, kwargs, bound)
         implicit.set_answer(result)
     return result
+
+
+_never_awaited.watch(call)
 
 
 def _implicit_name(node_name: str) -> str | None:
