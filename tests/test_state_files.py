@@ -45,6 +45,7 @@ def _good_state(tmp_path: Path) -> dict[str, Any]:
 
     _, session = asyncio.run(flow())
     assert session.state_path is not None
+    assert rt.flush()  # the file is complete once flush returns
     document: dict[str, Any] = json.loads(session.state_path.read_text())
     return document
 
