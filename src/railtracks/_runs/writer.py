@@ -104,7 +104,7 @@ class StateWriter:
         latest = {job.path: job for job in batch}
         directories: set[Path] = set()
         written: list[WriteJob] = []
-        for job in latest.values():
+        for job in [job for job in batch if latest[job.path] is job]:  # in the order handed over
             directory = job.path.parent
             if directory not in self._cleaned:
                 self._cleaned.add(directory)
