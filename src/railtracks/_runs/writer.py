@@ -43,6 +43,9 @@ EXIT_GRACE_SECONDS: Final = 8.0
 # An abandoned write stops at its next chunk; the exit waits this long for that.
 _ABANDON_SECONDS: Final = 2.0
 _EXIT_POLL_SECONDS: Final = 0.05
+# Woken by a first state, the writer lets more gather this long: one wake-up (and one
+# directory fsync) per batch rather than per session, fewer turns taken from the loop.
+_BATCH_WINDOW_SECONDS: Final = 0.005
 
 
 @dataclasses.dataclass(slots=True)
@@ -91,6 +94,8 @@ class StateWriter:
             with self._work:
                 while not self._queue:
                     self._work.wait()
+            time.sleep(_BATCH_WINDOW_SECONDS)
+            with self._work:
                 batch = list(self._queue)
                 self._queue.clear()
             try:
