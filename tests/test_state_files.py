@@ -201,6 +201,7 @@ def test_strict_json_for_hostile_values(tmp_path: Path) -> None:
     result, session = asyncio.run(flow())
     assert result["huge"] is huge
     assert session.state_path is not None
+    assert rt.flush(30)  # the state file is complete once flush returns
     raw = session.state_path.read_bytes()
     raw.decode("utf-8")  # strict UTF-8
 
