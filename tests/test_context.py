@@ -211,6 +211,7 @@ def test_sensitive_context_is_redacted_on_spans_but_live_in_rt_context(
             assert values[f"railtracks.context.{key}"] == "[REDACTED]", key
         assert values["railtracks.context.region"] == "eu"
     assert session.state_path is not None
+    assert rt.flush(30)  # the state file is complete once flush returns
     saved = session.state_path.read_text()
     for value in secrets.values():
         assert f'"{value}"' not in saved

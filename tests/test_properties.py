@@ -94,6 +94,7 @@ def test_any_value_context_and_name(
         for item in attributes.values():
             assert not isinstance(item, str) or len(item) <= 4096
     assert session.state_path is not None
+    assert rt.flush(30)  # the state file is complete once flush returns
     document = _strict_load(session.state_path.read_bytes())
     _VALIDATOR.validate(document)
     validate_state(document)

@@ -79,6 +79,7 @@ def test_ratio_sampling_keeps_every_state_complete_and_exports_whole_traces(
         assert state is not None
         assert state["session"]["status"] == "completed"
         assert _names(state["nodes"]) == COMPLETE
+        assert rt.flush(30)  # the state file is complete once flush returns
         assert Path(".railtracks/sampled.json").exists()
         assert session.trace_id is not None
         sampled[session.trace_id] = state["session"]["sampled"]

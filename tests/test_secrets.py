@@ -243,9 +243,11 @@ def test_scrubbing_can_be_configured_and_turned_off() -> None:
 
     rt.configure(secret_patterns=[r"ACME-[0-9a-f]+"])
     _, session = asyncio.run(flow())
+    assert rt.flush(30)  # the state file is complete once flush returns
     assert marker not in session.state_path.read_text()  # type: ignore[union-attr]
     rt.configure(redact=False)
     _, session = asyncio.run(flow())
+    assert rt.flush(30)
     text = session.state_path.read_text()  # type: ignore[union-attr]
     assert marker in text
     assert "[REDACTED]" not in text

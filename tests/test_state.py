@@ -57,6 +57,7 @@ async def flow(skus: list[str]) -> int:
 
 def test_state_file_content(rt_spans: SpanCapture) -> None:
     result, session = asyncio.run(flow(["ab", "cde"]))
+    assert rt.flush()  # the file is complete once flush returns (rt.load_state waits by itself)
     assert rt_spans.state_dir is not None  # the fixture keeps the user's .railtracks/ alone
     path = rt_spans.state_dir / "orders.json"
     assert session.state_path == path
@@ -208,9 +209,11 @@ def test_state_dir_from_environment_and_configure(monkeypatch: pytest.MonkeyPatc
         return 1
 
     asyncio.run(placed())
+    assert rt.flush()
     assert Path("env-states/nested/placed.json").is_file()
     rt.configure(state_dir="configured")
     asyncio.run(placed())
+    assert rt.flush()
     assert Path("configured/placed.json").is_file()
 
 
@@ -349,6 +352,7 @@ def test_sensitive_values_never_reach_the_file_but_the_rest_does() -> None:
         return await rt.call(use_secret)
 
     asyncio.run(secretive())
+    assert rt.flush()
     text = Path(".railtracks/secretive.json").read_text()
     for secret in ("hunter2", "tok-999", "tok-888"):
         assert secret not in text

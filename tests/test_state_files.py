@@ -45,6 +45,7 @@ def _good_state(tmp_path: Path) -> dict[str, Any]:
 
     _, session = asyncio.run(flow())
     assert session.state_path is not None
+    assert rt.flush()  # the file is complete once flush returns
     document: dict[str, Any] = json.loads(session.state_path.read_text())
     return document
 
@@ -240,6 +241,7 @@ def test_strict_json_for_hostile_values(tmp_path: Path) -> None:
     result, session = asyncio.run(flow())
     assert result["huge"] is huge
     assert session.state_path is not None
+    assert rt.flush(30)  # the state file is complete once flush returns
     raw = session.state_path.read_bytes()
     raw.decode("utf-8")  # strict UTF-8
 

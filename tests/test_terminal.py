@@ -124,6 +124,7 @@ def test_show_and_runs_on_a_crafted_state(tmp_path: Path) -> None:
     rt.configure(console_stream=io.StringIO())
     session = _hostile_run(tmp_path, "NONE")
     assert session.state_path is not None
+    assert rt.flush(30)  # the state file is complete once flush returns
     state = json.loads(session.state_path.read_text())
     evil = "".join(HOSTILE.values())
     state["session"]["name"] = evil

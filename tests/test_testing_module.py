@@ -73,6 +73,7 @@ ISOLATION_TEST = textwrap.dedent(
     def test_isolated(rt_spans):
         for _ in range(2):
             assert asyncio.run(flow())[0] == 7
+        assert rt.flush(30)  # the state file is complete once flush returns
         assert (rt_spans.state_dir / "isolated.json").is_file()
         console = rt_spans.console_output()
         assert "session isolated started" in console

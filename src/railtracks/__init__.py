@@ -17,6 +17,7 @@ result, session = asyncio.run(flow())
 import asyncio
 import contextlib
 import threading
+import time
 
 from . import (
     _env_guard,  # noqa: F401  # first: imports the SDK safe from a bad OTEL_* value
@@ -28,6 +29,7 @@ from ._config import configure
 from ._delivery.telemetry import TELEMETRY
 from ._remote.merge import run_remote as _run_remote
 from ._remote.propagation import merge_segment, session_carrier, session_segment
+from ._runs.pending import wait_for_all as _wait_for_states
 from ._runs.save import save_session_state
 from ._runs.store import load_state
 from ._runtime.current import broadcast, current_session, session_id
@@ -45,13 +47,23 @@ _set_remote_runner(_run_remote)
 
 
 def flush(timeout: float = 30.0) -> bool:
-    """Hand every finished span to the exporters and wait for them, at most ``timeout`` seconds.
+    """Complete every saved state and export every finished span, at most ``timeout`` seconds.
 
-    Spans the collector does not take are written to the outbox (and count as
-    handled). Never raises; returns False when something was still pending at
-    the deadline. Blocks the calling thread: in async code use ``flush_async``.
+    The states handed to the state writer are complete (renamed into place,
+    durable) first; then the spans go to the exporters, and those the
+    collector does not take are written to the outbox (and count as handled).
+    Never raises; returns False when something was still pending at the
+    deadline. Blocks the calling thread: in async code use ``flush_async``.
     """
-    return TELEMETRY.flush(timeout)
+    try:
+        seconds = float(timeout)
+    except (TypeError, ValueError):
+        seconds = 0.0
+    seconds = min(seconds, threading.TIMEOUT_MAX) if seconds > 0 else 0.0  # NaN: 0
+    deadline = time.monotonic() + seconds
+    states_written = _wait_for_states(seconds)
+    exported = TELEMETRY.flush(max(deadline - time.monotonic(), 0.0))
+    return states_written and exported
 
 
 async def flush_async(timeout: float = 30.0) -> bool:  # noqa: ASYNC109  # mirrors flush()
@@ -60,7 +72,7 @@ async def flush_async(timeout: float = 30.0) -> bool:  # noqa: ASYNC109  # mirro
     future: asyncio.Future[bool] = loop.create_future()
 
     def work() -> None:
-        result = TELEMETRY.flush(timeout)
+        result = flush(timeout)
         with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: nobody waits
             loop.call_soon_threadsafe(_settle, future, result)
 

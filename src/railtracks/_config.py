@@ -16,6 +16,7 @@ from typing import IO, TYPE_CHECKING, Any
 from opentelemetry.sdk.trace.export import SpanExporter
 
 from ._recording.encoding import DEFAULT_REDACT_PATTERN, DEFAULT_VALUE_LIMIT, ValueEncoder
+from ._settings import state_max_runs_from_environment
 from .errors import ConfigurationError
 
 if TYPE_CHECKING:  # the metrics SDK is imported only when metrics are exported
@@ -38,6 +39,7 @@ class TelemetrySettings:
     metric_readers: tuple[MetricReader, ...] = ()
     console_stream: IO[str] | None = None
     state_dir: Path | None = None
+    state_max_runs: int | None = None
     redact_pattern: str = DEFAULT_REDACT_PATTERN
     value_limit: int = DEFAULT_VALUE_LIMIT
     secret_patterns: tuple[str, ...] = ()
@@ -84,6 +86,15 @@ class Configuration:
             return Path(env)
         return Path(DEFAULT_STATE_DIR)
 
+    def state_max_runs(self) -> int | None:
+        """Runs kept per state directory: configure(), then RAILTRACKS_STATE_MAX_RUNS; None: all.
+
+        Raises ``ConfigurationError`` for a bad environment value.
+        """
+        if self.telemetry.state_max_runs is not None:
+            return self.telemetry.state_max_runs
+        return state_max_runs_from_environment()
+
 
 CONFIG = Configuration()
 
@@ -104,6 +115,7 @@ def configure(
     metric_readers: Sequence[MetricReader] = (),
     console_stream: IO[str] | None = None,
     state_dir: str | os.PathLike[str] | None = None,
+    state_max_runs: int | None = None,
     redact_pattern: str | None = None,
     value_limit: int | None = None,
     secret_patterns: Sequence[str] = (),
@@ -124,6 +136,9 @@ def configure(
         metric_readers: more metric readers for railtracks' own meter provider.
         console_stream: where console spans and logs are written (default: stderr).
         state_dir: directory of saved states (else ``RAILTRACKS_STATE_DIR``, else ``.railtracks``).
+        state_max_runs: keep only the newest N runs of a state directory, deleting older
+            state files as new ones are written (else ``RAILTRACKS_STATE_MAX_RUNS``; default:
+            keep all).
         redact_pattern: regular expression of sensitive keys (case-insensitive), matched
             against context keys, node parameter names and keys at any depth of inputs,
             outputs, answers, context changes and broadcasts. Replaces the default pattern.
@@ -141,6 +156,12 @@ def configure(
     ):
         raise ConfigurationError(
             f"configure(value_limit=...): expected an integer >= 64, got {value_limit!r}"
+        )
+    if state_max_runs is not None and (
+        type(state_max_runs) is not int or state_max_runs < 1  # True is not a number of runs
+    ):
+        raise ConfigurationError(
+            f"configure(state_max_runs=...): expected a positive integer, got {state_max_runs!r}"
         )
     if redact_pattern is not None:
         try:
@@ -169,6 +190,7 @@ def configure(
             metric_readers=tuple(metric_readers),
             console_stream=console_stream,
             state_dir=Path(state_dir) if state_dir is not None else None,
+            state_max_runs=state_max_runs,
             redact_pattern=redact_pattern if redact_pattern is not None else DEFAULT_REDACT_PATTERN,
             value_limit=value_limit if value_limit is not None else DEFAULT_VALUE_LIMIT,
             secret_patterns=tuple(secret_patterns),

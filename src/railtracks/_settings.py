@@ -15,6 +15,7 @@ from .errors import ConfigurationError
 
 ENV_LOGGING_SETTING: Final = "RAILTRACKS_LOGGING_SETTING"
 ENV_SAVE_STATE: Final = "RAILTRACKS_SAVE_STATE"
+ENV_STATE_MAX_RUNS: Final = "RAILTRACKS_STATE_MAX_RUNS"
 
 
 class LoggingSetting(enum.IntEnum):
@@ -83,6 +84,19 @@ def save_state_from_environment() -> bool | None:
     if flag in ("0", "false"):
         return False
     raise ConfigurationError(f"{ENV_SAVE_STATE}: expected 0 or 1, got {raw!r}")
+
+
+def state_max_runs_from_environment() -> int | None:
+    """``RAILTRACKS_STATE_MAX_RUNS`` (a positive integer), or None when it is unset or blank."""
+    raw = os.environ.get(ENV_STATE_MAX_RUNS)
+    if raw is None or not raw.strip():
+        return None
+    text = raw.strip()
+    if not text.isascii() or not text.isdigit() or int(text) < 1:
+        raise ConfigurationError(
+            f"{ENV_STATE_MAX_RUNS}: expected a positive whole number of runs to keep, got {raw!r}"
+        )
+    return int(text)
 
 
 def default_logging_setting(session_defaults: Mapping[str, object]) -> LoggingSetting:

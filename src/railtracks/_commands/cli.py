@@ -32,6 +32,7 @@ from .._delivery.export import ExportSettings, export_settings, span_exporter
 from .._logs.terminal import inert
 from .._recording.scrub import redact_url
 from .._runs.head import document_counts, read_head
+from .._runs.pending import READER_WAIT_SECONDS, wait_for_all
 from .._runs.respan import spans_from_state
 from .._runs.store import load_state, resolve_state_path
 from .._version import __version__
@@ -188,6 +189,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``railtracks`` console script and ``python -m railtracks``."""
     try:
         args = build_parser().parse_args(argv)
+        wait_for_all(READER_WAIT_SECONDS)  # states this process is still writing: complete first
         code: int = args.handler(args)
         sys.stdout.flush()
     except (UsageError, RailtracksError) as exc:

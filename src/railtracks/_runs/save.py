@@ -1,4 +1,4 @@
-"""Saving a session's state when it ends (SPEC 6): the session-end hook.
+"""Saving a session's state when it ends (SPEC 6): the session-end hook, which hands it over.
 
 ``railtracks/__init__`` registers ``save_session_state`` with
 ``rt.on_session_end``. It reads the session through ``EndedSession``, the
@@ -7,14 +7,20 @@ little of ``rt.Session`` it needs, so this layer never imports the runtime.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
+from .._config import CONFIG
+from .._files import DIR_MODE
 from .._logs import log as _log
 from .._recording.compact import Record
 from .._settings import LoggingSetting
-from .state import gc_paused, state_parts
-from .store import encode_state_chunks, state_path, write_atomically, write_bytes_atomically
+from .pending import PENDING, absolute
+from .state import state_parts
+from .store import document_chunks, encode_state_chunks, state_path
+from .writer import WRITER, WriteJob
 
 
 class SavedOptions(Protocol):
@@ -49,13 +55,24 @@ class EndedSession(Protocol):
         """The spans to stream the state from, or None to write ``state`` whole."""
         ...
 
-    def record_state_path(self, path: Path) -> None:
-        """The state was written to ``path``."""
+    def record_state_path(self, path: Path | None) -> None:
+        """The state goes to ``path`` (None: its write failed)."""
         ...
 
 
+# Above this many spans the cyclic collector is paused while the state is built.
+_LARGE_STATE_SPANS: Final = 1000
+# Directories known to exist (made once per process; the writer makes one again if removed).
+_READY: set[Path] = set()
+
+
 def save_session_state(session: EndedSession) -> None:
-    """Session-end hook: write the state when ``save_state`` is on; log, never raise."""
+    """Session-end hook: hand the state to the state writer when ``save_state`` is on.
+
+    Returns at once with ``session.state_path`` set; the file is complete by
+    ``rt.flush()``, at exit, and before any railtracks reader reads it
+    (``_runs.writer``). A state that cannot be saved is logged, never raised.
+    """
     if not session.options.save_state:
         return
     path = state_path(session.name, session.identifier)
@@ -67,18 +84,44 @@ def save_session_state(session: EndedSession) -> None:
         "on_span": False,
     }
     try:
-        spans = session.finished_spans()
-        if path.exists():
+        target = absolute(path)
+        if target.parent not in _READY:  # an unwritable place fails here, at once
+            target.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+            _READY.add(target.parent)
+        if PENDING.has(target) or path.exists():
             _log.emit("WARNING", "Session", f"File {path} already exists, overwriting...", **log)
+        spans = session.finished_spans()
+        chunks: Callable[[], Iterable[bytes]]
         if spans is None:  # no span to stream from (a host sampler dropped the session)
             document = session.state
             assert document is not None  # the session has ended
-            write_atomically(path, document)
+            chunks = functools.partial(document_chunks, document)
         else:  # streamed node by node: the tree is never held whole
-            with gc_paused():
-                write_bytes_atomically(path, encode_state_chunks(*state_parts(spans)))
-    except Exception as exc:  # disk full, read-only directory, ...: the run's outcome stands
+            chunks = functools.partial(_streamed, spans)
+        keep = CONFIG.state_max_runs()
+    except Exception as exc:  # an unwritable directory, ...: the run's outcome stands
         _log.emit("ERROR", "Session", f"could not save state to {path}: {exc}", **log)
         return
     session.record_state_path(path)
-    _log.emit("DEBUG", "Session", f"state saved to {path}", **log)
+
+    def written() -> None:
+        _log.emit("DEBUG", "Session", f"state saved to {path}", **log)
+
+    def failed(exc: BaseException) -> None:
+        session.record_state_path(None)
+        _log.emit("ERROR", "Session", f"could not save state to {path}: {exc}", **log)
+
+    WRITER.submit(
+        WriteJob(
+            path=target,
+            chunks=chunks,
+            keep=keep,
+            large=spans is not None and len(spans) >= _LARGE_STATE_SPANS,
+            written=written,
+            failed=failed,
+        )
+    )
+
+
+def _streamed(spans: list[Record]) -> Iterator[bytes]:
+    return encode_state_chunks(*state_parts(spans))

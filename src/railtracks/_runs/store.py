@@ -2,11 +2,12 @@
 
 Writing (SPEC 6): the document is encoded as strict RFC 8259 JSON in UTF-8
 (see ``encode_state``), written to a temporary file beside the target,
-fsync'ed, renamed over the target, and the directory fsync'ed so the rename
-survives a crash. Temporary files are named ``.rt-*.tmp``; a writer holds an
-advisory lock on its own while writing, so the next write in that directory
-removes any that no live writer holds (left by a crash). States are created
-with mode 0600, directories railtracks creates with 0700 (``_files``).
+synced, renamed over the target, and the directory fsync'ed so the rename
+survives a crash (sessions' states: by the state writer, ``_runs.writer``).
+Temporary files are named ``.rt-*.tmp``; a writer holds an advisory lock on
+its own while writing, so ``clean_stale_temporaries`` removes only those no
+live writer holds (left by a crash). States are created with mode 0600,
+directories railtracks creates with 0700 (``_files``).
 
 Reading (SPEC 7): a saved state is untrusted input. ``load_state`` accepts
 only strict UTF-8 JSON (no ``NaN``) that validates against the published
@@ -22,7 +23,7 @@ import os
 import re
 import tempfile
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, Final
 
@@ -31,6 +32,7 @@ from .._files import DIR_MODE
 from .._recording.encoding import json_int, strict_float, strict_text
 from ..errors import StateError, StateNotFoundError
 from .head import document_counts
+from .pending import wait_for_state
 from .schema import SchemaError, validate_state
 from .state import READABLE_SCHEMA_VERSIONS, gc_paused
 from .tree import NodeWalk
@@ -135,14 +137,15 @@ def _document_walk(nodes: Any) -> NodeWalk:
             stack.extend((child, i) for i, child in reversed(list(enumerate(children))))
 
 
-def _document_chunks(document: dict[str, Any]) -> Iterator[bytes]:
+def document_chunks(document: dict[str, Any]) -> Iterator[bytes]:
+    """A built state document as strict JSON chunks (see ``encode_state_chunks``)."""
     head = {key: value for key, value in document.items() if key != "nodes"}
     return encode_state_chunks(head, _document_walk(document.get("nodes")))
 
 
 def encode_state(document: dict[str, Any]) -> bytes:
     """A built state document as strict JSON bytes (see ``encode_state_chunks``)."""
-    return b"".join(_document_chunks(document))
+    return b"".join(document_chunks(document))
 
 
 def _is_stale(entry: os.DirEntry[str], now: float) -> bool:
@@ -188,7 +191,8 @@ def clean_stale_temporaries(directory: Path) -> int:
     return removed
 
 
-def _fsync_directory(directory: Path) -> None:
+def fsync_directory(directory: Path) -> None:
+    """Make the renames and deletions in ``directory`` durable (a no-op where unsupported)."""
     try:
         fd = os.open(directory, os.O_RDONLY)
     except OSError:  # some platforms cannot open a directory: the rename stands
@@ -201,15 +205,30 @@ def _fsync_directory(directory: Path) -> None:
         os.close(fd)
 
 
-def write_bytes_atomically(path: Path, data: bytes | Iterable[bytes]) -> None:
-    """Write ``data`` to a locked temporary file beside ``path``, fsync, rename, fsync the dir.
+class WriteAbandoned(Exception):
+    """A write given up on (the process is exiting): its temporary file is removed."""
 
-    Readers see the old file or the new one, never a torn one; concurrent
-    writers of one name each rename a complete file, and the last one wins.
+
+# fdatasync flushes a file's data and the metadata needed to read it back (its size),
+# which is what must be on disk before the rename; it skips the timestamps.
+_sync_data = getattr(os, "fdatasync", os.fsync)
+
+
+def write_and_rename(
+    path: Path,
+    data: bytes | Iterable[bytes],
+    *,
+    sync: Callable[[int], None] = _sync_data,
+    abandon: Callable[[], bool] | None = None,
+) -> None:
+    """Write ``data`` to a locked temporary file beside ``path``, sync it, rename it over ``path``.
+
+    The directory is not fsync'ed here (see ``write_bytes_atomically``; the
+    state writer does it once per batch). ``abandon`` is asked between chunks:
+    True gives the write up (``WriteAbandoned``), the temporary file removed.
     """
     directory = path.parent
     directory.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
-    clean_stale_temporaries(directory)
     fd, temporary = tempfile.mkstemp(dir=directory, prefix=TEMP_PREFIX, suffix=TEMP_SUFFIX)
     try:
         if fcntl is not None:
@@ -220,10 +239,11 @@ def write_bytes_atomically(path: Path, data: bytes | Iterable[bytes]) -> None:
             pending.append(chunk)
             size += len(chunk)
             if size >= _WRITE_CHUNK:
+                _check(abandon, path)
                 _write_all(fd, b"".join(pending))
                 pending, size = [], 0
         _write_all(fd, b"".join(pending))
-        os.fsync(fd)
+        sync(fd)
         os.replace(temporary, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -231,7 +251,26 @@ def write_bytes_atomically(path: Path, data: bytes | Iterable[bytes]) -> None:
         raise
     finally:
         os.close(fd)
-    _fsync_directory(directory)
+
+
+def _check(abandon: Callable[[], bool] | None, path: Path) -> None:
+    if abandon is not None and abandon():
+        raise WriteAbandoned(f"the write of {path} was given up at exit")
+
+
+def write_bytes_atomically(path: Path, data: bytes | Iterable[bytes]) -> None:
+    """Write ``data`` atomically and durably, on the spot: clean, write, fsync, rename, fsync dir.
+
+    Readers see the old file or the new one, never a torn one; concurrent
+    writers of one name each rename a complete file, and the last one wins.
+    Removes the directory's stale temporary files first. Sessions do not use
+    this: their states go through the state writer (``_runs.writer``).
+    """
+    directory = path.parent
+    directory.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+    clean_stale_temporaries(directory)
+    write_and_rename(path, data, sync=os.fsync)
+    fsync_directory(directory)
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -239,11 +278,6 @@ def _write_all(fd: int, data: bytes) -> None:
     while view:
         written = os.write(fd, view)
         view = view[written:]
-
-
-def write_atomically(path: Path, document: dict[str, Any]) -> None:
-    """Write a state document as strict JSON, atomically and durably, node by node."""
-    write_bytes_atomically(path, _document_chunks(document))
 
 
 def _is_file(path: Path) -> bool:
@@ -254,13 +288,20 @@ def _is_file(path: Path) -> bool:
 
 
 def resolve_state_path(path_or_name: str | os.PathLike[str]) -> Path:
-    """A saved state's file: an existing path, else a name in the state directory."""
+    """A saved state's file: an existing path, else a name in the state directory.
+
+    Waits first for this process's pending write of that file, if any.
+    """
     candidate = Path(path_or_name)
+    with contextlib.suppress(OSError, ValueError):  # a name no file system takes: not found
+        wait_for_state(candidate)
     if _is_file(candidate):
         return candidate
     text = os.fspath(path_or_name)
     if "/" not in text and "\\" not in text:
         named = CONFIG.state_dir() / (text if text.endswith(".json") else f"{text}.json")
+        with contextlib.suppress(OSError, ValueError):
+            wait_for_state(named)
         if _is_file(named):
             return named
     raise StateNotFoundError(

@@ -17,6 +17,7 @@ from .._settings import (
     logging_setting_from_environment,
     parse_logging_setting,
     save_state_from_environment,
+    state_max_runs_from_environment,
 )
 from ..errors import ConfigurationError
 from .executors import validate_executor
@@ -181,6 +182,9 @@ def resolve_options(given: Mapping[str, Any]) -> SessionOptions:
             value = from_environment()
             if value is not None:
                 resolved[option] = value
+    if resolved.get("save_state", True):
+        # not a session option, but read when the state is saved: a bad value fails here, first
+        state_max_runs_from_environment()
     return SessionOptions(**resolved)
 
 

@@ -33,16 +33,13 @@ from .._runs.state import build_state, unsampled_state
 from .._settings import LoggingSetting
 from .context_store import SessionContext
 from .options import UNSET, BroadcastCallback, SessionOptions, Unset, resolve_options
-from .session_end import in_thread, run_hooks
+from .session_end import run_hooks
 from .supervision import Supervision
 
 if TYPE_CHECKING:
     from .._recording.encoding import ValueEncoder
 
 STATUS_PENDING: Final = "pending"
-# Below this many spans the state is built and written on the spot (a few ms);
-# above, ``async with`` and ``@rt.session`` do it in a thread.
-_INLINE_END_SPANS: Final = 1000
 _CURRENT: ContextVar[Session | None] = ContextVar("railtracks_session", default=None)
 
 
@@ -193,8 +190,8 @@ class Session(Supervision):
         """Internal: the spans the state is built from, or None when it is built another way."""
         return self._spans if self._spans and self._state is None else None
 
-    def record_state_path(self, path: Path) -> None:
-        """Internal: the state was written to ``path`` (by the session-end hook)."""
+    def record_state_path(self, path: Path | None) -> None:
+        """Internal: the state goes to ``path`` (None: its write failed), by the end hook."""
         self._state_path = path
 
     @property
@@ -234,7 +231,11 @@ class Session(Supervision):
 
     @property
     def state_path(self) -> Path | None:
-        """Where the state was written, or None (``save_state=False`` or the write failed)."""
+        """Where the state is written, or None (``save_state=False`` or the write failed).
+
+        Set when the session ends; the file is complete once ``rt.flush()``
+        returns (and for ``rt.load_state`` at once).
+        """
         return self._state_path
 
     def __repr__(self) -> str:
@@ -265,17 +266,9 @@ class Session(Supervision):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        replacement = self._finish(exc)
-        if len(self._spans) < _INLINE_END_SPANS:
-            self._run_end_hooks()
-            if replacement is not None:
-                raise replacement from (exc if isinstance(exc, asyncio.CancelledError) else None)
-            return
-        # Building and writing the state of a large session takes long: it runs
-        # in a thread, so the event loop (other sessions, servers) goes on.
-        await in_thread(self._run_end_hooks)
-        if replacement is not None:
-            raise replacement from (exc if isinstance(exc, asyncio.CancelledError) else None)
+        # The end hooks only hand the state to the writer thread (which builds and
+        # writes it): nothing here awaits, so a cancellation cannot cut it short.
+        self.__exit__(exc_type, exc, tb)
 
     # -- lifecycle --------------------------------------------------------------
     def _start(self) -> None:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from .._runs.head import read_head
+from .._runs.pending import wait_for_directory
 from .._runs.state import READABLE_SCHEMA_VERSIONS
 from ..errors import StateError
 from ._model import (
@@ -202,6 +203,7 @@ class SavedRuns:
         self._runs: OrderedDict[str, tuple[tuple[int, int], Run]] = OrderedDict()
 
     def _files(self) -> list[Path]:
+        wait_for_directory(self.directory)  # states this process is still writing
         try:
             return [p for p in self.directory.glob("*.json") if p.is_file()]
         except OSError:
@@ -260,6 +262,7 @@ class SavedRuns:
         if not key or "/" in key or "\\" in key or key.startswith(".") or "\0" in key:
             return None
         path = self.directory / f"{key}.json"
+        wait_for_directory(self.directory)
         try:
             stat = path.stat()
         except (OSError, ValueError):
@@ -277,6 +280,7 @@ class SavedRuns:
 
 def resolve(run: str, directory: Path) -> Path | None:
     """A RUN argument as a state file: an existing path, else a name in ``directory``."""
+    wait_for_directory(directory)
     candidate = Path(run)
     if candidate.is_file():
         return candidate
