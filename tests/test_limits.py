@@ -102,6 +102,7 @@ def test_names_are_checked_in_bytes(name: str, ok: bool) -> None:
         with rt.Session(name=name) as session:
             await rt.call(lambda: 1)
         assert session.state_path is not None
+        assert await rt.flush_async(30)  # the writer thread has written the file then
         assert session.state_path.is_file()
 
     asyncio.run(flow())
@@ -193,6 +194,7 @@ def test_log_file_and_state_are_private(tmp_path: Path) -> None:
 
     _, session = asyncio.run(flow())
     assert session.state_path is not None
+    assert rt.flush(30)  # the writer thread has written the file then
     assert stat.S_IMODE(log.stat().st_mode) == 0o600
     assert stat.S_IMODE(log.parent.stat().st_mode) == 0o700
     assert stat.S_IMODE(session.state_path.stat().st_mode) == 0o600

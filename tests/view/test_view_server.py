@@ -380,6 +380,7 @@ def test_saved_runs_are_listed_from_the_head_of_their_file(rt_spans: Any, tmp_pa
     runner = threading.Thread(target=asyncio.run, args=(flow(),))
     runner.start()
     runner.join()
+    assert rt.flush(30)  # read_run reads the file itself: written by then
     path = Path(rt_spans.state_dir) / "listed.json"
     full = read_run(path).summary()
     assert full["nodes"] == 7  # branch, 3 leaves, 3 foreign spans
