@@ -18,13 +18,13 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 import railtracks as rt
 from railtracks._delivery.otlp.delivery import (
     MAX_BACKOFF,
-    ONGOING_PROBLEM_SECONDS,
     QUICK_RETRIES,
     STUCK_SECONDS,
     ExporterDelivery,
     OtlpDelivery,
 )
 from railtracks._delivery.otlp.outbox import Outbox
+from railtracks._delivery.otlp.reporting import ONGOING_PROBLEM_SECONDS
 from railtracks._delivery.otlp.route import OtlpRoute
 from railtracks._delivery.otlp.send import SendResult, encode
 
