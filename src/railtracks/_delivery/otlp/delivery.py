@@ -278,7 +278,7 @@ class OtlpDelivery(Delivery):
     def _quarantine(self, piece: Piece, reason: str) -> None:
         """Set a piece aside: no request can carry it, or the collector refused it for good."""
         try:
-            kept = self.route.outbox.quarantine.keep(piece.data, piece.spans, reason)
+            kept = self.route.outbox.set_aside(piece.data, piece.spans, reason)
         except Exception:  # disk full: counted like any other drop
             kept = False
         if kept:

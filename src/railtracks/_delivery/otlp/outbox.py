@@ -161,6 +161,12 @@ class Outbox:
             write_atomically(target, data)
             return target
 
+    def set_aside(self, data: bytes, spans: int, reason: str) -> bool:
+        """Keep a batch in this endpoint's quarantine (see ``Quarantine.keep``)."""
+        with self._lock:
+            self._prepare()  # listed by endpoint, like the outbox
+        return self.quarantine.keep(data, spans, reason)
+
     def mark_in_doubt(self, path: Path) -> Path | None:
         """Mark a waiting or claimed batch in doubt (its request timed out); its new path."""
         base = path.name.rsplit(_SENDING, 1)[0].removesuffix(IN_DOUBT)
