@@ -150,7 +150,7 @@ def test_a_span_the_collector_refuses_as_too_large_is_set_aside_by_outbox_send(
     assert sent.returncode == 0, sent.stdout + sent.stderr
     assert "1 set aside now" in sent.stdout
     assert fresh.stats()[:2] == (calls, calls)
-    header, row, *_ = _listing(tmp_path)
+    _, row, *_ = _listing(tmp_path)
     assert row.split()[2] == "0"
     assert row.split()[-1] == "1"
     again = _send(tmp_path)  # what is set aside is never sent again
