@@ -23,6 +23,7 @@ import argparse
 import datetime as dt
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 from .._config import CONFIG
 from .._delivery.otlp.drain import deliver_next
@@ -48,12 +49,18 @@ def _selected(endpoint: str | None, protocol: str | None) -> Iterator[Outbox]:
     if endpoint is not None:
         base = endpoint.rstrip("/")
         wanted = {endpoint, base, f"{base}/v1/traces"}
-    for outbox in outboxes(root, max_bytes_from_env()):
+    problems: dict[Path, str] = {}
+    for outbox in outboxes(root, max_bytes_from_env(), problems):
         if wanted is not None and outbox.endpoint not in wanted:
             continue
         if protocol is not None and outbox.protocol != protocol:
             continue
         yield outbox
+    for directory, problem in sorted(problems.items()):
+        print(
+            f"railtracks: {_visible(str(directory))} is not read: {_visible(problem)}",
+            file=sys.stderr,
+        )
 
 
 def _when(ns: int | None) -> str:

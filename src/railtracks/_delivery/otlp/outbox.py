@@ -44,6 +44,7 @@ from ...errors import ConfigurationError
 from .files import (
     MAX_FILE_BYTES,
     checked_directory,
+    directory_problem,
     file_problem,
     prepare_directory,
     read_file,
@@ -58,6 +59,7 @@ IN_DOUBT: Final = ".indoubt"
 _SENDING: Final = ".sending-"
 _META: Final = "endpoint.json"
 _META_MAX_BYTES: Final = 4096
+_KEY_LENGTH: Final = 16
 _STALE_TMP_SECONDS: Final = 3600.0
 _RESCAN_SECONDS: Final = 5.0
 _SEQUENCE = itertools.count()
@@ -78,7 +80,7 @@ def max_bytes_from_env() -> int:
 
 
 def endpoint_key(endpoint: str, protocol: str) -> str:
-    return hashlib.sha256(f"{protocol} {endpoint}".encode()).hexdigest()[:16]
+    return hashlib.sha256(f"{protocol} {endpoint}".encode()).hexdigest()[:_KEY_LENGTH]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -310,14 +312,32 @@ class Summary:
     untrusted: str | None  # why the directory is not read at all
 
 
-def outboxes(root: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> Iterator[Outbox]:
-    """Every endpoint's outbox under ``root`` (``endpoint.json`` is untrusted input)."""
+def outboxes(
+    root: Path, max_bytes: int = DEFAULT_MAX_BYTES, problems: dict[Path, str] | None = None
+) -> Iterator[Outbox]:
+    """Every endpoint's outbox under ``root`` (``endpoint.json`` is untrusted input).
+
+    What is named like an endpoint's directory but is not one of this user's
+    alone is left out, noted in ``problems`` when given.
+    """
+    problems = {} if problems is None else problems
+    directories = []
     try:
         with os.scandir(root) as listing:
-            directories = sorted(Path(p.path) for p in listing if p.is_dir(follow_symlinks=False))
+            for item in listing:
+                if len(item.name) != _KEY_LENGTH:
+                    continue
+                try:
+                    problem = directory_problem(item.stat(follow_symlinks=False))
+                except OSError as exc:
+                    problem = f"cannot be inspected ({exc.strerror})"
+                if problem is None:
+                    directories.append(Path(item.path))
+                else:
+                    problems[Path(item.path)] = problem
     except OSError:
         return
-    for directory in directories:
+    for directory in sorted(directories):
         try:
             meta = json.loads(read_file(directory, _META, _META_MAX_BYTES).decode("utf-8"))
             endpoint, protocol = meta["endpoint"], meta["protocol"]
