@@ -463,3 +463,24 @@ def test_the_background_drain_reads_only_regular_batch_files(
     assert sorted(outbox.skipped.values()) == ["a FIFO", "a symbolic link", "a symbolic link"]
     warnings = [line for line in capsys.readouterr().err.splitlines() if "never read" in line]
     assert len(warnings) == 1
+
+
+@pytest.mark.parametrize(("answer", "in_doubt"), [(TIMED_OUT, True), (REFUSED, False)])
+def test_at_exit_the_request_on_the_wire_waits_in_doubt_until_refused(
+    outbox: Outbox, clock: Clock, answer: SendResult, in_doubt: bool
+) -> None:
+    policy, sender = otlp(outbox, clock, answer)
+    sender.gate.clear()
+    worker = threading.Thread(target=policy.deliver, args=(spans(2),))
+    worker.start()
+    try:
+        assert sender.sending.wait(BOUND)
+        policy.begin_closing()
+        policy.abandon([], 2, batch_size=4)
+        assert [entry.in_doubt for entry in outbox.entries()] == [True]
+    finally:
+        sender.gate.set()
+        worker.join(BOUND)
+    # timed out: the collector may have it; refused: it certainly has not
+    assert [entry.in_doubt for entry in outbox.entries()] == [in_doubt]
+    assert (policy.spooled, len(sender.sent)) == (2, 1)

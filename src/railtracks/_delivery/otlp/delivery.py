@@ -155,9 +155,10 @@ class OtlpDelivery(Delivery):
                 self._last_export_at = self.clock()
                 self._down_until, self._backoff = 0.0, 1.0
             return
-        for piece in (*batch.in_doubt, *batch.left):
-            self.failed += piece.spans
-            self._spool_piece(piece, failure.reason, in_doubt=piece in batch.in_doubt)
+        for doubt, settled in ((True, batch.in_doubt), (False, batch.left)):
+            for piece in settled:
+                self.failed += piece.spans
+                self._spool_piece(piece, failure.reason, in_doubt=doubt)
         self._mark_down(failure)
 
     def _send_piece(self, piece: Piece) -> SendResult:
@@ -170,8 +171,8 @@ class OtlpDelivery(Delivery):
         if result.ok and outbox.forget(taken):  # delivered after all
             self.spooled -= piece.spans
             self.exported += piece.spans
-        elif not result.ok and not result.in_doubt and taken.name.endswith(".indoubt"):
-            outbox.release(taken)  # refused, so certainly not taken: an ordinary batch
+        elif not result.ok and not result.in_doubt:
+            outbox.clear_doubt(taken)  # refused, so certainly not taken: an ordinary batch
         return result
 
     def idle(self) -> None:

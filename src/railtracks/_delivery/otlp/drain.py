@@ -153,10 +153,9 @@ def _deliver_claimed(
 ) -> Drained:
     taken = _Claimed(outbox, entry, claimed)
     try:
-        taken.data = outbox.read(claimed)
-    except Untrusted as exc:  # it changed since it was listed: put back, listed as skipped
+        taken.data = outbox.read(claimed, entry.path)
+    except Untrusted:  # it changed since it was listed: put back, skipped from now on
         outbox.release(claimed)
-        outbox.skipped[entry.path.name] = str(exc)
         return Drained(found=True)
     except OSError as exc:
         outbox.release(claimed)

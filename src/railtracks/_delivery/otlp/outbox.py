@@ -43,6 +43,7 @@ from urllib.parse import urlparse
 from ...errors import ConfigurationError
 from .files import (
     MAX_FILE_BYTES,
+    Untrusted,
     checked_directory,
     directory_problem,
     file_problem,
@@ -132,6 +133,7 @@ class Outbox:
         self.evicted_spans = 0
         self.skipped: dict[str, str] = {}  # name: why, of the last listing
         self.untrusted: str | None = None  # why the directory itself is not read
+        self._unreadable: dict[str, str] = {}  # name: why, of what failed the checks once read
         self._lock = threading.Lock()
         self._total: int | None = None  # bytes on disk, rescanned every few seconds
         self._scanned = 0.0
@@ -179,9 +181,20 @@ class Outbox:
             return None
         return target
 
-    def read(self, path: Path) -> bytes:
-        """A batch's bytes, if it is a file the outbox may read (else ``Untrusted``)."""
-        return read_file(self.directory, path.name, self.file_bound)
+    def clear_doubt(self, path: Path) -> None:
+        """An in doubt batch the collector certainly did not take: waiting again."""
+        if path.name.endswith(IN_DOUBT):
+            with contextlib.suppress(OSError):
+                os.replace(path, path.with_name(path.name.removesuffix(IN_DOUBT)))
+
+    def read(self, path: Path, listed: Path | None = None) -> bytes:
+        """A batch's bytes, if it is a file the outbox may read (else ``Untrusted``, and
+        the batch, by its ``listed`` name, is left out of later listings)."""
+        try:
+            return read_file(self.directory, path.name, self.file_bound)
+        except Untrusted as exc:
+            self._unreadable[(listed or path).name] = str(exc)
+            raise
 
     def _make_room(self, incoming: int) -> None:
         now = time.monotonic()
@@ -247,7 +260,7 @@ class Outbox:
                 status = item.stat(follow_symlinks=False)
             except OSError:
                 continue
-            problem = file_problem(status, self.file_bound)
+            problem = file_problem(status, self.file_bound) or self._unreadable.get(name)
             if problem is not None:
                 self.skipped[name] = problem
                 continue
