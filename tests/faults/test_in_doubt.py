@@ -52,6 +52,8 @@ def test_a_batch_answered_after_the_timeout_is_in_doubt_and_never_duplicated(
     assert done.stdout.strip() == "done"
     # every span was processed, though no request was answered in time
     assert fresh.wait_for(SPANS) == SPANS
+    warnings = [line for line in done.stderr.splitlines() if "RT.Telemetry" in line]
+    assert any("in doubt" in w and "--in-doubt" in w for w in warnings), done.stderr
     fresh.set("ok")
     listing = run([RAILTRACKS, "outbox"], tmp_path).stdout.splitlines()
     in_doubt = int(listing[1].split()[-2])  # IN DOUBT, then SET ASIDE

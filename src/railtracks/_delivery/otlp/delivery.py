@@ -37,6 +37,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from ..._logs.log import warn_once
 from .drain import EXITING, Batch, Drained, deliver_next, pieces
+from .outbox import IN_DOUBT
 from .reporting import Delivery
 from .route import OtlpRoute
 from .send import SendResult, encode
@@ -168,11 +169,15 @@ class OtlpDelivery(Delivery):
         if taken is None:
             return result
         outbox = self.route.outbox
-        if result.ok and outbox.forget(taken):  # delivered after all
-            self.spooled -= piece.spans
-            self.exported += piece.spans
-        elif not result.ok and not result.in_doubt:
+        was_in_doubt = taken.name.endswith(IN_DOUBT)
+        if result.ok:
+            if outbox.forget(taken):  # delivered after all
+                self.spooled -= piece.spans
+                self.exported += piece.spans
+                self.in_doubt_spans -= piece.spans if was_in_doubt else 0
+        elif not result.in_doubt and was_in_doubt:
             outbox.clear_doubt(taken)  # refused, so certainly not taken: an ordinary batch
+            self.in_doubt_spans -= piece.spans
         return result
 
     def idle(self) -> None:
@@ -265,6 +270,7 @@ class OtlpDelivery(Delivery):
             )
             return None
         self.spooled += piece.spans
+        self.in_doubt_spans += piece.spans if in_doubt else 0
         self._backlog = True
         if outbox.evicted_spans != evicted:
             self.dropped += outbox.evicted_spans - evicted

@@ -33,7 +33,7 @@ class Delivery:
     def reset(self) -> None:
         """Start afresh (and again in a forked child: the parent's spans are the parent's)."""
         self.exported = self.spooled = self.dropped = self.failed = 0
-        self.from_outbox = self.set_aside_spans = 0
+        self.from_outbox = self.set_aside_spans = self.in_doubt_spans = 0
         self.closing = threading.Event()
         self._reason: str | None = None  # the first problem, reported once with counts
         self._problem_since = 0.0
@@ -116,5 +116,6 @@ class Delivery:
                 self._outbox_directory(),
                 status,
                 set_aside=self.set_aside_spans,
+                in_doubt=self.in_doubt_spans,
             ),
         )

@@ -72,6 +72,7 @@ def problem_message(
     status: str,
     *,
     set_aside: int = 0,
+    in_doubt: int = 0,
 ) -> str:
     """The one warning of an export problem, with its counts."""
     where = f" to the outbox {outbox}" if outbox is not None else ""
@@ -83,9 +84,15 @@ def problem_message(
             f"{set_aside} set aside{kept} (too large for any request or refused for good; "
             "`railtracks outbox` lists them), "
         )
+    doubt = ""
+    if in_doubt:
+        doubt = (
+            f" ({in_doubt} of them in doubt: a request timed out, so the collector may have "
+            "them; sent again only by `railtracks outbox send --in-doubt`)"
+        )
     message = (
         f"{label} did not take every span{why}: {counts[0]} exported, "
-        f"{counts[1]} spooled{where}, {aside}{counts[2]} dropped {status}"
+        f"{counts[1]} spooled{where}{doubt}, {aside}{counts[2]} dropped {status}"
     )
     if outbox is not None and counts[1]:
         message += "; the next process exporting there or `railtracks outbox send` delivers them"
