@@ -7,6 +7,7 @@ are on events with a generous bound.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,15 +19,16 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 import railtracks as rt
 from railtracks._delivery.otlp.delivery import (
     MAX_BACKOFF,
-    ONGOING_PROBLEM_SECONDS,
     QUICK_RETRIES,
     STUCK_SECONDS,
     ExporterDelivery,
     OtlpDelivery,
 )
 from railtracks._delivery.otlp.outbox import Outbox
+from railtracks._delivery.otlp.reporting import ONGOING_PROBLEM_SECONDS
 from railtracks._delivery.otlp.route import OtlpRoute
 from railtracks._delivery.otlp.send import SendResult, encode
+from railtracks._delivery.otlp.sizing import count_spans
 
 BOUND = 10.0
 ENDPOINT = "http://127.0.0.1:9"
@@ -379,3 +381,106 @@ def test_a_forked_child_starts_with_fresh_counts_and_a_new_sender(
     assert policy.counts() == (0, 0, 0)
     assert not policy.closing.is_set()
     assert policy.route.sender is not sender
+
+
+# -- issue 19: sized requests, set aside, in doubt, an untrusted outbox ------------------
+
+TIMED_OUT = SendResult(False, "no answer within 1 s", in_doubt=True)
+TOO_LARGE = SendResult(False, "HTTP 413", retryable=False, too_large=True)
+BAD_REQUEST = SendResult(False, "HTTP 400", retryable=False, rejected=True)
+
+
+def test_a_timed_out_request_is_not_retried_and_waits_in_doubt(
+    outbox: Outbox, clock: Clock
+) -> None:
+    policy, sender = otlp(outbox, clock, TIMED_OUT, OK)
+    batch = spans(3)
+    policy.deliver(batch)
+    assert len(sender.sent) == 1  # the collector may have it: never sent again on its own
+    (entry,) = outbox.entries()
+    assert entry.in_doubt
+    assert (policy.spooled, policy.failed) == (3, 3)
+    clock.now += 60
+    policy.idle()  # the background drain leaves it for `outbox send --in-doubt`
+    assert len(sender.sent) == 1
+    assert policy.idle_due_in() is None
+
+
+def test_a_request_too_large_is_cut_in_halves_and_the_limit_lowered(
+    outbox: Outbox, clock: Clock
+) -> None:
+    policy, sender = otlp(outbox, clock, TOO_LARGE, OK)
+    batch = spans(8)
+    whole = encode(batch)
+    policy.deliver(batch)
+    assert sender.sent[0] == whole
+    assert len(sender.sent) == 3
+    halves = [count_spans(sent) for sent in sender.sent[1:]]
+    assert sum(halves) == 8
+    assert min(halves) >= 1
+    assert policy.exported == 8
+    assert waiting(outbox) == []
+    assert policy.route.limit.max_bytes < 4 * 1024 * 1024
+
+
+def test_a_single_span_too_large_and_a_batch_refused_for_good_are_set_aside(
+    outbox: Outbox, clock: Clock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rt.set_config(logging_setting="QUIET")
+    policy, sender = otlp(outbox, clock, TOO_LARGE, BAD_REQUEST, OK)
+    policy.deliver(spans(1))
+    policy.deliver(spans(4))
+    policy.deliver(spans(2))  # the collector is not marked down: sent at once
+    assert len(sender.sent) == 3
+    assert (policy.exported, policy.set_aside_spans, policy.spooled) == (2, 5, 0)
+    reasons = sorted((kept.reason, kept.spans) for kept in outbox.quarantine.entries())
+    assert reasons == [("refused", 4), ("too-large", 1)]
+    assert all(oct(k.path.stat().st_mode & 0o777) == "0o600" for k in outbox.quarantine.entries())
+    policy.report()
+    (warning,) = [line for line in capsys.readouterr().err.splitlines() if "set aside" in line]
+    assert "5 set aside" in warning
+
+
+def test_the_background_drain_reads_only_regular_batch_files(
+    outbox: Outbox, clock: Clock, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rt.set_config(logging_setting="QUIET")
+    good = encode(spans(2))
+    outbox.spool(b"\xff garbage", 9)  # oldest: not a trace request
+    outbox.spool(good, 2)
+    outside = tmp_path / "secret.otlp"
+    outside.write_bytes(encode(spans(5, "secret")))
+    directory = outbox.directory
+    (directory / "00000000000000000001-1-000001-5.otlp").symlink_to(outside)
+    os.mkfifo(directory / "00000000000000000002-1-000002-5.otlp")
+    (directory / "00000000000000000003-1-000003-5.otlp").symlink_to("/dev/zero")
+    policy, sender = otlp(outbox, clock, OK)
+    for _ in range(4):
+        policy.idle()
+    assert sender.sent == [good]
+    assert policy.from_outbox == 2
+    assert [(k.reason, k.spans) for k in outbox.quarantine.entries()] == [("unreadable", 9)]
+    assert sorted(outbox.skipped.values()) == ["a FIFO", "a symbolic link", "a symbolic link"]
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "never read" in line]
+    assert len(warnings) == 1
+
+
+@pytest.mark.parametrize(("answer", "in_doubt"), [(TIMED_OUT, True), (REFUSED, False)])
+def test_at_exit_the_request_on_the_wire_waits_in_doubt_until_refused(
+    outbox: Outbox, clock: Clock, answer: SendResult, in_doubt: bool
+) -> None:
+    policy, sender = otlp(outbox, clock, answer)
+    sender.gate.clear()
+    worker = threading.Thread(target=policy.deliver, args=(spans(2),))
+    worker.start()
+    try:
+        assert sender.sending.wait(BOUND)
+        policy.begin_closing()
+        policy.abandon([], 2, batch_size=4)
+        assert [entry.in_doubt for entry in outbox.entries()] == [True]
+    finally:
+        sender.gate.set()
+        worker.join(BOUND)
+    # timed out: the collector may have it; refused: it certainly has not
+    assert [entry.in_doubt for entry in outbox.entries()] == [in_doubt]
+    assert (policy.spooled, len(sender.sent)) == (2, 1)

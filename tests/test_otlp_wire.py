@@ -19,6 +19,7 @@ from opentelemetry.trace.span import TraceState
 
 import railtracks as rt
 from railtracks._delivery.otlp.send import encode
+from railtracks._delivery.otlp.sizing import Piece, Unreadable, count_spans, halves, split
 from railtracks._delivery.otlp.wire import TraceRequestWriter
 from railtracks.testing import capture_spans
 
@@ -127,3 +128,59 @@ def test_railtracks_spans_are_sent_as_the_sdk_would_send_them() -> None:
     spans = list(captured.spans())
     assert len(spans) == 3
     assert encode(spans) == _sdk(spans)
+
+
+# -- requests cut to a size limit (issue 19) ----------------------------------------------
+
+
+def _decoded(data: bytes) -> list[tuple[Any, ...]]:
+    """Every span with its resource, resource schema, scope and scope schema, in order."""
+    request = ExportTraceServiceRequest.FromString(data)
+    return [
+        (
+            resource_spans.resource.SerializeToString(),
+            resource_spans.schema_url,
+            scope_spans.scope.SerializeToString(),
+            scope_spans.schema_url,
+            span.SerializeToString(),
+        )
+        for resource_spans in request.resource_spans
+        for scope_spans in resource_spans.scope_spans
+        for span in scope_spans.spans
+    ]
+
+
+def test_a_request_over_the_limit_is_cut_into_requests_within_it_losing_nothing() -> None:
+    spans = _spans(TracerProvider(resource=Resource({"service.name": "a"}, "https://schema/r")))
+    spans += _spans(TracerProvider(resource=Resource({"service.name": "b"})))
+    data = TraceRequestWriter().request(spans * 20)
+    assert count_spans(data) == len(spans) * 20
+    assert split(data, len(data)) == ([Piece(data, len(spans) * 20)], [])  # unchanged
+    largest = max(len(TraceRequestWriter().request([span])) for span in spans)
+    fits, too_large = split(data, largest + 10)
+    assert too_large == []
+    assert len(fits) > 1
+    assert all(len(piece.data) <= largest + 10 for piece in fits)
+    assert [count_spans(piece.data) for piece in fits] == [piece.spans for piece in fits]
+    assert [row for piece in fits for row in _decoded(piece.data)] == _decoded(data)
+    first, second = halves(data)
+    assert _decoded(first.data) + _decoded(second.data) == _decoded(data)
+    assert first.spans + second.spans == len(spans) * 20
+
+
+def test_a_span_too_large_for_the_limit_comes_apart_and_garbage_is_unreadable() -> None:
+    provider = TracerProvider()
+    tracer = provider.get_tracer("t")
+    made = []
+    for size in (10, 5000, 10):
+        span = tracer.start_span("s", attributes={"blob": "x" * size})
+        span.end()
+        made.append(span)
+    data = TraceRequestWriter().request(made)  # type: ignore[arg-type]
+    fits, too_large = split(data, 1024)
+    assert [piece.spans for piece in fits] == [2]
+    assert [piece.spans for piece in too_large] == [1]
+    assert _decoded(too_large[0].data)[0][4] == _decoded(data)[1][4]
+    for bad in (b"\xff\xff", data[:-3], b"\x0b\x00", b"\x12\x00"):
+        with pytest.raises(Unreadable):
+            count_spans(bad)

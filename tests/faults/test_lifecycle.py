@@ -366,7 +366,8 @@ def test_spans_over_the_memory_bound_go_to_the_outbox(fresh: Receiver, tmp_path:
     listing = run([RAILTRACKS, "outbox"], tmp_path).stdout
     assert "5001" in listing  # spilled while the collector hung, the rest spooled at exit
     fresh.set("ok")
-    assert run([RAILTRACKS, "outbox", "send"], tmp_path).returncode == 0
+    # what was on the wire at exit is in doubt; the hung collector counted none of it
+    assert run([RAILTRACKS, "outbox", "send", "--in-doubt"], tmp_path).returncode == 0
     assert fresh.stats()[:2] == (5001, 5001)
 
 

@@ -21,10 +21,23 @@ Faults, set at any time with ``receiver.set(kind, **options)``:
   ``Retry-After``) or the gRPC equivalent (UNAVAILABLE / RESOURCE_EXHAUSTED),
   for ``seconds`` (then ok), or for good;
 * ``hang`` never answers (for at most ``for`` seconds; counts nothing);
+* ``late`` accepts and counts a trace request at once, then answers only after
+  ``delay`` seconds (longer than the client's OTLP timeout: the client cannot
+  know the request was processed); a new mode cuts the wait short;
+* ``too_large`` refuses a trace request whose (decompressed) body is over
+  ``max_bytes``: HTTP 413, gRPC RESOURCE_EXHAUSTED "received message larger
+  than max", as collectors do; smaller ones are accepted;
+* ``bad_request`` refuses every trace request for good: HTTP 400, gRPC
+  INVALID_ARGUMENT (an HTTP body that is not a trace request gets 400 in
+  every mode, as from a collector);
 * ``restart``: after ``after`` accepted requests, closes both listening ports
   for ``down`` seconds, then listens again on the same ports (setting a new
   mode waits for a restart under way to finish);
 * a closed port is a port nothing listens on (``_procs.free_port()``).
+
+The gRPC server receives messages up to ``grpc_max_receive`` bytes: by
+default grpcio's own 4 MiB, what a collector left at its defaults accepts; a
+bigger one is refused with RESOURCE_EXHAUSTED before the servicer sees it.
 """
 
 from __future__ import annotations
@@ -41,6 +54,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, NamedTuple
 
+from google.protobuf.message import DecodeError  # type: ignore[import-untyped]
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from ._procs import LOOPBACK, STALL_S, TOTAL_S, free_port, wait_for_progress
@@ -58,6 +72,7 @@ GRPC_METRICS_PATH = "/opentelemetry.proto.collector.metrics.v1.MetricsService/Ex
 _GRACE_S = 1.0
 _START_S = 60.0  # a spawned interpreter importing grpc on a loaded machine
 _HANG_S = 60.0
+GRPC_MAX_RECEIVE = 4 * 1024 * 1024  # grpcio's default, and a collector's
 
 
 @dataclass(frozen=True)
@@ -90,8 +105,15 @@ class Stats(NamedTuple):
 class _Server:
     """Both listeners, the counts and the current fault; threads serve the requests."""
 
-    def __init__(self, http_port: int, grpc_port: int | None, record: bool) -> None:
+    def __init__(
+        self,
+        http_port: int,
+        grpc_port: int | None,
+        record: bool,
+        grpc_max_receive: int = GRPC_MAX_RECEIVE,
+    ) -> None:
         self.http_port, self.grpc_port, self.record = http_port, grpc_port, record
+        self.grpc_max_receive = grpc_max_receive
         self.lock = threading.Lock()
         self.ids: set[tuple[bytes, bytes]] = set()
         self.total = self.requests = self.refused = 0
@@ -113,19 +135,30 @@ class _Server:
             return {"kind": "ok", "metrics_status": mode.get("metrics_status", 200)}
         return mode
 
-    def verdict(self, mode: dict[str, Any]) -> str | None:
-        """None to accept; "hang" or "refuse" after any delay the fault asks for."""
+    def verdict(self, mode: dict[str, Any], size: int) -> str | None:
+        """None to accept; "hang", "refuse", "too_large" or "bad_request" after any delay
+        the fault asks for (``size``: the request's decompressed bytes)."""
         kind = mode["kind"]
         if kind == "slow":
             time.sleep(float(mode["delay"]))
         elif kind == "hang":
             self.release.wait(float(mode.get("for", _HANG_S)))
             return "hang"
-        elif kind == "refuse":
-            with self.lock:
-                self.refused += 1
-            return "refuse"
+        elif kind in ("refuse", "bad_request") or (
+            kind == "too_large" and size > int(mode["max_bytes"])
+        ):
+            self.count_refused()
+            return "too_large" if kind == "too_large" else kind
         return None
+
+    def count_refused(self) -> None:
+        with self.lock:
+            self.refused += 1
+
+    def answer_late(self, mode: dict[str, Any]) -> None:
+        """In ``late`` mode, after the request was accepted: wait before answering."""
+        if mode["kind"] == "late":
+            self.release.wait(float(mode["delay"]))
 
     def note(self, received: Received) -> None:
         if self.record:
@@ -227,15 +260,23 @@ def _http_handler(server: _Server) -> type[BaseHTTPRequestHandler]:
                 server.note(Received(self.path, headers, body))
                 self._reply(int(mode.get("metrics_status", 200)))
                 return
-            verdict = server.verdict(mode)
+            verdict = server.verdict(mode, len(body))
             if verdict == "hang":
                 self.close_connection = True
                 return
-            if verdict == "refuse":
-                self._reply(int(mode.get("status", 503)), mode.get("retry_after"))
+            if verdict is not None:
+                status = {"too_large": 413, "bad_request": 400}.get(verdict)
+                self._reply(status or int(mode.get("status", 503)), mode.get("retry_after"))
                 return
-            server.accept(ExportTraceServiceRequest.FromString(body))
+            try:
+                request = ExportTraceServiceRequest.FromString(body)
+            except DecodeError:
+                server.count_refused()
+                self._reply(400)
+                return
+            server.accept(request)
             server.note(Received(self.path, headers, body))
+            server.answer_late(mode)
             self._reply(200)
 
         def _reply(self, status: int, retry_after: Any = None) -> None:
@@ -270,9 +311,18 @@ def _grpc_server(server: _Server) -> Any:
     class Traces(trace_service_pb2_grpc.TraceServiceServicer):
         def Export(self, request: Any, context: Any) -> Any:  # gRPC's name
             mode = server.fault()
-            verdict = server.verdict(mode)
+            size = request.ByteSize()
+            verdict = server.verdict(mode, size)
             if verdict == "hang":
                 context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "hung")
+            if verdict == "too_large":
+                limit = int(mode["max_bytes"])
+                context.abort(
+                    grpc.StatusCode.RESOURCE_EXHAUSTED,
+                    f"grpc: received message larger than max ({size} vs. {limit})",
+                )
+            if verdict == "bad_request":
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT, "refused by the test receiver")
             if verdict == "refuse":
                 code = (
                     grpc.StatusCode.RESOURCE_EXHAUSTED
@@ -282,6 +332,7 @@ def _grpc_server(server: _Server) -> Any:
                 context.abort(code, "refused by the test receiver")
             server.accept(request)
             server.note(Received(GRPC_TRACES_PATH, metadata(context), request.SerializeToString()))
+            server.answer_late(mode)
             return trace_service_pb2.ExportTraceServiceResponse()
 
     class Metrics(metrics_service_pb2_grpc.MetricsServiceServicer):
@@ -289,7 +340,10 @@ def _grpc_server(server: _Server) -> Any:
             server.note(Received(GRPC_METRICS_PATH, metadata(context), request.SerializeToString()))
             return metrics_service_pb2.ExportMetricsServiceResponse()
 
-    grpc_server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
+    grpc_server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=8),
+        options=[("grpc.max_receive_message_length", server.grpc_max_receive)],
+    )
     trace_service_pb2_grpc.add_TraceServiceServicer_to_server(Traces(), grpc_server)  # type: ignore[no-untyped-call]
     metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(Metrics(), grpc_server)  # type: ignore[no-untyped-call]
     return grpc_server
@@ -359,10 +413,15 @@ class Receiver:
 
 @contextmanager
 def otlp_receiver(
-    *, grpc: bool = False, record: bool = True, http_port: int = 0, grpc_port: int = 0
+    *,
+    grpc: bool = False,
+    record: bool = True,
+    http_port: int = 0,
+    grpc_port: int = 0,
+    grpc_max_receive: int = GRPC_MAX_RECEIVE,
 ) -> Iterator[Receiver]:
     """The receiver in this process, on free ports unless given; stopped afterwards."""
-    server = _Server(http_port, grpc_port if grpc else None, record)
+    server = _Server(http_port, grpc_port if grpc else None, record, grpc_max_receive)
     server.listen()
     try:
         yield Receiver(server.http_port, server.grpc_port, server.command)
@@ -370,9 +429,11 @@ def otlp_receiver(
         server.close()
 
 
-def _serve(http_port: int, grpc_port: int | None, record: bool, control: Any) -> None:
+def _serve(
+    http_port: int, grpc_port: int | None, record: bool, grpc_max_receive: int, control: Any
+) -> None:
     """The own process's main: serve, answer the handle's commands until killed."""
-    server = _Server(http_port, grpc_port, record)
+    server = _Server(http_port, grpc_port, record, grpc_max_receive)
     server.listen()
     control.send((server.http_port, server.grpc_port))
     while True:
@@ -382,7 +443,12 @@ def _serve(http_port: int, grpc_port: int | None, record: bool, control: Any) ->
 
 @contextmanager
 def otlp_receiver_process(
-    *, grpc: bool = True, record: bool = False, http_port: int = 0, grpc_port: int = 0
+    *,
+    grpc: bool = True,
+    record: bool = False,
+    http_port: int = 0,
+    grpc_port: int = 0,
+    grpc_max_receive: int = GRPC_MAX_RECEIVE,
 ) -> Iterator[Receiver]:
     """The receiver in its own spawned process; stopped afterwards.
 
@@ -392,7 +458,9 @@ def otlp_receiver_process(
     context = multiprocessing.get_context("spawn")
     ours, theirs = context.Pipe()
     ports = (http_port or free_port(), (grpc_port or free_port()) if grpc else None)
-    process = context.Process(target=_serve, args=(*ports, record, theirs), daemon=True)
+    process = context.Process(
+        target=_serve, args=(*ports, record, grpc_max_receive, theirs), daemon=True
+    )
     process.start()
     try:
         if not ours.poll(_START_S):

@@ -4,12 +4,17 @@ A ``BatchQueue`` worker calls these (they implement ``BatchSink``); the batch
 processor composes the two.
 
 * ``OtlpDelivery`` (railtracks' own OTLP route): a batch is encoded once and
-  sent; a retryable refusal (429/503, a timeout) gets two quick retries with
-  jittered backoff or the collector's ``Retry-After``; what is still refused,
-  spans the queue sets aside, and what is left at exit go to the durable
-  outbox. While the collector is down, batches go straight to the outbox and
-  the collector is probed with backoff (up to 30 s); once it answers, the
-  outbox (this process's and earlier ones') is delivered oldest first.
+  sent in requests within the size limit (``drain``: too large is split, a
+  span too large for any request or a batch refused for good is set aside in
+  the quarantine); a retryable refusal (429/503, a connection failure) gets
+  two quick retries with jittered backoff or the collector's ``Retry-After``;
+  what is still refused, spans the queue sets aside, and what is left at exit
+  go to the durable outbox. A request that timed out is never retried: its
+  batch goes to the outbox *in doubt*, as does one still on the wire at exit.
+  While the collector is down, batches go straight to the outbox and the
+  collector is probed with backoff (up to 30 s); once it answers, the outbox
+  (this process's and earlier ones') is delivered oldest first, in doubt
+  batches left for ``railtracks outbox send --in-doubt``.
 * ``ExporterDelivery`` (an SDK ``SpanExporter``, ``rt.configure(span_exporters=...)``):
   one ``export`` call per batch; what it does not take is counted as dropped.
 
@@ -20,119 +25,28 @@ with those counts: while the process runs if it lasts, and at exit.
 from __future__ import annotations
 
 import contextlib
-import os
 import random
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import ClassVar, Final
+from typing import Final
 
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from ..._logs.log import warn_once
-from .outbox import deliver_next
-from .route import OtlpRoute, problem_message
+from .drain import EXITING, Batch, Drained, deliver_next, pieces
+from .outbox import IN_DOUBT
+from .reporting import Delivery
+from .route import OtlpRoute
 from .send import SendResult, encode
+from .sizing import Piece
 
 QUICK_RETRIES: Final = 2
 MAX_QUICK_DELAY: Final = 2.0
 MAX_BACKOFF: Final = 30.0
-ONGOING_PROBLEM_SECONDS: Final = 5.0
 STUCK_SECONDS: Final = 1.5
-
-
-class Delivery:
-    """The counts and the one problem report shared by both policies."""
-
-    keeps_overflow: ClassVar[bool] = False  # whether spans over the queue's bounds can be kept
-
-    def __init__(self, label: str, clock: Callable[[], float] = time.monotonic) -> None:
-        self.label = label
-        self.clock = clock
-        self.reset()
-
-    def reset(self) -> None:
-        """Start afresh (and again in a forked child: the parent's spans are the parent's)."""
-        self.exported = self.spooled = self.dropped = self.failed = 0
-        self.from_outbox = 0
-        self.closing = threading.Event()
-        self._reason: str | None = None  # the first problem, reported once with counts
-        self._problem_since = 0.0
-        self._reported: tuple[int, int, int] | None = None
-
-    def after_fork_in_child(self) -> None:
-        self.reset()
-
-    # -- BatchSink, the parts both policies share -----------------------------------
-    def started(self) -> None:
-        return None
-
-    def idle(self) -> None:
-        return None
-
-    def idle_due_in(self) -> float | None:
-        return None
-
-    def stuck(self) -> bool:
-        return False
-
-    def lost(self, items: int, error: Exception) -> None:
-        self.dropped += items
-        warn_once(f"export-bug:{self.label}", f"span export failed: {error!r}")
-
-    def after_round(self) -> None:
-        """A problem lasting while the process runs is reported once, with counts so far."""
-        if (
-            self._reason is None
-            or self._reported is not None
-            or self.closing.is_set()
-            or self.clock() - self._problem_since < ONGOING_PROBLEM_SECONDS
-        ):
-            return
-        self.report("so far; the run goes on and they are retried while the process lives")
-
-    # -- the processor's side -------------------------------------------------------
-    def queue_full(self, max_spans: int, max_bytes: int) -> None:
-        """The queue refused a span (only when this policy cannot keep overflow)."""
-        self.dropped += 1
-        warn_once(
-            f"export:{self.label}",
-            f"export queue for {self.label} is full ({max_spans} spans or {max_bytes} bytes): "
-            "dropping spans until the exporter catches up "
-            "(raise OTEL_BSP_MAX_QUEUE_SIZE to keep more)",
-        )
-
-    def begin_closing(self) -> None:
-        """No more retries or outbox deliveries: exit is under way."""
-        self.closing.set()
-
-    def waiting_since(self) -> float | None:
-        """Since when the collector has made no progress on a request still open, if any."""
-        return None
-
-    def _problem(self, reason: str) -> None:
-        if self._reason is None:
-            self._reason, self._problem_since = reason, self.clock()
-
-    def _outbox_directory(self) -> Path | None:
-        return None
-
-    def counts(self) -> tuple[int, int, int]:
-        """``(exported, spooled, dropped)`` as the warning and the metrics give them."""
-        return self.exported + self.from_outbox, self.spooled, self.dropped
-
-    def report(self, status: str = "at exit") -> None:
-        """One warning with the counts, if anything was spooled or dropped since the last."""
-        counts = self.counts()
-        if not (self.spooled or self.dropped) or counts == self._reported:
-            return
-        self._reported = counts
-        warn_once(
-            f"export:{self.label}:{status[:6]}:{os.getpid()}",
-            problem_message(self.label, self._reason, counts, self._outbox_directory(), status),
-        )
 
 
 class ExporterDelivery(Delivery):
@@ -188,10 +102,10 @@ class OtlpDelivery(Delivery):
 
     def reset(self) -> None:
         super().reset()
-        self._lock = threading.Lock()  # the in-flight request, shared with abandon()
-        self._in_flight_data: bytes | None = None
-        self._in_flight_spans = 0
-        self._in_flight_spooled: Path | None = None
+        self._lock = threading.Lock()  # the batch being sent, shared with abandon()
+        self._batch: Batch | None = None
+        self._on_wire = False  # a request of the batch is being sent now
+        self._taken: Path | None = None  # exit spooled the piece being sent, here
         self._in_flight_since = 0.0
         self._last_export_at = 0.0
         self._down_until = 0.0
@@ -222,53 +136,98 @@ class OtlpDelivery(Delivery):
         if self.clock() < self._down_until:  # it failed a moment ago: keep it for later
             self._spool(items, "the collector is not answering", data=data)
             return
+        batch = Batch(*pieces(data, len(items), self.route.limit.max_bytes))
         with self._lock:
-            self._in_flight_data, self._in_flight_spans = data, len(items)
-            self._in_flight_spooled = None
+            self._batch = batch
         self._in_flight_since = self.clock()
-        result = self._send_with_retries(data)
+        batch.run(self._send_piece, self.route.limit, self._lock)
         self._in_flight_since = 0.0
         self._last_export_at = 0.0
         with self._lock:
-            taken = self._in_flight_spooled
-            self._in_flight_data = self._in_flight_spooled = None
-        if taken is not None:  # exit already spooled this batch while it was in flight
-            if result.ok and self.route.outbox.forget(taken):
-                self.spooled -= len(items)
-                self.exported += len(items)
+            self._batch = None
+        self.exported += batch.delivered
+        for piece, reason in batch.set_aside:
+            self._quarantine(piece, reason)
+        if batch.abandoned:  # exit spooled the rest of this batch while it was being sent
             return
+        failure = batch.failure
+        if failure is None:
+            if batch.delivered:
+                self._last_export_at = self.clock()
+                self._down_until, self._backoff = 0.0, 1.0
+            return
+        for doubt, settled in ((True, batch.in_doubt), (False, batch.left)):
+            for piece in settled:
+                self.failed += piece.spans
+                self._spool_piece(piece, failure.reason, in_doubt=doubt)
+        self._mark_down(failure)
+
+    def _send_piece(self, piece: Piece) -> SendResult:
+        result = self._send_with_retries(piece.data)
+        with self._lock:
+            taken, self._taken = self._taken, None
+        if taken is None:
+            return result
+        outbox = self.route.outbox
+        was_in_doubt = taken.name.endswith(IN_DOUBT)
         if result.ok:
-            self.exported += len(items)
-            self._last_export_at = self.clock()
-            self._down_until, self._backoff = 0.0, 1.0
-            return
-        self.failed += len(items)
-        self._spool(items, result.reason, data=data)
-        self._mark_down(result)
+            if outbox.forget(taken):  # delivered after all
+                self.spooled -= piece.spans
+                self.exported += piece.spans
+                self.in_doubt_spans -= piece.spans if was_in_doubt else 0
+        elif not result.in_doubt and was_in_doubt:
+            outbox.clear_doubt(taken)  # refused, so certainly not taken: an ordinary batch
+            self.in_doubt_spans -= piece.spans
+        return result
 
     def idle(self) -> None:
         """Deliver the oldest outbox batch once the collector is due to be tried again."""
         if not self._backlog or self.clock() < self._down_until:
             return
         route = self.route
-        delivered, failure = deliver_next(route.outbox, route.sender, route.sender.timeout)
-        if failure is not None:
-            self._mark_down(failure)
-        elif delivered:
-            self.from_outbox += delivered
+        drained = deliver_next(route.outbox, route.sender, route.sender.timeout, route.limit)
+        self._note_outbox(drained)
+        if drained.failure is not None:
+            self._mark_down(drained.failure)
+        elif drained.found:
             self._down_until, self._backoff = 0.0, 1.0
         else:
             self._backlog = False
+
+    def _note_outbox(self, drained: Drained) -> None:
+        self.from_outbox += drained.delivered
+        self.set_aside_spans += drained.set_aside
+        self.dropped += drained.dropped
+        if drained.set_aside or drained.dropped:
+            self._problem("a batch in the outbox was refused for good or too large")
+        outbox = self.route.outbox
+        if outbox.skipped or outbox.untrusted:
+            what = outbox.untrusted or next(iter(outbox.skipped.values()))
+            warn_once(
+                f"outbox-untrusted:{self.label}",
+                f"the outbox {outbox.directory} holds what railtracks did not write "
+                f"({len(outbox.skipped) or 'the directory'}: {what}): skipped, never read or sent",
+            )
 
     def set_aside(self, items: list[ReadableSpan], over_bound: bool) -> None:
         self._spool(items, "the export queue is over its bound" if over_bound else "slow to answer")
 
     # -- retries and backoff ----------------------------------------------------------
+    def _attempt(self, data: bytes) -> SendResult:
+        with self._lock:
+            if self._batch is not None and self._batch.abandoned:
+                return EXITING
+            self._on_wire = True
+        try:
+            return self.route.sender.send(data)
+        finally:
+            self._on_wire = False
+
     def _send_with_retries(self, data: bytes) -> SendResult:
         attempt = 0
         while True:
-            result = self.route.sender.send(data)
-            if result.ok or not result.retryable or attempt >= QUICK_RETRIES:
+            result = self._attempt(data)
+            if result.ok or not result.retryable or result.in_doubt or attempt >= QUICK_RETRIES:
                 return result
             if self._backoff > 1.0:  # a probe after a failure: one attempt, the outbox waits
                 return result
@@ -289,19 +248,29 @@ class OtlpDelivery(Delivery):
 
     # -- the outbox -------------------------------------------------------------------
     def _spool(self, items: list[ReadableSpan], reason: str, data: bytes | None = None) -> None:
+        if data is None:
+            data = encode(items)
+        fits, too_large = pieces(data, len(items), self.route.limit.max_bytes)
+        for piece in too_large:
+            self._quarantine(piece, "too-large")
+        for piece in fits:
+            self._spool_piece(piece, reason)
+
+    def _spool_piece(self, piece: Piece, reason: str, *, in_doubt: bool = False) -> Path | None:
         outbox = self.route.outbox
         evicted = outbox.evicted_spans
         try:
-            outbox.spool(data if data is not None else encode(items), len(items))
+            path = outbox.spool(piece.data, piece.spans, in_doubt=in_doubt)
         except Exception as exc:  # disk full, unwritable directory: counted, never raised
-            self.dropped += len(items)
+            self.dropped += piece.spans
             warn_once(
                 f"outbox:{self.label}",
                 f"cannot write the outbox {outbox.directory} ({exc!r}): spans for "
                 f"{self.label} are dropped",
             )
-            return
-        self.spooled += len(items)
+            return None
+        self.spooled += piece.spans
+        self.in_doubt_spans += piece.spans if in_doubt else 0
         self._backlog = True
         if outbox.evicted_spans != evicted:
             self.dropped += outbox.evicted_spans - evicted
@@ -311,6 +280,21 @@ class OtlpDelivery(Delivery):
                 f"the oldest spans are evicted ({outbox.evicted_spans} so far)",
             )
         self._problem(reason)
+        return path
+
+    def _quarantine(self, piece: Piece, reason: str) -> None:
+        """Set a piece aside: no request can carry it, or the collector refused it for good."""
+        try:
+            kept = self.route.outbox.set_aside(piece.data, piece.spans, reason)
+        except Exception:  # disk full: counted like any other drop
+            kept = False
+        if kept:
+            self.set_aside_spans += piece.spans
+        else:
+            self.dropped += piece.spans
+        self._problem(
+            "a span too large for any request" if reason == "too-large" else "refused for good"
+        )
 
     def _outbox_directory(self) -> Path | None:
         return self.route.outbox.directory
@@ -321,21 +305,20 @@ class OtlpDelivery(Delivery):
         return max(self._last_export_at, since) if since else None
 
     def abandon(self, left: list[ReadableSpan], in_flight: int, batch_size: int) -> None:
-        """At exit: the request still open and what is still queued go to the outbox."""
+        """At exit: the batch being sent and what is still queued go to the outbox.
+
+        The piece on the wire goes in doubt (the collector may take it yet).
+        """
         with self._lock:
             # under the lock, so the worker sees the spooled path as soon as its send
             # returns (and removes the file if the send succeeded)
-            if self._in_flight_data is not None:
-                self._spool_in_flight(self._in_flight_data, self._in_flight_spans)
-                self._in_flight_data = None
+            batch = self._batch
+            if batch is not None and not batch.abandoned:
+                batch.abandoned = True
+                for index, piece in enumerate(batch.todo):
+                    sending = index == 0 and self._on_wire
+                    path = self._spool_piece(piece, "exit", in_doubt=sending)
+                    if index == 0:
+                        self._taken = path
         for start in range(0, len(left), batch_size):
             self._spool(left[start : start + batch_size], "exit")
-
-    def _spool_in_flight(self, data: bytes, spans: int) -> None:
-        try:
-            path = self.route.outbox.spool(data, spans)
-        except Exception:  # disk full: counted like any other drop
-            self.dropped += spans
-            return
-        self._in_flight_spooled = path
-        self.spooled += spans

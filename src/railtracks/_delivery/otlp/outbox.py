@@ -1,23 +1,28 @@
 """The durable outbox: OTLP trace requests that could not be delivered yet (SPEC 5, 7).
 
 Layout, under ``{state dir}/outbox/``: one directory per (protocol, endpoint),
-named by a hash of both, holding ``endpoint.json`` (what it is for) and one
-file per batch, the ``ExportTraceServiceRequest`` bytes exactly as they would
-have been sent::
+named by a hash of both, holding ``endpoint.json`` (what it is for), one file
+per batch, the ``ExportTraceServiceRequest`` bytes exactly as they would have
+been sent, and ``quarantine/`` (batches set aside, see ``quarantine``)::
 
     {unix ns:020d}-{pid}-{seq:06d}-{spans}.otlp          waiting
     {...}.otlp.sending-{pid}                             claimed by process pid
-    {...}.otlp.indoubt                                   its sender died mid-request
+    {...}.otlp.indoubt                                   sent, answer unknown
 
 At most once per endpoint: a file is claimed by an atomic rename before it is
 sent and removed once the collector accepted it, so two processes never send
-the same file. When the claiming process died, nobody knows whether the
-collector got the request: the file is marked *in doubt* and not re-sent on
-its own (``railtracks outbox send --in-doubt`` sends it anyway). Files are
-written to a temporary name, fsynced and renamed, so a crash never leaves a
-torn batch. The directory is bounded in bytes (``RAILTRACKS_OUTBOX_MAX_BYTES``,
-default 256 MiB per endpoint): the oldest waiting batches are evicted, and
-counted, to make room for new ones.
+the same file. A batch whose request timed out, or whose claiming process
+died, may have reached the collector: it is *in doubt* and not re-sent on its
+own (``railtracks outbox send --in-doubt`` sends it anyway). Files are written
+to a temporary name, fsynced and renamed, so a crash never leaves a torn batch.
+The directory is bounded in bytes (``RAILTRACKS_OUTBOX_MAX_BYTES``, default 256
+MiB per endpoint): the oldest waiting batches are evicted, and counted, to make
+room for new ones.
+
+The outbox is untrusted on disk (``files``): only regular files of the
+expected name, owned by this user and within ``file_bound`` bytes, in a
+directory of this user's writable by nobody else, are listed and read;
+anything else named like a batch is skipped (``skipped``), never opened.
 """
 
 from __future__ import annotations
@@ -36,7 +41,17 @@ from typing import Final
 from urllib.parse import urlparse
 
 from ...errors import ConfigurationError
-from .send import OtlpSender, SendResult
+from .files import (
+    MAX_FILE_BYTES,
+    Untrusted,
+    checked_directory,
+    directory_problem,
+    file_problem,
+    prepare_directory,
+    read_file,
+    write_atomically,
+)
+from .quarantine import Quarantine
 
 DEFAULT_MAX_BYTES: Final = 256 * 1024 * 1024
 ENV_MAX_BYTES: Final = "RAILTRACKS_OUTBOX_MAX_BYTES"
@@ -44,6 +59,8 @@ SUFFIX: Final = ".otlp"
 IN_DOUBT: Final = ".indoubt"
 _SENDING: Final = ".sending-"
 _META: Final = "endpoint.json"
+_META_MAX_BYTES: Final = 4096
+_KEY_LENGTH: Final = 16
 _STALE_TMP_SECONDS: Final = 3600.0
 _RESCAN_SECONDS: Final = 5.0
 _SEQUENCE = itertools.count()
@@ -64,7 +81,7 @@ def max_bytes_from_env() -> int:
 
 
 def endpoint_key(endpoint: str, protocol: str) -> str:
-    return hashlib.sha256(f"{protocol} {endpoint}".encode()).hexdigest()[:16]
+    return hashlib.sha256(f"{protocol} {endpoint}".encode()).hexdigest()[:_KEY_LENGTH]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,47 +128,73 @@ class Outbox:
         self.protocol = protocol
         self.max_bytes = max_bytes
         self.directory = root / endpoint_key(endpoint, protocol)
+        self.file_bound = MAX_FILE_BYTES
+        self.quarantine = Quarantine(self.directory, max_bytes)
         self.evicted_spans = 0
+        self.skipped: dict[str, str] = {}  # name: why, of the last listing
+        self.untrusted: str | None = None  # why the directory itself is not read
+        self._unreadable: dict[str, str] = {}  # name: why, of what failed the checks once read
         self._lock = threading.Lock()
         self._total: int | None = None  # bytes on disk, rescanned every few seconds
         self._scanned = 0.0
 
     def after_fork_in_child(self) -> None:
         self._lock = threading.Lock()  # the parent's thread may have held it at the fork
+        self.quarantine.after_fork_in_child()
 
     # -- writing -------------------------------------------------------------------------
     def _prepare(self) -> None:
+        prepare_directory(self.directory)  # Untrusted (an OSError) when not ours alone
         if not (self.directory / _META).exists():
-            self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
             meta = json.dumps({"endpoint": self.endpoint, "protocol": self.protocol})
-            self._write_atomically(self.directory / _META, meta.encode())
+            write_atomically(self.directory / _META, meta.encode())
 
-    def _write_atomically(self, target: Path, data: bytes) -> None:
-        temporary = target.with_name(f".tmp-{os.getpid()}-{next(_SEQUENCE)}")
-        try:
-            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(temporary, target)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                temporary.unlink()
-            raise
-
-    def spool(self, data: bytes, spans: int) -> Path:
-        """Write one encoded batch; raises OSError when it cannot be written (disk full)."""
+    def spool(
+        self, data: bytes, spans: int, *, in_doubt: bool = False, created_ns: int | None = None
+    ) -> Path:
+        """Write one encoded batch (marked in doubt if asked; dated ``created_ns`` to keep
+        its place); raises OSError when it cannot be written (disk full)."""
+        created = time.time_ns() if created_ns is None else created_ns
+        name = f"{created:020d}-{os.getpid()}-{next(_SEQUENCE):06d}-{spans}{SUFFIX}"
+        if in_doubt:
+            name += IN_DOUBT
         with self._lock:
             self._prepare()
             self._make_room(len(data))
-            name = f"{time.time_ns():020d}-{os.getpid()}-{next(_SEQUENCE):06d}-{spans}{SUFFIX}"
             target = self.directory / name
-            self._write_atomically(target, data)
+            write_atomically(target, data)
             return target
+
+    def set_aside(self, data: bytes, spans: int, reason: str) -> bool:
+        """Keep a batch in this endpoint's quarantine (see ``Quarantine.keep``)."""
+        with self._lock:
+            self._prepare()  # listed by endpoint, like the outbox
+        return self.quarantine.keep(data, spans, reason)
+
+    def mark_in_doubt(self, path: Path) -> Path | None:
+        """Mark a waiting or claimed batch in doubt (its request timed out); its new path."""
+        base = path.name.rsplit(_SENDING, 1)[0].removesuffix(IN_DOUBT)
+        target = self.directory / (base + IN_DOUBT)
+        try:
+            os.replace(path, target)
+        except OSError:
+            return None
+        return target
+
+    def clear_doubt(self, path: Path) -> None:
+        """An in doubt batch the collector certainly did not take: waiting again."""
+        if path.name.endswith(IN_DOUBT):
+            with contextlib.suppress(OSError):
+                os.replace(path, path.with_name(path.name.removesuffix(IN_DOUBT)))
+
+    def read(self, path: Path, listed: Path | None = None) -> bytes:
+        """A batch's bytes, if it is a file the outbox may read (else ``Untrusted``, and
+        the batch, by its ``listed`` name, is left out of later listings)."""
+        try:
+            return read_file(self.directory, path.name, self.file_bound)
+        except Untrusted as exc:
+            self._unreadable[(listed or path).name] = str(exc)
+            raise
 
     def _make_room(self, incoming: int) -> None:
         now = time.monotonic()
@@ -182,32 +225,48 @@ class Outbox:
 
     # -- reading ---------------------------------------------------------------------------
     def entries(self, *, include_claimed: bool = False) -> list[Entry]:
-        """Batches waiting or in doubt (and claimed ones, if asked), oldest first."""
+        """Batches waiting or in doubt (and claimed ones, if asked), oldest first.
+
+        What is named like a batch but is not a regular file of this user's
+        within ``file_bound`` is left out, noted in ``skipped``; a directory
+        that is not this user's alone is not listed at all (``untrusted``).
+        """
         found: list[Entry] = []
+        self.skipped = {}
+        self.untrusted = checked_directory(self.directory)
+        if self.untrusted is not None:
+            return found
         try:
-            paths = list(self.directory.iterdir())
+            with os.scandir(self.directory) as listing:
+                items = list(listing)
         except OSError:
             return found
         now = time.time()
-        for path in paths:
-            if path.name.startswith(".tmp-"):
+        for item in items:
+            name = item.name
+            if name.startswith(".tmp-"):
                 with contextlib.suppress(OSError):
-                    if now - path.stat().st_mtime > _STALE_TMP_SECONDS:
-                        path.unlink()
+                    status = item.stat(follow_symlinks=False)
+                    if now - status.st_mtime > _STALE_TMP_SECONDS:
+                        os.unlink(item.path)
                 continue
-            claimed = _SENDING in path.name
-            if claimed and not include_claimed:
+            claimed = _SENDING in name
+            if not (name.endswith((SUFFIX, IN_DOUBT)) or claimed):
                 continue
-            if not (path.name.endswith((SUFFIX, IN_DOUBT)) or claimed):
-                continue
-            parsed = _parse(path)
+            parsed = _parse(Path(name))
             if parsed is None:
                 continue
             try:
-                size = path.stat().st_size
+                status = item.stat(follow_symlinks=False)
             except OSError:
                 continue
-            found.append(Entry(path, parsed[0], parsed[1], size))
+            problem = file_problem(status, self.file_bound) or self._unreadable.get(name)
+            if problem is not None:
+                self.skipped[name] = problem
+                continue
+            if claimed and not include_claimed:
+                continue
+            found.append(Entry(Path(item.path), parsed[0], parsed[1], status.st_size))
         found.sort(key=lambda e: e.path.name)
         return found
 
@@ -261,19 +320,41 @@ class Summary:
     bytes: int
     oldest_ns: int | None
     in_doubt_spans: int
+    set_aside: dict[str, tuple[int, int]]  # reason: (batches, spans), in the quarantine
+    skipped: dict[str, str]  # name: why, of what is not read
+    untrusted: str | None  # why the directory is not read at all
 
 
-def outboxes(root: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> Iterator[Outbox]:
-    """Every endpoint's outbox under ``root`` (``endpoint.json`` is untrusted input)."""
+def outboxes(
+    root: Path, max_bytes: int = DEFAULT_MAX_BYTES, problems: dict[Path, str] | None = None
+) -> Iterator[Outbox]:
+    """Every endpoint's outbox under ``root`` (``endpoint.json`` is untrusted input).
+
+    What is named like an endpoint's directory but is not one of this user's
+    alone is left out, noted in ``problems`` when given.
+    """
+    problems = {} if problems is None else problems
+    directories = []
     try:
-        directories = sorted(p for p in root.iterdir() if p.is_dir())
+        with os.scandir(root) as listing:
+            for item in listing:
+                if len(item.name) != _KEY_LENGTH:
+                    continue
+                try:
+                    problem = directory_problem(item.stat(follow_symlinks=False))
+                except OSError as exc:
+                    problem = f"cannot be inspected ({exc.strerror})"
+                if problem is None:
+                    directories.append(Path(item.path))
+                else:
+                    problems[Path(item.path)] = problem
     except OSError:
         return
-    for directory in directories:
+    for directory in sorted(directories):
         try:
-            meta = json.loads((directory / _META).read_text(encoding="utf-8"))
+            meta = json.loads(read_file(directory, _META, _META_MAX_BYTES).decode("utf-8"))
             endpoint, protocol = meta["endpoint"], meta["protocol"]
-        except (OSError, ValueError, KeyError, TypeError):
+        except (OSError, ValueError, KeyError, TypeError):  # Untrusted is an OSError
             continue
         if not _valid_endpoint(endpoint) or protocol not in ("grpc", "http/protobuf"):
             continue
@@ -290,7 +371,13 @@ def _valid_endpoint(endpoint: object) -> bool:
 
 
 def summarize(outbox: Outbox) -> Summary:
+    """What waits, is in doubt, is set aside or is skipped in one endpoint's outbox."""
     entries = outbox.entries(include_claimed=True)
+    set_aside: dict[str, tuple[int, int]] = {}
+    if outbox.untrusted is None:
+        for kept in outbox.quarantine.entries():
+            batches, spans = set_aside.get(kept.reason, (0, 0))
+            set_aside[kept.reason] = (batches + 1, spans + kept.spans)
     return Summary(
         endpoint=outbox.endpoint,
         protocol=outbox.protocol,
@@ -299,31 +386,7 @@ def summarize(outbox: Outbox) -> Summary:
         bytes=sum(e.size for e in entries),
         oldest_ns=min((e.created_ns for e in entries), default=None),
         in_doubt_spans=sum(e.spans for e in entries if e.in_doubt),
+        set_aside=set_aside,
+        skipped=dict(outbox.skipped),
+        untrusted=outbox.untrusted,
     )
-
-
-def deliver_next(
-    outbox: Outbox, sender: OtlpSender, timeout: float, *, in_doubt: bool = False
-) -> tuple[int, SendResult | None]:
-    """Send the oldest waiting batch: ``(spans delivered, failure)``; ``(0, None)`` when none waits.
-
-    Batches in doubt are sent only when asked (``in_doubt``): their sender died
-    mid-request, so the collector may already have them.
-    """
-    for entry in outbox.entries():
-        if entry.in_doubt and not in_doubt:
-            continue
-        claimed = outbox.claim(entry)
-        if claimed is None:  # another process took it
-            continue
-        try:
-            data = claimed.read_bytes()
-        except OSError:
-            continue
-        result = sender.send(data, timeout)
-        if result.ok:
-            outbox.done(claimed)
-            return entry.spans, None
-        outbox.release(claimed)
-        return 0, result
-    return 0, None

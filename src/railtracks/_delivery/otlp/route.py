@@ -11,6 +11,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from ..._recording import attributes as attr
 from .outbox import Outbox
 from .send import OtlpSender
+from .sizing import Limit, max_request_bytes_from_env
 
 _SPAN_OVERHEAD: Final = 1024  # bytes a ReadableSpan costs in memory beyond its values
 
@@ -42,13 +43,16 @@ _LARGE_VALUES: Final = (attr.NODE_INPUT, attr.NODE_OUTPUT)
 
 
 class OtlpRoute:
-    """Where railtracks' own OTLP export goes: a sender and that endpoint's outbox."""
+    """Where railtracks' own OTLP export goes: a sender, its request size limit
+    (``RAILTRACKS_OTLP_MAX_REQUEST_BYTES``, validated here) and that endpoint's outbox."""
 
     def __init__(
         self, endpoint: str, protocol: str, headers: dict[str, str] | None, outbox: Outbox
     ) -> None:
         self.endpoint, self.protocol, self.headers = endpoint, protocol, headers
+        self.limit = Limit(max_request_bytes_from_env())
         self.outbox = outbox
+        outbox.file_bound = max(outbox.file_bound, self.limit.max_bytes)
         self.sender = OtlpSender(endpoint, protocol, headers)
         self._abandoned: list[OtlpSender] = []
 
@@ -66,13 +70,29 @@ def problem_message(
     counts: tuple[int, int, int],
     outbox: Path | None,
     status: str,
+    *,
+    set_aside: int = 0,
+    in_doubt: int = 0,
 ) -> str:
     """The one warning of an export problem, with its counts."""
     where = f" to the outbox {outbox}" if outbox is not None else ""
     why = f" ({reason})" if reason else ""
+    aside = ""
+    if set_aside:
+        kept = f" in {outbox / 'quarantine'}" if outbox is not None else ""
+        aside = (
+            f"{set_aside} set aside{kept} (too large for any request or refused for good; "
+            "`railtracks outbox` lists them), "
+        )
+    doubt = ""
+    if in_doubt:
+        doubt = (
+            f" ({in_doubt} of them in doubt: a request timed out, so the collector may have "
+            "them; sent again only by `railtracks outbox send --in-doubt`)"
+        )
     message = (
         f"{label} did not take every span{why}: {counts[0]} exported, "
-        f"{counts[1]} spooled{where}, {counts[2]} dropped {status}"
+        f"{counts[1]} spooled{where}{doubt}, {aside}{counts[2]} dropped {status}"
     )
     if outbox is not None and counts[1]:
         message += "; the next process exporting there or `railtracks outbox send` delivers them"

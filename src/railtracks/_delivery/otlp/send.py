@@ -9,7 +9,11 @@ Retry classification follows the OTLP specification: HTTP 429, 502, 503 and
 504 and the gRPC codes CANCELLED, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED,
 ABORTED, OUT_OF_RANGE, UNAVAILABLE and DATA_LOSS are transient; a
 ``Retry-After`` header (seconds or HTTP date) or gRPC ``RetryInfo`` gives the
-delay. The caller decides what to do with a failure (railtracks spools it).
+delay. Three failures are told apart, for the caller to act on: a request too
+large for the collector (HTTP 413, gRPC RESOURCE_EXHAUSTED "larger than max":
+split it), one refused for good (HTTP 400, gRPC INVALID_ARGUMENT, bytes that
+are not a request: set it aside), and one that timed out waiting for the answer
+(the collector may have processed it: it is *in doubt*, never retried here).
 """
 
 from __future__ import annotations
@@ -32,6 +36,8 @@ from opentelemetry.sdk.trace import ReadableSpan
 from .wire import TraceRequestWriter
 
 RETRYABLE_HTTP: Final = frozenset({429, 502, 503, 504})
+HTTP_BAD_REQUEST: Final = 400
+HTTP_TOO_LARGE: Final = 413
 _RETRYABLE_GRPC: Final = frozenset(
     {
         "CANCELLED",
@@ -55,6 +61,12 @@ class SendResult:
     reason: str = ""
     retryable: bool = True
     retry_after: float | None = None
+    too_large: bool = False  # the request is over the collector's size limit
+    rejected: bool = False  # the collector refuses this request for good (its content)
+    in_doubt: bool = False  # sent, but no answer in time: the collector may have it
+
+
+_TOO_LARGE_GRPC: Final = ("larger than max", "too large", "exceeds the maximum")
 
 
 _WRITER: Final = TraceRequestWriter()
@@ -182,15 +194,22 @@ class OtlpSender:
             headers["Content-Encoding"] = "gzip"
         connection = self._connection(timeout)
         connection.request("POST", path, body=body, headers=headers)
-        response = connection.getresponse()
-        response.read()
-        if 200 <= response.status < 300:
+        try:
+            response = connection.getresponse()
+            response.read()
+        except TimeoutError as exc:  # the whole request was sent: the collector may have it
+            self.close()
+            return SendResult(False, f"no answer within {timeout:g} s ({exc})", in_doubt=True)
+        status = response.status
+        if 200 <= status < 300:
             return SendResult(True)
         return SendResult(
             False,
-            f"HTTP {response.status} {response.reason}",
-            retryable=response.status in RETRYABLE_HTTP,
+            f"HTTP {status} {response.reason}",
+            retryable=status in RETRYABLE_HTTP,
             retry_after=_retry_after(response.getheader("Retry-After")),
+            too_large=status == HTTP_TOO_LARGE,
+            rejected=status == HTTP_BAD_REQUEST,
         )
 
     # -- gRPC --------------------------------------------------------------------------
@@ -217,7 +236,10 @@ class OtlpSender:
         grpc = _module("grpc")
         stub = self._grpc_stub()
         messages = _module("opentelemetry.proto.collector.trace.v1.trace_service_pb2")
-        request = messages.ExportTraceServiceRequest.FromString(data)
+        try:
+            request = messages.ExportTraceServiceRequest.FromString(data)
+        except _module("google.protobuf.message").DecodeError as exc:
+            return SendResult(False, f"not a trace request: {exc}", False, rejected=True)
         compression = grpc.Compression.Gzip if self.gzip else None
         try:
             stub.Export(
@@ -233,8 +255,19 @@ class OtlpSender:
             delay = _grpc_retry_delay(error)
             if name == "RESOURCE_EXHAUSTED" and delay is None:
                 retryable = False  # the spec retries it only with RetryInfo
-            details = error.details() if hasattr(error, "details") else ""
-            return SendResult(False, f"gRPC {name} {details}".strip(), retryable, delay)
+            details = (error.details() if hasattr(error, "details") else "") or ""
+            too_large = name == "RESOURCE_EXHAUSTED" and any(
+                text in details.lower() for text in _TOO_LARGE_GRPC
+            )
+            return SendResult(
+                False,
+                f"gRPC {name} {details}".strip(),
+                retryable and not too_large,
+                delay,
+                too_large=too_large,
+                rejected=name == "INVALID_ARGUMENT",
+                in_doubt=name == "DEADLINE_EXCEEDED",
+            )
         return SendResult(True)
 
     def close(self) -> None:
