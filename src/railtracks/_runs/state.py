@@ -205,8 +205,29 @@ def _session_record(span: FinishedSpan) -> tuple[dict[str, Any], Any]:
     }
     record["scope"] = _scope(span)
     record["sampled"] = span.sampled
+    _final_context(record)
     answer, _ = _decode(attributes.get(attr.SESSION_ANSWER))
     return record, answer
+
+
+def _final_context(record: dict[str, Any]) -> None:
+    """Move the ``railtracks.final_context.*`` attributes into ``final_context``.
+
+    ``railtracks.session.context_changed`` false: the context never changed,
+    so the final context is the start context. Neither it nor a final-context
+    key (a span from before railtracks recorded it): no ``final_context``.
+    """
+    kept = record["attributes"]
+    prefix, cut = attr.FINAL_CONTEXT_PREFIX, len(attr.FINAL_CONTEXT_PREFIX)
+    final = {key[cut:]: kept.pop(key) for key in [k for k in kept if k.startswith(prefix)]}
+    changed = kept.get(attr.SESSION_CONTEXT_CHANGED)
+    if changed is False and not final:
+        record["final_context"] = dict(record["context"])
+    elif changed is not None or final:
+        record["final_context"] = final
+    dropped = kept.get(attr.DROPPED_FINAL_CONTEXT_KEYS)
+    if type(dropped) is int and dropped > 0:
+        record.setdefault("dropped", {})["final_context_keys"] = dropped
 
 
 def _is_session_span(span: FinishedSpan) -> bool:
@@ -314,6 +335,7 @@ def unsampled_state(
     times: tuple[int, int],
     timeout: float | None,
     context: Mapping[str, Any],
+    final_context: Mapping[str, Any],
     error: tuple[str, str] | None,
     answer_json: str | None,
 ) -> dict[str, Any]:
@@ -348,6 +370,7 @@ def unsampled_state(
         "resource": {},
         "scope": {"name": _SCOPE, "version": None},
         "sampled": False,
+        "final_context": dict(final_context),
     }
     answer = _decode(answer_json)[0] if answer_json is not None else None
     return {
