@@ -29,7 +29,7 @@ from railtracks._runs.schema import validate_state
 from railtracks._runs.state import build_state
 from railtracks.testing import SpanCapture
 
-from .conftest import RAILTRACKS, REPO, run
+from .conftest import RAILTRACKS, REPO, run, run_python
 
 SCHEMA = json.loads((REPO / "src" / "railtracks" / "state.schema.json").read_text())
 VALIDATOR = jsonschema.Draft202012Validator(SCHEMA, format_checker=jsonschema.FormatChecker())
@@ -118,7 +118,7 @@ def test_a_session_without_changes_ends_with_its_start_context(rt_spans: SpanCap
         }
     )
     attributes = session_span_attributes(rt_spans, session)
-    assert attributes[attr.SESSION_CONTEXT_CHANGED] is False
+    assert attr.SESSION_CONTEXT_CHANGED not in attributes  # nothing written: it never changed
     assert not any(k.startswith(attr.FINAL_CONTEXT_PREFIX) for k in attributes)
     assert_valid(state)
 
@@ -288,7 +288,7 @@ def test_export_recreates_the_final_context(name: str, rt_spans: SpanCapture) ->
     assert again == state
 
 
-def test_states_from_before_the_final_context_stay_without_it() -> None:
+def test_states_from_before_the_final_context_still_validate() -> None:
     @rt.session(name="older", context={"a": 1})
     async def older() -> None:
         rt.context.put("a", 2)
@@ -300,4 +300,34 @@ def test_states_from_before_the_final_context_stay_without_it() -> None:
     del record["final_context"]
     record["attributes"].pop(attr.SESSION_CONTEXT_CHANGED)
     assert_valid(state)  # an older file, without final_context, still validates
-    assert "final_context" not in build_state(list(spans_from_state(state)))["session"]
+    # re-created, its session span says nothing of an end context: read as unchanged
+    rebuilt = list(spans_from_state(state))
+    assert not any(k.startswith("railtracks.final_context.") for k in rebuilt[0].attributes or {})
+    assert build_state(rebuilt)["session"]["final_context"] == {"a": 1}
+
+
+HOST_DROPS = """
+import asyncio, json
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+trace.set_tracer_provider(TracerProvider(sampler=ALWAYS_OFF))
+import railtracks as rt
+
+@rt.session(name="dropped", context={"tenant": "acme"}, logging_setting="NONE")
+async def flow():
+    rt.context.put("tenant", "globex")
+    rt.context.put("password", "hunter2")
+
+_, session = asyncio.run(flow())
+print(json.dumps(session.state["session"]))
+"""
+
+
+def test_a_session_a_host_sampler_dropped_keeps_both_contexts(tmp_path: Path) -> None:
+    done = run_python(HOST_DROPS, tmp_path)
+    assert done.returncode == 0, done.stderr
+    record = json.loads(done.stdout)
+    assert record["sampled"] is False
+    assert record["context"] == {"tenant": "acme"}  # the start, not the end
+    assert record["final_context"] == {"tenant": "globex", "password": "[REDACTED]"}

@@ -14,9 +14,9 @@ SESSION_ANSWER: Final = "railtracks.session.answer"
 SESSION_SAVE_STATE: Final = "railtracks.session.save_state"
 LOGGING_SETTING: Final = "railtracks.logging_setting"
 CONTEXT_PREFIX: Final = "railtracks.context."
-# The context as it is when the session ends, on the session span only, written when
-# it was changed during the session; SESSION_CONTEXT_CHANGED says which (False: the
-# final context is the context at the start, and no final_context key is written).
+# The context as it is when the session ends, on the session span only, written (with
+# SESSION_CONTEXT_CHANGED = True) when it was changed during the session; without
+# them the final context is the context at the start.
 FINAL_CONTEXT_PREFIX: Final = "railtracks.final_context."
 SESSION_CONTEXT_CHANGED: Final = "railtracks.session.context_changed"
 

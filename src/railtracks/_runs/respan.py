@@ -50,7 +50,7 @@ def _final_context_attributes(
     final = session.get("final_context")
     if final is None:
         return {}
-    if attributes.get(attr.SESSION_CONTEXT_CHANGED) is False and final == session["context"]:
+    if attributes.get(attr.SESSION_CONTEXT_CHANGED) is not True and final == session["context"]:
         return {}
     restored = {attr.FINAL_CONTEXT_PREFIX + key: _value(value) for key, value in final.items()}
     restored[attr.SESSION_CONTEXT_CHANGED] = True

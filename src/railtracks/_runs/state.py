@@ -213,18 +213,16 @@ def _session_record(span: FinishedSpan) -> tuple[dict[str, Any], Any]:
 def _final_context(record: dict[str, Any]) -> None:
     """Move the ``railtracks.final_context.*`` attributes into ``final_context``.
 
-    ``railtracks.session.context_changed`` false: the context never changed,
-    so the final context is the start context. Neither it nor a final-context
-    key (a span from before railtracks recorded it): no ``final_context``.
+    Without them and without ``railtracks.session.context_changed`` the
+    context never changed: the final context is the start context.
     """
     kept = record["attributes"]
     prefix, cut = attr.FINAL_CONTEXT_PREFIX, len(attr.FINAL_CONTEXT_PREFIX)
     final = {key[cut:]: kept.pop(key) for key in [k for k in kept if k.startswith(prefix)]}
-    changed = kept.get(attr.SESSION_CONTEXT_CHANGED)
-    if changed is False and not final:
-        record["final_context"] = dict(record["context"])
-    elif changed is not None or final:
+    if final or kept.get(attr.SESSION_CONTEXT_CHANGED) is True:
         record["final_context"] = final
+    else:
+        record["final_context"] = dict(record["context"])
     dropped = kept.get(attr.DROPPED_FINAL_CONTEXT_KEYS)
     if type(dropped) is int and dropped > 0:
         record.setdefault("dropped", {})["final_context_keys"] = dropped

@@ -13,9 +13,7 @@ from .._recording import attributes as attr
 from .._recording.encoding import ValueEncoder
 from .._recording.limits import max_context_attributes, max_final_context_attributes
 
-_UNCHANGED: Final[Mapping[str, AttributeValue]] = MappingProxyType(
-    {attr.SESSION_CONTEXT_CHANGED: False}
-)
+_UNCHANGED: Final[Mapping[str, AttributeValue]] = MappingProxyType({})
 
 
 def context_record(encoder: ValueEncoder, context: Mapping[str, Any]) -> dict[str, Any]:
@@ -99,11 +97,11 @@ class SessionContext:
     ) -> Mapping[str, AttributeValue]:
         """The session span's attributes for the context as it ends (SPEC 6 ``final_context``).
 
-        An unchanged context writes only ``railtracks.session.context_changed =
-        False`` (its final context is its start context). A changed one writes
-        ``railtracks.final_context.{key}``, encoded and redacted as the context
-        is, within the room the ``start_attributes`` start-context attributes
-        leave on the span; keys left out are counted in
+        An unchanged context writes nothing (its final context is its start
+        context). A changed one writes ``railtracks.session.context_changed =
+        True`` and ``railtracks.final_context.{key}``, encoded and redacted as
+        the context is, within the room the ``start_attributes`` start-context
+        attributes leave on the span; keys left out are counted in
         ``railtracks.dropped.final_context_keys``.
         """
         if not self._version:

@@ -1,8 +1,9 @@
 """A session's context at its end, as the viewer shows it (SPEC 6 ``final_context``).
 
-A saved run has it in its session record (``Span.final_context``); a run
-received live has it in its session span's ``railtracks.final_context.*``
-attributes, read the way the saved state reads them (``_runs.state``).
+A saved run has it in its session record (``Span.final_context``; a state
+written before railtracks recorded it has none); a run received live has it in
+its session span's attributes, read the way the saved state reads them
+(``_runs.state``).
 """
 
 from __future__ import annotations
@@ -16,17 +17,15 @@ if TYPE_CHECKING:
 
 
 def final_context_of(span: Span) -> dict[str, Any] | None:
-    """The session's final context; None for a node, or a session span without one.
+    """A live session span's final context; None for a node.
 
-    ``railtracks.session.context_changed`` false means the start context; a
-    span that has neither it nor a ``railtracks.final_context.*`` key (sent by
-    an older railtracks) has none.
+    A session span with neither ``railtracks.session.context_changed`` nor a
+    ``railtracks.final_context.*`` key ended with the context it started with.
     """
     if span.role != "session" or span.final_context is not None:
         return span.final_context
     values, prefix = span.attributes, attr.FINAL_CONTEXT_PREFIX
     final = {key[len(prefix) :]: v for key, v in values.items() if key.startswith(prefix)}
-    changed = values.get(attr.SESSION_CONTEXT_CHANGED)
-    if changed is False and not final:
-        return span.context
-    return final if changed is not None or final else None
+    if final or values.get(attr.SESSION_CONTEXT_CHANGED) is True:
+        return final
+    return span.context

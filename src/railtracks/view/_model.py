@@ -375,7 +375,9 @@ class Run:
             "output": span.output,
             "context": span.context,
             "context_changes": span.context_changes,
-            "final_context": final_context_of(span),
+            "final_context": final_context_of(span)
+            if self.source == "live"
+            else span.final_context,
             "events": span.events,
             "error": span.error,
             "attributes": span.attributes,
