@@ -116,7 +116,7 @@ class Session(Supervision):
     # runtime, set on entry
     tracer: trace.Tracer | None = None
     _tokens: tuple[Token[Any], ...] = ()
-    _context_attributes = 0  # attributes the session span started with (the final context's room)
+    _context_attributes = 0  # context attributes the session span started with
     _otel_token: object = None
     _log_handler: int | None = None
 
