@@ -136,6 +136,11 @@ def test_markup_in_outputs_and_context_is_shown_as_text(
     p.wait_for_selector(".details h2:text('session xss')")
     changes = p.locator(".details [data-section='context changes']").inner_text()
     assert "railtracks.context.change" in changes
+    # the context the session ended with: what was put in, secrets still redacted
+    ended = p.locator(".details [data-section='context at end']").inner_text()
+    assert "step" in ended
+    assert XSS_CONTEXT in ended
+    assert "[REDACTED]" in ended
     page.screenshot("xss-as-text")
     # nothing of it became markup, nothing ran
     assert p.locator("#app img, #app script, #app svg").count() == 0

@@ -390,3 +390,48 @@ def test_saved_runs_are_listed_from_the_head_of_their_file(rt_spans: Any, tmp_pa
     damaged.write_bytes(path.read_bytes().replace(b'"name":"branch"', b'"name":7', 1))
     listed = {row["key"]: row for row in SavedRuns(tmp_path).summaries()}
     assert (listed["damaged"]["nodes"], listed["damaged"]["status"]) == (7, "completed")
+
+
+def test_session_details_include_the_final_context(
+    server: ViewerServer, rt_spans: Any, tmp_path: Path
+) -> None:
+    import asyncio
+    import shutil
+    import threading
+
+    import railtracks as rt
+
+    @rt.session(name="ending", context={"user": "ann"})
+    async def flow() -> None:
+        rt.context.put("user", "bob")
+        rt.context.put("api_key", "sk-live-abc")
+
+    # in a thread of its own: the browser tests' Playwright keeps a loop running in this one
+    runner = threading.Thread(target=asyncio.run, args=(flow(),))
+    runner.start()
+    runner.join()
+    assert rt.flush()
+    shutil.copy(Path(rt_spans.state_dir) / "ending.json", tmp_path / "states" / "ending.json")
+    outline = json.loads(request(server, "GET", "/api/runs/saved/ending")[2])
+    (session_id,) = [row[0] for row in outline["rows"] if row[4] == "session"]
+    saved = json.loads(request(server, "GET", f"/api/runs/saved/ending/spans/{session_id}")[2])
+    assert saved["context"] == {"user": "ann"}
+    assert saved["final_context"] == {"user": "bob", "api_key": "[REDACTED]"}
+    assert "final_context" not in saved["extra"]
+    # live: the same attributes, received over OTLP
+    ended = {
+        **SESSION_SPAN,
+        "attributes": [
+            *SESSION_SPAN["attributes"],  # type: ignore[misc]  # a list in this module
+            {"key": "railtracks.session.context_changed", "value": {"boolValue": True}},
+            kv("railtracks.final_context.user", "bob"),
+            kv("railtracks.final_context.token", "t-123"),
+        ],
+    }
+    post = {"Content-Type": "application/json", "Host": f"127.0.0.1:{server.port}"}
+    assert request(server, "POST", "/v1/traces", otlp_json([ended]), post)[0] == 200
+    spans = f"/api/runs/live/{TRACE}/spans"
+    live = json.loads(request(server, "GET", f"{spans}/eee19b7ec3c1b174")[2])
+    assert live["context"] == {"api_key": "[REDACTED]", "user": "ann"}
+    assert live["final_context"] == {"user": "bob", "token": "[REDACTED]"}
+    assert "t-123" not in json.dumps(live)

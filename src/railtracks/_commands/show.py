@@ -6,9 +6,11 @@
     --limit N     at most N node lines (default 1,000); --all for every one
 
 The filters combine. The session line, its context and the answer are always
-printed; ancestors of what is chosen are printed too, so each line keeps its
-place in the tree. When the limit (or the depth) leaves nodes out, the tree
-says how many, so a 200,000-node state prints a page, not 200,003 lines.
+printed, and the context at the session's end (``final context:``) when it
+differs from the context at its start; ancestors of what is chosen are printed
+too, so each line keeps its place in the tree. When the limit (or the depth)
+leaves nodes out, the tree says how many, so a 200,000-node state prints a
+page, not 200,003 lines.
 """
 
 from __future__ import annotations
@@ -121,6 +123,10 @@ def tree_line(depth: int, record: dict[str, Any], *, session: bool) -> str:
     return line
 
 
+def _context_line(context: dict[str, Any]) -> str:
+    return short(", ".join(f"{k}={v!r}" for k, v in context.items()), 200)
+
+
 def _say(text: str, stream: TextIO | None = None) -> None:
     print(inert(text), file=stream or sys.stdout)
 
@@ -132,8 +138,10 @@ def show(run: str, narrowing: Narrowing) -> int:
     session = state["session"]
     _say(f"{tree_line(0, session, session=True)}  trace {session['trace_id']}")
     if session.get("context"):
-        context = ", ".join(f"{k}={v!r}" for k, v in session["context"].items())
-        _say(f"  context: {short(context, 200)}")
+        _say(f"  context: {_context_line(session['context'])}")
+    final = session.get("final_context")
+    if final is not None and final != session.get("context"):
+        _say(f"  final context: {_context_line(final) if final else '(empty)'}")
     limit = narrowing.limit
     for entry, hidden in chosen[:limit] if limit is not None else chosen:
         line = tree_line(entry.depth + 1, entry.record, session=False)

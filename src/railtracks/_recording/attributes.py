@@ -14,6 +14,11 @@ SESSION_ANSWER: Final = "railtracks.session.answer"
 SESSION_SAVE_STATE: Final = "railtracks.session.save_state"
 LOGGING_SETTING: Final = "railtracks.logging_setting"
 CONTEXT_PREFIX: Final = "railtracks.context."
+# The context as it is when the session ends, on the session span only, written (with
+# SESSION_CONTEXT_CHANGED = True) when it was changed during the session; without
+# them the final context is the context at the start.
+FINAL_CONTEXT_PREFIX: Final = "railtracks.final_context."
+SESSION_CONTEXT_CHANGED: Final = "railtracks.session.context_changed"
 
 NODE_NAME: Final = "railtracks.node.name"
 NODE_KIND: Final = "railtracks.node.kind"
@@ -76,4 +81,5 @@ UNNAMED_SESSION: Final = "unnamed"
 
 # -- limits: what a bound cut, counted (SPEC 3 "Limits never lose identity") -----
 DROPPED_CONTEXT_KEYS: Final = "railtracks.dropped.context_keys"
+DROPPED_FINAL_CONTEXT_KEYS: Final = "railtracks.dropped.final_context_keys"
 DROPPED_EVENTS: Final = "railtracks.dropped.events"

@@ -4,9 +4,11 @@ The SDK keeps at most ``OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT`` attributes (default
 128) per span and evicts the *oldest* one when a new key arrives past it: a
 session with 119 context keys used to lose ``railtracks.session.id``. Context
 keys are therefore bounded by railtracks itself, leaving room for its own
-attributes (identity, input, output, status, error, semantic conventions), and
-the SDK's event limit likewise keeps room for the ``exception`` event. What a
-bound cuts is counted on the span (``railtracks.dropped.*``) and in the state.
+attributes (identity, input, output, status, error, semantic conventions); a
+session span's final context (written at its end) shares that room with its
+start context. The SDK's event limit likewise keeps room for the ``exception``
+event. What a bound cuts is counted on the span (``railtracks.dropped.*``) and
+in the state.
 """
 
 from __future__ import annotations
@@ -52,6 +54,15 @@ def max_context_attributes() -> int:
     if limit is None:
         return MAX_CONTEXT_KEYS
     return max(0, min(MAX_CONTEXT_KEYS, limit - RESERVED_ATTRIBUTES))
+
+
+def max_final_context_attributes(start_attributes: int) -> int:
+    """How many final-context keys a session span carries after ``start_attributes`` context ones.
+
+    The start and the final context share the context keys' room, so the span
+    stays within the SDK's limit and its identity attributes are never evicted.
+    """
+    return max(0, max_context_attributes() - start_attributes)
 
 
 def max_event_attributes() -> int:

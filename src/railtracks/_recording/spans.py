@@ -158,13 +158,23 @@ def end_session_span(
     error: BaseException | None,
     answer_json: str | None,
     encoder: ValueEncoder,
+    *,
+    end_attributes: Mapping[str, AttributeValue],
 ) -> None:
-    """End a session's span with its final status, and its answer or its error."""
+    """End a session's span with its final status, and its answer or its error.
+
+    ``end_attributes`` (the final context) are set first, in one call with the
+    status of a completed session.
+    """
     if status == attr.STATUS_COMPLETED:
-        set_trusted(span, {attr.STATUS: status})
+        set_trusted(span, {**end_attributes, attr.STATUS: status})
         if answer_json is not None:
             set_output(span, attr.SESSION_ANSWER, answer_json)
-    elif status == attr.STATUS_FAILED:
+        span.end()
+        return
+    if end_attributes:
+        set_trusted(span, end_attributes)
+    if status == attr.STATUS_FAILED:
         assert error is not None  # a failed outcome always has its exception
         mark_failed(span, error, encoder)
     elif status == attr.STATUS_TIMEOUT:

@@ -43,6 +43,20 @@ def _context_attributes(record: Mapping[str, Any]) -> dict[str, AttributeValue]:
     return {attr.CONTEXT_PREFIX + key: _value(value) for key, value in record["context"].items()}
 
 
+def _final_context_attributes(
+    session: Mapping[str, Any], attributes: Mapping[str, AttributeValue]
+) -> dict[str, AttributeValue]:
+    """``railtracks.final_context.*`` as the session span had them (none when it never changed)."""
+    final = session.get("final_context")
+    if final is None:
+        return {}
+    if attributes.get(attr.SESSION_CONTEXT_CHANGED) is not True and final == session["context"]:
+        return {}
+    restored = {attr.FINAL_CONTEXT_PREFIX + key: _value(value) for key, value in final.items()}
+    restored[attr.SESSION_CONTEXT_CHANGED] = True
+    return restored
+
+
 def _span(
     record: Mapping[str, Any],
     name: str,
@@ -118,6 +132,7 @@ def spans_from_state(state: Mapping[str, Any]) -> Iterator[ReadableSpan]:
         attributes[attr.SESSION_TIMEOUT] = session["timeout"]
     attributes[attr.STATUS] = session["status"]
     attributes.update(_context_attributes(session))
+    attributes.update(_final_context_attributes(session, attributes))
     _restore_payloads(attributes, attr.SESSION_ANSWER)
     yield _span(
         session,

@@ -205,8 +205,27 @@ def _session_record(span: FinishedSpan) -> tuple[dict[str, Any], Any]:
     }
     record["scope"] = _scope(span)
     record["sampled"] = span.sampled
+    _final_context(record)
     answer, _ = _decode(attributes.get(attr.SESSION_ANSWER))
     return record, answer
+
+
+def _final_context(record: dict[str, Any]) -> None:
+    """Move the ``railtracks.final_context.*`` attributes into ``final_context``.
+
+    Without them and without ``railtracks.session.context_changed`` the
+    context never changed: the final context is the start context.
+    """
+    kept = record["attributes"]
+    prefix, cut = attr.FINAL_CONTEXT_PREFIX, len(attr.FINAL_CONTEXT_PREFIX)
+    final = {key[cut:]: kept.pop(key) for key in [k for k in kept if k.startswith(prefix)]}
+    if final or kept.get(attr.SESSION_CONTEXT_CHANGED) is True:
+        record["final_context"] = final
+    else:
+        record["final_context"] = dict(record["context"])
+    dropped = kept.get(attr.DROPPED_FINAL_CONTEXT_KEYS)
+    if type(dropped) is int and dropped > 0:
+        record.setdefault("dropped", {})["final_context_keys"] = dropped
 
 
 def _is_session_span(span: FinishedSpan) -> bool:
@@ -314,6 +333,7 @@ def unsampled_state(
     times: tuple[int, int],
     timeout: float | None,
     context: Mapping[str, Any],
+    final_context: Mapping[str, Any],
     error: tuple[str, str] | None,
     answer_json: str | None,
 ) -> dict[str, Any]:
@@ -348,6 +368,7 @@ def unsampled_state(
         "resource": {},
         "scope": {"name": _SCOPE, "version": None},
         "sampled": False,
+        "final_context": dict(final_context),
     }
     answer = _decode(answer_json)[0] if answer_json is not None else None
     return {

@@ -5,13 +5,23 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Final
 
 from opentelemetry.util.types import AttributeValue
 
 from .._recording import attributes as attr
 from .._recording.encoding import ValueEncoder
-from .._recording.limits import max_context_attributes
+from .._recording.limits import max_context_attributes, max_final_context_attributes
+
+_UNCHANGED: Final[Mapping[str, AttributeValue]] = MappingProxyType({})
+
+
+def context_record(encoder: ValueEncoder, context: Mapping[str, Any]) -> dict[str, Any]:
+    """``context`` as a state records it: keys bounded, values encoded and redacted."""
+    attributes, _ = encoder.context_attributes("", context, max_context_attributes())
+    return {
+        key: list(value) if isinstance(value, tuple) else value for key, value in attributes.items()
+    }
 
 
 class SessionContext:
@@ -81,3 +91,35 @@ class SessionContext:
                 self._cache = attributes
                 self._cache_key = key
         return self._cache
+
+    def final_attributes(
+        self, encoder: ValueEncoder, start_attributes: int
+    ) -> Mapping[str, AttributeValue]:
+        """The session span's attributes for the context as it ends (SPEC 6 ``final_context``).
+
+        An unchanged context writes nothing (its final context is its start
+        context). A changed one writes ``railtracks.session.context_changed =
+        True`` and ``railtracks.final_context.{key}``, encoded and redacted as
+        the context is, within the room the ``start_attributes`` start-context
+        attributes leave on the span; keys left out are counted in
+        ``railtracks.dropped.final_context_keys``.
+        """
+        if not self._version:
+            return _UNCHANGED
+        current = self.attributes(encoder)  # cached when a node already saw this version
+        room = max_final_context_attributes(start_attributes)
+        final: dict[str, AttributeValue] = {attr.SESSION_CONTEXT_CHANGED: True}
+        dropped = 0
+        cut = len(attr.CONTEXT_PREFIX)
+        prefix = attr.FINAL_CONTEXT_PREFIX
+        for key, value in current.items():
+            if key == attr.DROPPED_CONTEXT_KEYS:
+                dropped += value if isinstance(value, int) else 0
+            elif room > 0:
+                final[prefix + key[cut:]] = value
+                room -= 1
+            else:
+                dropped += 1
+        if dropped:
+            final[attr.DROPPED_FINAL_CONTEXT_KEYS] = dropped
+        return final

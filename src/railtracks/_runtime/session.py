@@ -31,7 +31,7 @@ from .._recording.compact import Record, compact
 from .._recording.fastspan import start_span
 from .._runs.state import build_state, unsampled_state
 from .._settings import LoggingSetting
-from .context_store import SessionContext
+from .context_store import SessionContext, context_record
 from .options import UNSET, BroadcastCallback, SessionOptions, Unset, resolve_options
 from .session_end import run_hooks
 from .supervision import Supervision
@@ -116,6 +116,7 @@ class Session(Supervision):
     # runtime, set on entry
     tracer: trace.Tracer | None = None
     _tokens: tuple[Token[Any], ...] = ()
+    _context_attributes = 0  # context attributes the session span started with
     _otel_token: object = None
     _log_handler: int | None = None
 
@@ -209,7 +210,6 @@ class Session(Supervision):
         start = self._start_ns or time.time_ns()
         end = self._end_ns or start
         error = self._error
-        prefix = attr.CONTEXT_PREFIX
         return unsampled_state(
             identifier=self._identifier,
             name=self.name,
@@ -219,10 +219,8 @@ class Session(Supervision):
             status=self._status,
             times=(start, end),
             timeout=self._options.timeout,
-            context={
-                key[len(prefix) :]: list(value) if isinstance(value, tuple) else value
-                for key, value in self.context_store.attributes(self.encoder).items()
-            },
+            context=context_record(self.encoder, self._options.context),
+            final_context=context_record(self.encoder, self.context_store.snapshot()),
             error=None
             if error is None
             else (_spans.error_type(error), self.encoder.truncate(_spans.describe(error))),
@@ -312,13 +310,15 @@ class Session(Supervision):
         """
         options = self._options
         self.tracer = tracer = TELEMETRY.tracer()
+        context = self.context_store.attributes(self.encoder)
+        self._context_attributes = len(context)
         attributes = _spans.session_attributes(
             identifier=self._identifier,
             name=options.name,
             timeout=options.timeout,
             setting=options.logging_setting,
             save_state=options.save_state,
-            context_attributes=self.context_store.attributes(self.encoder),
+            context_attributes=context,
         )
         TELEMETRY.collector.open(self._identifier)
         span = start_span(tracer, _spans.session_span_name(options.name), attributes)
@@ -348,7 +348,14 @@ class Session(Supervision):
         """End the session's span with ``status`` and take its finished spans."""
         span = self._span
         assert span is not None  # set by _open_root_span
-        _spans.end_session_span(span, status, self._error, self._answer_json(), self.encoder)
+        final = (
+            self.context_store.final_attributes(self.encoder, self._context_attributes)
+            if span.is_recording()
+            else {}
+        )
+        _spans.end_session_span(
+            span, status, self._error, self._answer_json(), self.encoder, end_attributes=final
+        )
         self._spans = TELEMETRY.collector.close(self._identifier)
 
     def node_attributes(self, node_name: str) -> dict[str, AttributeValue]:

@@ -21,6 +21,7 @@ from typing import Any, Final
 from .._config import scrub_text
 from .._recording import attributes as attr
 from .._recording.encoding import REDACTED
+from ._final_context import final_context_of
 from ._redact import is_sensitive, redact
 
 RUNNING: Final = attr.STATUS_RUNNING
@@ -56,6 +57,7 @@ class Span:
     output: Any = None
     context: dict[str, Any] = dataclasses.field(default_factory=dict)
     context_changes: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    final_context: dict[str, Any] | None = None  # a saved session's; live: see final_context_of
     events: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     error: dict[str, Any] | None = None
     attributes: dict[str, Any] = dataclasses.field(default_factory=dict)
@@ -373,6 +375,9 @@ class Run:
             "output": span.output,
             "context": span.context,
             "context_changes": span.context_changes,
+            "final_context": final_context_of(span)
+            if self.source == "live"
+            else span.final_context,
             "events": span.events,
             "error": span.error,
             "attributes": span.attributes,

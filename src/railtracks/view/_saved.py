@@ -49,6 +49,7 @@ _SHOWN: Final = frozenset(
         "name", "span_id", "parent_span_id", "status", "kind", "start_time_unix_nano",
         "end_time_unix_nano", "duration_seconds", "context", "error", "context_changes",
         "events", "attributes", "input", "output", "children", "answer", "span_name", "trace_id",
+        "final_context",
     }
 )  # fmt: skip
 
@@ -93,6 +94,8 @@ def _expand(span: Span) -> None:
     span.attributes = shown_mapping(record.get("attributes"))
     if span.role == "session":
         span.output = shown(record.get("answer"))
+        final = record.get("final_context")
+        span.final_context = shown_mapping(final) if isinstance(final, dict) else None
     else:
         span.input = shown(record.get("input"))
         span.output = shown(record.get("output"))

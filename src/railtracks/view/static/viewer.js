@@ -765,6 +765,10 @@
     if (d.role !== "session") out.push(section("Input", null, valueBlock(d.input)));
     out.push(section(d.role === "session" ? "Answer" : "Output", null, valueBlock(d.output)));
     out.push(section("Context at call", Object.keys(d.context || {}).length, attrTable(d.context)));
+    if (d.role === "session" && d.final_context) {
+      // the session's context when it ended (saved runs and live ones alike)
+      out.push(section("Context at end", Object.keys(d.final_context).length, attrTable(d.final_context)));
+    }
     out.push(section("Context changes", (d.context_changes || []).length, eventList(d.context_changes)));
     out.push(section("Events", others.length, eventList(others)));
     out.push(section("Attributes", Object.keys(d.attributes || {}).length, attrTable(d.attributes), false));
