@@ -64,7 +64,10 @@ def test_runs_and_show(tmp_path: Path) -> None:
     lines = shown.stdout.splitlines()
     assert lines[0].startswith("session railtracks-demo  completed  ")
     assert "context: customer='acme-coffee', tier='gold', api_key='[REDACTED]'" in lines[1]
-    assert "  price_line  completed  " in lines[2]
+    assert lines[2] == (
+        "  final context: customer='acme-coffee', tier='gold', api_key='[REDACTED]', backordered=1"
+    )
+    assert "  price_line  completed  " in lines[3]
     assert any(
         line.startswith("    reserve  failed  ") and "OutOfStockError" in line for line in lines
     )

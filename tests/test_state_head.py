@@ -232,7 +232,8 @@ def _show(tmp_path: Path, *args: str) -> list[str]:
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("session railtracks-demo  completed  ")
     assert done.stdout.splitlines()[-1].startswith("answer: ")
-    return done.stdout.splitlines()[2:-1]  # the node lines (after the session and context)
+    lines = done.stdout.splitlines()[1:-1]  # after the session line, before the answer
+    return [line for line in lines if not line.startswith(("  context: ", "  final context: "))]
 
 
 def test_show_narrowed(tmp_path: Path) -> None:
