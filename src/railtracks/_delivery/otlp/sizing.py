@@ -19,6 +19,7 @@ import os
 from typing import Final
 
 from ...errors import ConfigurationError
+from .wire import varint
 
 DEFAULT_MAX_REQUEST_BYTES: Final = 4 * 1024 * 1024
 ENV_MAX_REQUEST_BYTES: Final = "RAILTRACKS_OTLP_MAX_REQUEST_BYTES"
@@ -65,15 +66,6 @@ class Limit:
     def refused(self, size: int) -> None:
         """A request of ``size`` bytes was too large: send at most half of that from now on."""
         self.max_bytes = max(min(self.max_bytes, size // 2), MIN_REQUEST_BYTES)
-
-
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while value >= 0x80:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
 
 
 def _fields(data: bytes, start: int, end: int) -> list[tuple[int, int, int, int]]:
@@ -170,10 +162,10 @@ def _assemble(spans: list[_Span]) -> bytes:
         parts = [resource.head]
         for scope, raws in scopes.values():
             body = b"".join([scope.head, *raws, scope.tail])
-            parts.append(b"\x12" + _varint(len(body)) + body)
+            parts.append(b"\x12" + varint(len(body)) + body)
         parts.append(resource.tail)
         body = b"".join(parts)
-        out.append(b"\x0a" + _varint(len(body)) + body)
+        out.append(b"\x0a" + varint(len(body)) + body)
     return b"".join(out)
 
 

@@ -49,7 +49,8 @@ _PAIRS_KEPT: Final = 4096
 _PAIR_VALUE_MAX: Final = 64
 
 
-def _varint(value: int) -> bytes:
+def varint(value: int) -> bytes:
+    """A protobuf varint (negative values as int64, in ten bytes)."""
     if value < 0:
         value += 1 << 64  # int64 as protobuf writes it: ten bytes of two's complement
     if value < 0x80:
@@ -63,7 +64,7 @@ def _varint(value: int) -> bytes:
 
 
 def _delimited(tag: bytes, payload: bytes) -> bytes:
-    return tag + _varint(len(payload)) + payload
+    return tag + varint(len(payload)) + payload
 
 
 def _any_value(value: Any) -> bytes:  # noqa: PLR0911  # one exit per AnyValue case
@@ -77,7 +78,7 @@ def _any_value(value: Any) -> bytes:  # noqa: PLR0911  # one exit per AnyValue c
     if isinstance(value, int):
         if not -(1 << 63) <= value < 1 << 63:
             raise ValueError(f"{value} is out of int64 range")
-        return b"\x18" + _varint(value)
+        return b"\x18" + varint(value)
     if isinstance(value, float):
         return b"\x21" + _DOUBLE(value)
     if isinstance(value, bytes):
@@ -174,15 +175,15 @@ class TraceRequestWriter:
             parts.append(b"\x41" + _FIXED64(span.end_time))
         parts.extend(self._attributes(b"\x4a", attribute_dict(span)))
         if span.dropped_attributes:
-            parts.append(b"\x50" + _varint(span.dropped_attributes))
+            parts.append(b"\x50" + varint(span.dropped_attributes))
         for event in span.events:
             parts.append(_delimited(b"\x5a", self._event(event)))
         if span.dropped_events:
-            parts.append(b"\x60" + _varint(span.dropped_events))
+            parts.append(b"\x60" + varint(span.dropped_events))
         for link in span.links:
             parts.append(_delimited(b"\x6a", self._link(link)))
         if span.dropped_links:
-            parts.append(b"\x70" + _varint(span.dropped_links))
+            parts.append(b"\x70" + varint(span.dropped_links))
         status = span.status
         if status is not None:
             inner = b""
@@ -202,7 +203,7 @@ class TraceRequestWriter:
             parts.append(_delimited(b"\x12", event.name.encode("utf-8")))
         parts.extend(self._attributes(b"\x1a", event.attributes))
         if event.dropped_attributes:
-            parts.append(b"\x20" + _varint(event.dropped_attributes))
+            parts.append(b"\x20" + varint(event.dropped_attributes))
         return b"".join(parts)
 
     def _link(self, link: Any) -> bytes:
@@ -213,7 +214,7 @@ class TraceRequestWriter:
         ]
         parts.extend(self._attributes(b"\x22", link.attributes))
         if link.dropped_attributes:
-            parts.append(b"\x28" + _varint(link.dropped_attributes))
+            parts.append(b"\x28" + varint(link.dropped_attributes))
         parts.append(b"\x35" + _FIXED32(_flags(context)))
         return b"".join(parts)
 
