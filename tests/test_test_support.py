@@ -21,7 +21,8 @@ from railtracks.testing._receiver import Receiver, otlp_receiver
 def test_importing_railtracks_testing_imports_neither_the_receiver_nor_grpc() -> None:
     probe = (
         "import sys, railtracks.testing; "
-        "print(sorted(m for m in ('grpc', 'railtracks.testing._receiver') if m in sys.modules))"
+        "print(sorted(m for m in ('grpc', 'railtracks.testing._receiver', "
+        "'railtracks.testing._otlp_server') if m in sys.modules))"
     )
     done = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120
