@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import json
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -283,6 +282,7 @@ def test_load_state_errors() -> None:
 def test_concurrent_writers_of_one_name_never_tear_the_file() -> None:
     """Many sessions save the same name while readers poll: always one whole, valid document."""
     stop = threading.Event()
+    enough = threading.Event()
     seen: list[int] = []
     problems: list[str] = []
     path = Path(".railtracks/contended.json")
@@ -306,6 +306,8 @@ def test_concurrent_writers_of_one_name_never_tear_the_file() -> None:
             if len(nodes) != document["answer"]:
                 problems.append("incomplete")
             seen.append(len(nodes))
+            if len(seen) > 20 and len(set(seen)) > 3:
+                enough.set()
 
     @rt.function_node
     async def pad(i: int) -> str:
@@ -317,7 +319,10 @@ def test_concurrent_writers_of_one_name_never_tear_the_file() -> None:
         return size
 
     def write_many(offset: int) -> None:
-        for i in range(15):
+        # until the readers saw enough whole documents (progress, not a guess of speed)
+        for i in range(2000):
+            if i >= 15 and enough.is_set():
+                return
             asyncio.run(writer(1 + (offset * 7 + i * 13) % 60))
 
     readers = [threading.Thread(target=reader) for _ in range(3)]
@@ -326,7 +331,7 @@ def test_concurrent_writers_of_one_name_never_tear_the_file() -> None:
         thread.start()
     for thread in writers:
         thread.join()
-    time.sleep(0.05)
+    rt.flush()
     stop.set()
     for thread in readers:
         thread.join()

@@ -50,8 +50,10 @@ def test_a_batch_answered_after_the_timeout_is_in_doubt_and_never_duplicated(
     done = run_python(SESSION, tmp_path, env, timeout=300)  # a bound on a hang only
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "done"
-    # every span was processed, though no request was answered in time
-    assert fresh.wait_for(SPANS) == SPANS
+    # no request was answered in time; what the exit could not send at all
+    # (a loaded machine) is spooled as ordinary batches and sent below
+    live = fresh.stats().distinct
+    assert 0 < live <= SPANS
     warnings = [line for line in done.stderr.splitlines() if "RT.Telemetry" in line]
     assert any("in doubt" in w and "--in-doubt" in w for w in warnings), done.stderr
     fresh.set("ok")
