@@ -57,6 +57,9 @@ def tree_counts(children: Mapping[int | None, Sequence[FinishedSpan]]) -> dict[s
     completed = attr.STATUS_COMPLETED
     key = attr.STATUS
     stack = list(children.get(None, ()))
+    # each parent's children are taken once, as the writer's walk pops them: on
+    # any parent links (a loop, a repeated id) the count ends and matches the walk
+    expanded: set[int] = set()
     while stack:
         span = stack.pop()
         nodes += 1
@@ -66,7 +69,8 @@ def tree_counts(children: Mapping[int | None, Sequence[FinishedSpan]]) -> dict[s
         elif status != completed:
             failed += 1
         below = children.get(span.span_id)
-        if below:
+        if below and span.span_id not in expanded:
+            expanded.add(span.span_id)  # one entry per parent, not per node
             stack.extend(below)
     return {"nodes": nodes, "failed": failed}
 

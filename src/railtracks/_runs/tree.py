@@ -33,18 +33,52 @@ def children_of(nodes: list[FinishedSpan]) -> dict[int | None, list[FinishedSpan
     remote caller, none) is top-level. Nothing here is as large as the
     session: a set of every span id would be resized, in C and holding the
     interpreter, to a million entries; the parent keys are few (one per node
-    that has children).
+    that has children). Parent links that loop (hostile or broken input: a
+    node its own parent, two nodes each other's) would leave their nodes
+    unreachable: each loop is cut at one node, which becomes top-level.
     """
     children: dict[int | None, list[FinishedSpan]] = {}
     for span in nodes:
         children.setdefault(span.parent_id, []).append(span)
-    parents = {span.span_id for span in nodes if span.span_id in children}
+    # the node of each parent key: the key's own parent decides whether it is reached
+    parents = {span.span_id: span for span in nodes if span.span_id in children}
     orphans = [key for key in children if key not in parents]
     tops = [children.pop(key) for key in orphans]
+    tops.extend([cut] for cut in _loops_cut(children, parents))
     roots = tops[0] if len(tops) == 1 else list(heapq.merge(*tops, key=start_order))
     if roots:
         children[None] = roots
     return children
+
+
+def _loops_cut(
+    children: dict[int | None, list[FinishedSpan]], parents: dict[int, FinishedSpan]
+) -> list[FinishedSpan]:
+    """Cut every loop of parent links among the parent keys; the nodes taken out of them.
+
+    Only parent keys are followed (a loop is made of nodes that have
+    children), each once: a chain stops at a key already settled.
+    """
+    settled: set[int] = set()
+    cut: list[FinishedSpan] = []
+    for start in parents:
+        path: dict[int, int] = {}  # key -> its position on this chain
+        key: int | None = start
+        while key is not None and key in parents and key not in settled:
+            if key in path:  # around a loop: take out its first node in start order
+                loop = list(path)[path[key] :]
+                node = min((parents[k] for k in loop), key=start_order)
+                siblings = children[node.parent_id]
+                siblings.remove(node)
+                if not siblings:
+                    del children[node.parent_id]
+                cut.append(node)
+                break
+            path[key] = len(path)
+            key = parents[key].parent_id
+        settled.update(path)
+    cut.sort(key=start_order)
+    return cut
 
 
 def sort_by_start(spans: list[FinishedSpan]) -> None:
