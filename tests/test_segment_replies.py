@@ -456,3 +456,23 @@ def test_hostile_replies_never_hang_steal_identity_or_lose_local_nodes(
     assert attributes["railtracks.status"] == "completed"
     assert "error.type" not in attributes
     assert attributes["gen_ai.tool.name"] == "call_far"
+
+
+def test_the_viewer_shows_spans_whose_parent_links_loop_as_roots() -> None:
+    from railtracks.view._model import Run, Span
+
+    def span(span_id: str, parent: str | None, start: int) -> Span:
+        return Span(span_id, parent, span_id, "completed", "node", start=start)
+
+    spans = [
+        span("r", None, 1),
+        span("a", "b", 2),  # a and b: each other's parent
+        span("b", "a", 3),
+        span("c", "c", 4),  # its own parent
+        span("d", "a", 5),  # under the loop
+    ]
+    for source in ("live", "saved"):
+        run = Run(source, "t", "loops", None, {s.span_id: s for s in spans})
+        order = [(depth, s.span_id) for depth, s in run.tree_order()]
+        assert sorted(span_id for _, span_id in order) == ["a", "b", "c", "d", "r"]
+        assert order[0] == (0, "r")

@@ -59,7 +59,7 @@ def tree_counts(children: Mapping[int | None, Sequence[FinishedSpan]]) -> dict[s
     stack = list(children.get(None, ()))
     # each parent's children are taken once, as the writer's walk pops them: on
     # any parent links (a loop, a repeated id) the count ends and matches the walk
-    expanded: set[int] = set()
+    left = dict(children)
     while stack:
         span = stack.pop()
         nodes += 1
@@ -68,9 +68,8 @@ def tree_counts(children: Mapping[int | None, Sequence[FinishedSpan]]) -> dict[s
             failed += not span.is_ok
         elif status != completed:
             failed += 1
-        below = children.get(span.span_id)
-        if below and span.span_id not in expanded:
-            expanded.add(span.span_id)  # one entry per parent, not per node
+        below = left.pop(span.span_id, None)
+        if below:
             stack.extend(below)
     return {"nodes": nodes, "failed": failed}
 

@@ -57,28 +57,38 @@ def _loops_cut(
     """Cut every loop of parent links among the parent keys; the nodes taken out of them.
 
     Only parent keys are followed (a loop is made of nodes that have
-    children), each once: a chain stops at a key already settled.
+    children), each once: a chain stops at a key an earlier chain marked.
     """
-    settled: set[int] = set()
+    mark: dict[int, int] = {}  # key -> the number of the chain that reached it
     cut: list[FinishedSpan] = []
-    for start in parents:
-        path: dict[int, int] = {}  # key -> its position on this chain
-        key: int | None = start
-        while key is not None and key in parents and key not in settled:
-            if key in path:  # around a loop: take out its first node in start order
-                loop = list(path)[path[key] :]
-                node = min((parents[k] for k in loop), key=start_order)
-                siblings = children[node.parent_id]
-                siblings.remove(node)
-                if not siblings:
-                    del children[node.parent_id]
-                cut.append(node)
+    for chain, start in enumerate(parents):
+        key = start
+        while key not in mark:
+            mark[key] = chain
+            up = parents[key].parent_id
+            if up is None or up not in parents:
                 break
-            path[key] = len(path)
-            key = parents[key].parent_id
-        settled.update(path)
+            key = up
+        else:  # stopped at a marked key: on this chain, it closes a loop
+            if mark[key] == chain:
+                cut.append(_cut(children, parents, key))
     cut.sort(key=start_order)
     return cut
+
+
+def _cut(
+    children: dict[int | None, list[FinishedSpan]], parents: dict[int, FinishedSpan], key: int
+) -> FinishedSpan:
+    """Take the loop through ``key`` apart at its first node in start order."""
+    loop = [parents[key]]
+    while (up := loop[-1].parent_id) != key and up is not None:
+        loop.append(parents[up])
+    node = min(loop, key=start_order)
+    siblings = children[node.parent_id]
+    siblings.remove(node)
+    if not siblings:
+        del children[node.parent_id]
+    return node
 
 
 def sort_by_start(spans: list[FinishedSpan]) -> None:
