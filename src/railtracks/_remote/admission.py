@@ -34,6 +34,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.util.types import AttributeValue
 
 from .._recording import attributes as attr
+from .._runs.tree import loops
 from .._runtime.session import Session
 
 REUSED: Final = "reusing an id the session has"
@@ -117,6 +118,10 @@ def admit(session: Session, spans: Sequence[ReadableSpan], caller: int) -> Admis
     return Admission(kept, dropped)
 
 
+def _same(parent: int | None) -> int | None:
+    return parent
+
+
 def _span_id(span: ReadableSpan) -> int:
     context = span.context
     return context.span_id if context is not None else 0
@@ -193,30 +198,10 @@ def _tree_under(
             frontier.append(_span_id(span))
     kept = [span for span_id, span in spans.items() if span_id in reached]  # the reply's order
     left = {_span_id(span): _parent_id(span) for group in below.values() for span in group}
-    cyclic = _on_cycles(left)
+    cyclic = sum(len(loop) for loop in loops(left, _same))
     dropped[CYCLE] += cyclic
     dropped[ORPHAN] += len(left) - cyclic
     return kept
-
-
-def _on_cycles(parent_of: dict[int, int | None]) -> int:
-    """How many ids of ``parent_of`` (id -> parent id) lie on a cycle of parent links.
-
-    Each id is followed once: a path stops at an id already settled.
-    """
-    settled: set[int] = set()
-    on_cycle = 0
-    for start in parent_of:
-        path: dict[int, int] = {}  # id -> its position on this path
-        node: int | None = start
-        while node is not None and node in parent_of and node not in settled:
-            if node in path:  # back on this path: the ids from there on form a cycle
-                on_cycle += len(path) - path[node]
-                break
-            path[node] = len(path)
-            node = parent_of[node]
-        settled.update(path)
-    return on_cycle
 
 
 def caller_attributes(

@@ -13,11 +13,14 @@ soon as its record is made.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable, Iterator
-from typing import Any
+import operator
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, Final, TypeVar
 
 from .._recording.compact import FinishedSpan
 
+_T = TypeVar("_T")
+_PARENT_ID: Final = operator.attrgetter("parent_id")
 # (index among its siblings, the node's record), or None after a node's children
 NodeWalk = Iterator[tuple[int, dict[str, Any]] | None]
 
@@ -54,41 +57,41 @@ def children_of(nodes: list[FinishedSpan]) -> dict[int | None, list[FinishedSpan
 def _loops_cut(
     children: dict[int | None, list[FinishedSpan]], parents: dict[int, FinishedSpan]
 ) -> list[FinishedSpan]:
-    """Cut every loop of parent links among the parent keys; the nodes taken out of them.
-
-    Only parent keys are followed (a loop is made of nodes that have
-    children), each once: a chain stops at a key an earlier chain marked.
-    """
-    mark: dict[int, int] = {}  # key -> the number of the chain that reached it
+    """Cut every loop of parent links among the parent keys (a loop is made of nodes that
+    have children); the nodes taken out, one a loop, its first in start order."""
     cut: list[FinishedSpan] = []
-    for chain, start in enumerate(parents):
-        key = start
-        while key not in mark:
-            mark[key] = chain
-            up = parents[key].parent_id
-            if up is None or up not in parents:
-                break
-            key = up
-        else:  # stopped at a marked key: on this chain, it closes a loop
-            if mark[key] == chain:
-                cut.append(_cut(children, parents, key))
+    for loop in loops(parents, _PARENT_ID):
+        node = min((parents[key] for key in loop), key=start_order)
+        siblings = children[node.parent_id]
+        siblings.remove(node)
+        if not siblings:
+            del children[node.parent_id]
+        cut.append(node)
     cut.sort(key=start_order)
     return cut
 
 
-def _cut(
-    children: dict[int | None, list[FinishedSpan]], parents: dict[int, FinishedSpan], key: int
-) -> FinishedSpan:
-    """Take the loop through ``key`` apart at its first node in start order."""
-    loop = [parents[key]]
-    while (up := loop[-1].parent_id) != key and up is not None:
-        loop.append(parents[up])
-    node = min(loop, key=start_order)
-    siblings = children[node.parent_id]
-    siblings.remove(node)
-    if not siblings:
-        del children[node.parent_id]
-    return node
+def loops(links: Mapping[int, _T], parent: Callable[[_T], int | None]) -> Iterator[list[int]]:
+    """Each loop of parent links among the keys of ``links``, once, as its keys.
+
+    ``parent`` reads an entry's parent key. Each key is followed once: a chain
+    stops at a key an earlier chain marked, so any links cost linear time.
+    """
+    mark: dict[int, int] = {}  # key -> the number of the chain that reached it
+    for chain, start in enumerate(links):
+        key = start
+        while key not in mark:
+            mark[key] = chain
+            up = parent(links[key])
+            if up is None or up not in links:
+                break
+            key = up
+        else:  # stopped at a marked key: on this chain, it closes a loop
+            if mark[key] == chain:
+                loop = [key]
+                while (up := parent(links[loop[-1]])) != key and up is not None:
+                    loop.append(up)
+                yield loop
 
 
 def sort_by_start(spans: list[FinishedSpan]) -> None:
