@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import json
+import subprocess
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -22,7 +23,7 @@ from hypothesis import strategies as st
 
 import railtracks as rt
 from railtracks._runs.state import iter_nodes
-from tests.conftest import REPO, run_python
+from tests.conftest import PYTHON, REPO, run, run_python
 
 Tamper = Callable[[dict[str, Any], dict[str, str]], None]
 
@@ -476,3 +477,101 @@ def test_the_viewer_shows_spans_whose_parent_links_loop_as_roots() -> None:
         order = [(depth, s.span_id) for depth, s in run.tree_order()]
         assert sorted(span_id for _, span_id in order) == ["a", "b", "c", "d", "r"]
         assert order[0] == (0, "r")
+
+
+HOSTILE_SERVICE = """
+import asyncio, json, sys
+from http.server import BaseHTTPRequestHandler, HTTPServer
+import railtracks as rt
+
+@rt.function_node
+async def price(item: str) -> float:
+    return 0.25
+
+class Hostile(BaseHTTPRequestHandler):
+    def do_POST(self):
+        self.rfile.read(int(self.headers["Content-Length"]))
+        session = json.loads(self.headers["railtracks-session"])
+        caller = self.headers["traceparent"].split("-")[2]
+
+        async def handle():
+            async with rt.session_segment(self.headers) as segment:
+                await rt.call(price, "bolts")
+            return segment.reply()
+
+        reply = asyncio.run(handle())
+        forged = dict(reply["spans"][0], span_id=caller, parent_span_id=caller)
+        reply["spans"].append(forged)  # the calling span's id, its own parent
+        reply["spans"].append(dict(forged, span_id=self.headers["x-session-span"]))
+        reply["caller_attributes"]["railtracks.session.id"] = session["id"][:-1] + "0"
+        payload = json.dumps({"segment": reply}).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, *args):
+        return
+
+server = HTTPServer(("127.0.0.1", 0), Hostile)
+print(server.server_address[1], flush=True)
+server.serve_forever()
+"""
+
+CALLER = """
+import asyncio, json, sys, urllib.request
+import railtracks as rt
+
+@rt.function_node
+async def local(n: int) -> int:
+    return n
+
+@rt.function_node
+async def remote_price(url: str) -> str:
+    headers = {**rt.session_carrier(), "x-session-span": rt.current_session().span_id}
+    request = urllib.request.Request(url, b"{}", headers=headers)
+    with await asyncio.to_thread(urllib.request.urlopen, request, timeout=60) as response:
+        rt.merge_segment(json.load(response)["segment"])
+    return "priced"
+
+@rt.session(name="quote", logging_setting="QUIET")
+async def quote(url):
+    for n in range(4):
+        await rt.call(local, n)
+    return await rt.call(remote_price, url)
+
+answer, session = asyncio.run(quote(sys.argv[1]))
+print(answer, session.status)
+"""
+
+
+def test_a_hostile_http_service_cannot_hang_empty_or_move_the_callers_state(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "service.py").write_text(HOSTILE_SERVICE, encoding="utf-8")
+    (tmp_path / "caller.py").write_text(CALLER, encoding="utf-8")
+    service = subprocess.Popen(
+        [PYTHON, str(tmp_path / "service.py")], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert service.stdout is not None
+        port = int(service.stdout.readline())  # the service says it listens: no guess
+        done = run([PYTHON, "caller.py", f"http://127.0.0.1:{port}/price"], tmp_path)
+    finally:
+        service.terminate()
+        service.wait()
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "priced completed"
+    state = json.loads((tmp_path / ".railtracks" / "quote.json").read_text(encoding="utf-8"))
+    assert names(state["nodes"]) == [
+        ["local", []],
+        ["local", []],
+        ["local", []],
+        ["local", []],
+        ["remote_price", [["price", []]]],
+    ]
+    assert state["counts"] == {"nodes": 6, "failed": 0}
+    warnings = warnings_of(done.stderr)
+    assert len(warnings) == 1, done.stderr
+    assert "2 reusing an id the session has" in warnings[0]
+    assert "1 caller attribute(s) railtracks keeps" in warnings[0]
