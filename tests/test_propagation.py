@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import railtracks as rt
 from railtracks import errors
@@ -253,3 +255,93 @@ def test_remote_spans_reach_a_host_providers_exporters_once(tmp_path: Path) -> N
     result = run_python(HOSTED, tmp_path, env={"PYTHONPATH": str(REPO)})
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "['child', 'parent_in_segment', 'session hosted'] 1"
+
+
+GOOD_FIELDS = {"id": "7d7f3f0e-6d1c-4b7a-9d55-2f9d2c1e0a11", "logging_setting": "REGULAR"}
+TRACEPARENT = "00-" + "1" * 32 + "-" + "2" * 16 + "-01"
+
+
+class _ExplodingItems:
+    def items(self) -> Any:
+        raise RuntimeError("no")
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        [("railtracks-session", json.dumps(GOOD_FIELDS))],  # a list as headers
+        ("railtracks-session", "{}"),
+        "railtracks-session",
+        b"railtracks-session",
+        None,
+        42,
+        _ExplodingItems(),
+        {"railtracks-session": json.dumps({**GOOD_FIELDS, "deadline": 10**400})},
+        {"railtracks-session": json.dumps({**GOOD_FIELDS, "timeout": -(10**400)})},
+        {"railtracks-session": json.dumps({**GOOD_FIELDS, "deadline": [1]})},
+        {"railtracks-session": json.dumps({**GOOD_FIELDS, "logging_setting": [1]})},
+        {"railtracks-session": json.dumps({**GOOD_FIELDS, "logging_setting": {}})},
+        {"railtracks-session": json.dumps({**GOOD_FIELDS, "name": {"a": 1}})},
+        {"railtracks-session": json.dumps({**GOOD_FIELDS, "id": None})},
+        {"railtracks-session": json.dumps(GOOD_FIELDS), "railtracks-context": "[]"},
+    ],
+    ids=lambda value: type(value).__name__,
+)
+def test_malformed_carrier_headers_of_any_type_are_carrier_errors(headers: Any) -> None:
+    with (
+        pytest.raises(errors.CarrierError),
+        rt.session_segment(
+            {**headers, "traceparent": TRACEPARENT} if isinstance(headers, dict) else headers
+        ),
+    ):
+        pass
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=10),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.dictionaries(
+        st.sampled_from(["id", "name", "deadline", "timeout", "logging_setting", "other"]),
+        _JSON,
+    ),
+    _JSON,
+    st.one_of(st.just(TRACEPARENT), st.text(max_size=60)),
+)
+def test_any_carrier_fields_open_a_segment_or_raise_carrier_error(
+    fields: dict[str, Any], context: Any, traceparent: str
+) -> None:
+    headers = {
+        "railtracks-session": json.dumps({**GOOD_FIELDS, **fields}),
+        "railtracks-context": json.dumps(context),
+        "traceparent": traceparent,
+    }
+    try:
+        with rt.session_segment(headers) as segment:
+            segment.reply()
+    except errors.CarrierError:
+        pass
+
+
+def test_a_reply_whose_error_is_not_an_exception_is_a_carrier_error(quiet: None) -> None:
+    class Forged:
+        async def run_call(self, call: RemoteCall) -> Any:
+            reply = await asyncio.to_thread(execute_call, call)
+            reply["outcome"] = "error"
+            reply["value"] = SystemExit(3)  # would end the caller's process if raised
+            reply["worker"] = {"pid": "x", "host": 5}
+            return reply
+
+    @rt.session(name="forged", executor=Forged())
+    async def flow() -> Any:
+        return await rt.call(child, "z")
+
+    with pytest.raises(errors.CarrierError, match="not an exception"):
+        asyncio.run(flow())

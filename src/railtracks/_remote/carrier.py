@@ -19,9 +19,10 @@ import math
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from typing import Any, Final
+from typing import Any, Final, TypeGuard
 
 from opentelemetry import context as otel_context
+from opentelemetry import trace
 from opentelemetry.baggage.propagation import W3CBaggagePropagator
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
@@ -29,6 +30,7 @@ from .._runtime.options import validate_option
 from .._runtime.session import Session
 from .._settings import LoggingSetting, parse_logging_setting
 from ..errors import CarrierError, ConfigurationError
+from .admission import note_carrier
 
 HEADER_SESSION: Final = "railtracks-session"
 HEADER_CONTEXT: Final = "railtracks-context"
@@ -104,6 +106,7 @@ def capture(session: Session) -> SessionCarrier:
     current = otel_context.get_current()
     _TRACE_CONTEXT.inject(w3c, current)
     _BAGGAGE.inject(w3c, current)
+    note_carrier(session, trace.get_current_span(current).get_span_context().span_id)
     left = session.time_left()
     return SessionCarrier(
         w3c=w3c,
@@ -116,12 +119,13 @@ def capture(session: Session) -> SessionCarrier:
     )
 
 
-def from_headers(headers: Mapping[str, Any]) -> SessionCarrier:
-    """Read a carrier from text headers (any case); ``CarrierError`` when it is not one."""
-    lowered: dict[str, str] = {}
-    for key, value in headers.items():
-        if isinstance(key, str) and isinstance(value, str):
-            lowered[key.lower()] = value
+def from_headers(headers: object) -> SessionCarrier:
+    """Read a carrier from text headers (any case); ``CarrierError`` when it is not one.
+
+    ``headers`` is a mapping or any object with ``items()`` (``http.server``'s
+    headers, say); whatever it is, a bad one is a ``CarrierError``.
+    """
+    lowered = _text_headers(headers)
     raw_session = lowered.get(HEADER_SESSION)
     if raw_session is None:
         raise CarrierError(f"not a railtracks session carrier: no {HEADER_SESSION!r} header")
@@ -136,6 +140,22 @@ def from_headers(headers: Mapping[str, Any]) -> SessionCarrier:
         timeout=_seconds(fields.get("timeout"), "timeout"),
         logging_setting=_setting(fields.get("logging_setting")).name,
     )
+
+
+def _text_headers(headers: object) -> dict[str, str]:
+    """The string-valued headers, keys lowered; other entries are ignored."""
+    items = getattr(headers, "items", None)
+    if isinstance(headers, str | bytes) or not callable(items):
+        raise CarrierError(f"carrier: headers must be a mapping, not {type(headers).__name__}")
+    lowered: dict[str, str] = {}
+    try:
+        for entry in items():
+            key, value = entry
+            if isinstance(key, str) and isinstance(value, str):
+                lowered[key.lower()] = value
+    except Exception as exc:  # a hostile object's items() or entries
+        raise CarrierError(f"carrier: unreadable headers ({type(exc).__name__})") from None
+    return lowered
 
 
 def _load_object(header: str, raw: str) -> dict[str, Any]:
@@ -168,9 +188,22 @@ def _name(value: object) -> str | None:
 def _seconds(value: object, field: str) -> float | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise CarrierError(f"carrier: {field} must be a number of seconds, got {value!r}")
-    return float(value)
+    seconds = float(value) if _is_number(value) else math.nan
+    if not math.isfinite(seconds):
+        shown = repr(value)[:40]
+        raise CarrierError(f"carrier: {field} must be a number of seconds, got {shown}")
+    return seconds
+
+
+def _is_number(value: object) -> TypeGuard[int | float]:
+    """A JSON number a float can hold (a 400-digit integer cannot)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        float(value)
+    except OverflowError:
+        return False
+    return True
 
 
 def _setting(value: object) -> LoggingSetting:

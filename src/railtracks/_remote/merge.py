@@ -17,12 +17,14 @@ from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 
 from .._delivery.telemetry import TELEMETRY
 from .._logs import log as _log
+from .._logs.terminal import inert
 from .._recording import attributes as attr
 from .._runtime.session import Session
 from ..errors import CarrierError
+from .admission import admit, caller_attributes, calling_span, describe
 from .carrier import RemoteCall, capture
 from .segment import REPLY_VERSION
-from .spancodec import SpanDecoder
+from .spancodec import MAX_NAME, SpanDecoder, parse_span_id
 
 
 def merge(session: Session, reply: Mapping[str, Any], caller: trace.Span | None = None) -> None:
@@ -36,33 +38,37 @@ def merge(session: Session, reply: Mapping[str, Any], caller: trace.Span | None 
     if reply.get("session_id") != session.identifier or reply.get("trace_id") != session.trace_id:
         raise CarrierError("this segment reply belongs to another session")
     caller = caller if caller is not None else trace.get_current_span()
-    flags = caller.get_span_context().trace_flags
-    tracer_resource = getattr(session.tracer, "resource", None)
-    decoder = SpanDecoder(
-        int(session.trace_id or "0", 16),
-        session.identifier,
-        flags,
-        tracer_resource if isinstance(tracer_resource, Resource) else Resource.get_empty(),
-        session.encoder,
-    )
+    decoder = _decoder(session, caller)
     spans = decoder.decode_all(reply.get("spans"))
+    current = caller.get_span_context().span_id
+    calling = calling_span(session, parse_span_id(reply.get("caller_span_id")), current)
+    admission = admit(session, spans, calling)
     # The provider's own processors: railtracks' fan-out, and a host application's
     # exporters when railtracks runs on its provider.
     processor: SpanProcessor = getattr(session.tracer, "span_processor", TELEMETRY.fanout)
-    for span in sorted(spans, key=lambda s: s.start_time or 0):
+    for span in sorted(admission.spans, key=lambda s: s.start_time or 0):
         _guarded(processor.on_start, span)
-    for span in spans:
+    for span in admission.spans:
         _guarded(processor.on_end, span)
-    if caller.is_recording() and reply.get("caller_span_id") == _span_hex(caller):
-        caller.set_attributes(decoder.attributes(reply.get("caller_attributes")))
+    if caller.is_recording() and calling == current:
+        raw = decoder.attributes(reply.get("caller_attributes"))
+        caller.set_attributes(caller_attributes(raw, admission.dropped))
         for event in decoder.events(reply.get("caller_events")):
             caller.add_event(event.name, event.attributes, event.timestamp)
     _apply_changes(session, reply.get("context_changes"), decoder)
-    if decoder.rejected:
-        _log.warn_once(
-            "segment-rejected",
-            f"a segment reply held {decoder.rejected} malformed record(s): left out",
-        )
+    warning = describe(admission.dropped, decoder.rejected)
+    if warning is not None:
+        _log.emit("WARNING", "Telemetry", warning)
+
+
+def _decoder(session: Session, caller: trace.Span) -> SpanDecoder:
+    tracer_resource = getattr(session.tracer, "resource", None)
+    return SpanDecoder(
+        int(session.trace_id or "0", 16),
+        caller.get_span_context().trace_flags,
+        tracer_resource if isinstance(tracer_resource, Resource) else Resource.get_empty(),
+        session.encoder,
+    )
 
 
 def _guarded(method: Any, span: ReadableSpan) -> None:
@@ -70,10 +76,6 @@ def _guarded(method: Any, span: ReadableSpan) -> None:
         method(span)
     except Exception as exc:  # a host's processor failing never changes the call's outcome
         _log.warn_once(f"segment-emit:{method!r}", f"re-emitting a remote span failed: {exc!r}")
-
-
-def _span_hex(span: trace.Span) -> str:
-    return f"{span.get_span_context().span_id:016x}"
 
 
 def _apply_changes(session: Session, changes: object, decoder: SpanDecoder) -> None:
@@ -110,16 +112,28 @@ async def run_remote(
     call = RemoteCall(node_name, node.func, node.is_async, args, kwargs, capture(session))
     reply = await executor.run_call(call)
     merge(session, reply, span)
-    worker = reply.get("worker")
-    if isinstance(worker, Mapping) and span.is_recording():
-        span.set_attribute(attr.WORKER_PID, int(worker.get("pid", 0)))
-        span.set_attribute(attr.WORKER_HOST, str(worker.get("host", "")))
+    worker = _worker(reply.get("worker"))
+    if worker is not None and span.is_recording():
+        span.set_attribute(attr.WORKER_PID, worker[0])
+        span.set_attribute(attr.WORKER_HOST, worker[1])
     if reply.get("outcome") == "error":
         error = reply.get("value")
-        if not isinstance(error, BaseException):
+        if not isinstance(error, Exception):  # never a KeyboardInterrupt or SystemExit from a reply
             raise CarrierError(f"node {node_name!r}: the reply's error is not an exception")
         remote_traceback = reply.get("traceback")
         if isinstance(remote_traceback, str) and remote_traceback:
-            error.add_note(f"raised in worker {worker}:\n{remote_traceback.rstrip()}")
+            shown = "\n".join(map(inert, remote_traceback.rstrip().split("\n")))
+            where = f" {worker[1]} (pid {worker[0]})" if worker is not None else ""
+            error.add_note(f"raised in worker{where}:\n{shown}")
         raise error
     return reply.get("value")
+
+
+def _worker(raw: object) -> tuple[int, str] | None:
+    """``(pid, host)`` from a reply's ``worker`` field, when it is one."""
+    if not isinstance(raw, Mapping):
+        return None
+    pid, host = raw.get("pid"), raw.get("host")
+    if type(pid) is not int or not 0 <= pid < 2**63 or not isinstance(host, str):
+        return None
+    return pid, inert(host[:MAX_NAME])

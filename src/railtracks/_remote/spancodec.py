@@ -2,8 +2,8 @@
 
 The plain form is JSON-compatible (an HTTP service can send it as is). What
 comes back is hostile input: every field is checked, bad attributes are left
-out, strings are bounded by the value limit, and a span that does not belong
-to the caller's trace (or claims another session) is dropped and counted.
+out, strings are bounded by the value limit, and a malformed span is dropped
+and counted. Which well-formed spans may enter the session is ``admission``'s call.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 from opentelemetry.util.types import AttributeValue
 
-from .._recording import attributes as attr
 from .._recording.encoding import ValueEncoder
 
 MAX_SPANS: Final = 100_000
@@ -65,13 +64,11 @@ class SpanDecoder:
     def __init__(
         self,
         trace_id: int,
-        session_id: str,
         flags: TraceFlags,
         resource: Resource,
         encoder: ValueEncoder,
     ) -> None:
         self._trace_id = trace_id
-        self._session_id = session_id
         self._flags = flags
         self._resource = resource
         self._encoder = encoder
@@ -94,9 +91,9 @@ class SpanDecoder:
     def decode(self, record: object) -> ReadableSpan | None:
         if not isinstance(record, Mapping):
             return None
-        span_id = _span_id(record.get("span_id"))
+        span_id = parse_span_id(record.get("span_id"))
         parent_id = record.get("parent_span_id")
-        parent = None if parent_id is None else _span_id(parent_id)
+        parent = None if parent_id is None else parse_span_id(parent_id)
         start, end = record.get("start"), record.get("end")
         name = record.get("name")
         kind = record.get("kind")
@@ -110,9 +107,6 @@ class SpanDecoder:
             or kind not in SpanKind.__members__
         ):
             return None
-        attributes = self.attributes(record.get("attributes"))
-        if attributes.get(attr.SESSION_ID, self._session_id) != self._session_id:
-            return None  # a span may not write into another session's state
         return ReadableSpan(
             name=name[:MAX_NAME],
             context=SpanContext(self._trace_id, span_id, False, self._flags),
@@ -122,7 +116,7 @@ class SpanDecoder:
                 else None
             ),
             resource=self._resource,
-            attributes=attributes,
+            attributes=self.attributes(record.get("attributes")),
             events=self.events(record.get("events")),
             kind=SpanKind[kind],
             status=self._status(record.get("status")),
@@ -185,7 +179,8 @@ class SpanDecoder:
         return Status(StatusCode.UNSET)
 
 
-def _span_id(value: object) -> int | None:
+def parse_span_id(value: object) -> int | None:
+    """A span id from its 16 lowercase hex digits; None when it is not one (or zero)."""
     if not isinstance(value, str) or not _HEX16.fullmatch(value):
         return None
     number = int(value, 16)

@@ -57,6 +57,9 @@ def tree_counts(children: Mapping[int | None, Sequence[FinishedSpan]]) -> dict[s
     completed = attr.STATUS_COMPLETED
     key = attr.STATUS
     stack = list(children.get(None, ()))
+    # each parent's children are taken once, as the writer's walk pops them: on
+    # any parent links (a loop, a repeated id) the count ends and matches the walk
+    left = dict(children)
     while stack:
         span = stack.pop()
         nodes += 1
@@ -65,7 +68,7 @@ def tree_counts(children: Mapping[int | None, Sequence[FinishedSpan]]) -> dict[s
             failed += not span.is_ok
         elif status != completed:
             failed += 1
-        below = children.get(span.span_id)
+        below = left.pop(span.span_id, None)
         if below:
             stack.extend(below)
     return {"nodes": nodes, "failed": failed}

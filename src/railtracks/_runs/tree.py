@@ -13,11 +13,14 @@ soon as its record is made.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable, Iterator
-from typing import Any
+import operator
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, Final, TypeVar
 
 from .._recording.compact import FinishedSpan
 
+_T = TypeVar("_T")
+_PARENT_ID: Final = operator.attrgetter("parent_id")
 # (index among its siblings, the node's record), or None after a node's children
 NodeWalk = Iterator[tuple[int, dict[str, Any]] | None]
 
@@ -33,18 +36,62 @@ def children_of(nodes: list[FinishedSpan]) -> dict[int | None, list[FinishedSpan
     remote caller, none) is top-level. Nothing here is as large as the
     session: a set of every span id would be resized, in C and holding the
     interpreter, to a million entries; the parent keys are few (one per node
-    that has children).
+    that has children). Parent links that loop (hostile or broken input: a
+    node its own parent, two nodes each other's) would leave their nodes
+    unreachable: each loop is cut at one node, which becomes top-level.
     """
     children: dict[int | None, list[FinishedSpan]] = {}
     for span in nodes:
         children.setdefault(span.parent_id, []).append(span)
-    parents = {span.span_id for span in nodes if span.span_id in children}
+    # the node of each parent key: the key's own parent decides whether it is reached
+    parents = {span.span_id: span for span in nodes if span.span_id in children}
     orphans = [key for key in children if key not in parents]
     tops = [children.pop(key) for key in orphans]
+    tops.extend([cut] for cut in _loops_cut(children, parents))
     roots = tops[0] if len(tops) == 1 else list(heapq.merge(*tops, key=start_order))
     if roots:
         children[None] = roots
     return children
+
+
+def _loops_cut(
+    children: dict[int | None, list[FinishedSpan]], parents: dict[int, FinishedSpan]
+) -> list[FinishedSpan]:
+    """Cut every loop of parent links among the parent keys (a loop is made of nodes that
+    have children); the nodes taken out, one a loop, its first in start order."""
+    cut: list[FinishedSpan] = []
+    for loop in loops(parents, _PARENT_ID):
+        node = min((parents[key] for key in loop), key=start_order)
+        siblings = children[node.parent_id]
+        siblings.remove(node)
+        if not siblings:
+            del children[node.parent_id]
+        cut.append(node)
+    cut.sort(key=start_order)
+    return cut
+
+
+def loops(links: Mapping[int, _T], parent: Callable[[_T], int | None]) -> Iterator[list[int]]:
+    """Each loop of parent links among the keys of ``links``, once, as its keys.
+
+    ``parent`` reads an entry's parent key. Each key is followed once: a chain
+    stops at a key an earlier chain marked, so any links cost linear time.
+    """
+    mark: dict[int, int] = {}  # key -> the number of the chain that reached it
+    for chain, start in enumerate(links):
+        key = start
+        while key not in mark:
+            mark[key] = chain
+            up = parent(links[key])
+            if up is None or up not in links:
+                break
+            key = up
+        else:  # stopped at a marked key: on this chain, it closes a loop
+            if mark[key] == chain:
+                loop = [key]
+                while (up := parent(links[loop[-1]])) != key and up is not None:
+                    loop.append(up)
+                yield loop
 
 
 def sort_by_start(spans: list[FinishedSpan]) -> None:

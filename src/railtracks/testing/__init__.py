@@ -79,7 +79,7 @@ def span_tree(
             line += " {" + ", ".join(shown) + "}"
         lines.append(line)
         assert span.context is not None  # SDK spans always have one
-        for child in children.get(span.context.span_id, []):
+        for child in children.pop(span.context.span_id, []):  # once: ids may repeat
             walk(child, depth + 1)
 
     for root in children.get(None, []):

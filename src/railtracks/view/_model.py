@@ -279,14 +279,11 @@ class Run:
                 group.sort(key=_start_key)  # stable: ties keep the order they were recorded in
         order: list[tuple[int, Span]] = []
         seen: set[str] = set()
-        stack = [(0, span) for span in reversed(children.get(None, []))]
-        while stack:
-            depth, span = stack.pop()
-            if span.span_id in seen:  # a cycle in a hostile file
-                continue
-            seen.add(span.span_id)
-            order.append((depth, span))
-            stack.extend((depth + 1, c) for c in reversed(children.get(span.span_id, [])))
+        _depth_first(children.get(None, []), children, seen, order)
+        if any(span_id not in seen for span_id in spans):
+            # spans whose parent links loop (a hostile run) reach no root: shown as roots
+            loose = sorted((s for s in spans.values() if s.span_id not in seen), key=_start_key)
+            _depth_first(loose, children, seen, order)
         return order
 
     def _parent_of(self, span: Span, pending: dict[str, Span]) -> str | None:
@@ -386,6 +383,23 @@ class Run:
 
     def details(self) -> dict[str, Any]:
         return {span_id: self.detail(span_id) for span_id in self.spans}
+
+
+def _depth_first(
+    roots: list[Span],
+    children: dict[str | None, list[Span]],
+    seen: set[str],
+    order: list[tuple[int, Span]],
+) -> None:
+    """Append ``(depth, span)`` under ``roots`` to ``order``, each span id once."""
+    stack = [(0, span) for span in reversed(roots)]
+    while stack:
+        depth, span = stack.pop()
+        if span.span_id in seen:  # a cycle in a hostile file
+            continue
+        seen.add(span.span_id)
+        order.append((depth, span))
+        stack.extend((depth + 1, c) for c in reversed(children.get(span.span_id, [])))
 
 
 def _start_key(span: Span) -> int:
