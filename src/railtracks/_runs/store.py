@@ -293,6 +293,7 @@ def resolve_state_path(path_or_name: str | os.PathLike[str]) -> Path:
     Waits first for this process's pending write of that file, if any.
     """
     candidate = Path(path_or_name)
+    _settle_journals(candidate)
     with contextlib.suppress(OSError, ValueError):  # a name no file system takes: not found
         wait_for_state(candidate)
     if _is_file(candidate):
@@ -307,6 +308,16 @@ def resolve_state_path(path_or_name: str | os.PathLike[str]) -> Path:
     raise StateNotFoundError(
         f"no saved state {text!r} (looked for that file and in {CONFIG.state_dir()}/)"
     )
+
+
+def _settle_journals(candidate: Path) -> None:
+    """Abandoned run journals where the state is looked for become states first (SPEC 13)."""
+    from .recover import settle  # noqa: PLC0415  # recover writes states through this module
+
+    with contextlib.suppress(OSError, ValueError):
+        settle(CONFIG.state_dir())
+        if candidate.parent != Path() and candidate.parent != CONFIG.state_dir():
+            settle(candidate.parent)
 
 
 def _reject_constant(name: str) -> Any:

@@ -128,6 +128,9 @@ class StateWriter:
             fsync_directory(directory)
         for job in written:
             _call(job.written)
+        for job in batch:  # overwritten in this batch by a later state of the same path
+            if latest[job.path] is not job and latest[job.path] in written:
+                _call(job.written)
 
     def _retain(self, directory: Path, name: str, keep: int) -> None:
         index = self._indexes.get(directory)

@@ -1,0 +1,256 @@
+"""The lines of a run journal (SPEC 13): written by the journal thread, read as untrusted input.
+
+Every line is one JSON array ending in ``\\n``:
+
+* ``["railtracks-journal", 1, {"session_id", "name", "state", "pid"}]`` first;
+* ``["o", N, {resource attributes}, scope name, scope version]``: origin N;
+* ``["k", N, [attribute keys]]``: key list N (every call of a node shares one);
+* ``["s", name, trace id, span id, flags, parent id, kind, start, end, status
+  code, description, keys (N or a list), values, events, origin N, dropped
+  attributes, dropped events, dropped links]``: a span that ended;
+* ``["b", ...the same]``: a railtracks span that had started (read as
+  unfinished unless its ``"s"`` line follows).
+
+A journal is read back (``decode``) as hostile input: each field is checked
+and anything else is a ``JournalError`` naming the line, except a last line
+cut short (the writer was killed mid-write), which is dropped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from typing import Any, Final
+
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+
+from .._recording.compact import FinishedSpan, Record, record
+from ..errors import StateError
+
+MAGIC: Final = "railtracks-journal"
+VERSION: Final = 1
+_KEY_LISTS_KEPT: Final = 4096
+_BLOCK: Final = 1 << 20
+MAX_LINE_BYTES: Final = 256 << 20
+"""A longer line is not one railtracks wrote (a value is bounded well below it)."""
+_SCALARS: Final = (str, bool, int, float)
+# The record's fields (``_recording.compact``) a line carries, in order; trace state
+# and links are not part of a saved state.
+_ORIGIN: Final = 15
+_SPAN_FIELDS: Final = 18  # "b"/"s" line length
+
+
+class JournalError(StateError):
+    """A journal that is not one railtracks wrote; the message says where."""
+
+
+def header_line(identifier: str, name: str | None, state: str, pid: int) -> bytes:
+    fields = {"session_id": identifier, "name": name, "state": state, "pid": pid}
+    return _dump([MAGIC, VERSION, fields])
+
+
+def _dump(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":"), default=repr).encode("ascii") + b"\n"
+
+
+class LineEncoder:
+    """Encodes queue items as lines, numbering origins and key lists as they first appear."""
+
+    def __init__(self) -> None:
+        self._origins: dict[object, int] = {}
+        self._keys: dict[tuple[str, ...], int] = {}
+
+    def line(self, item: Any) -> bytes:
+        """The line(s) of one queue item: a record (ended) or a live span (started)."""
+        if type(item) is tuple:
+            kind, kept = "s", item
+        elif getattr(item, "end_time", None) is not None:
+            return b""  # it has ended since: its record follows in the queue
+        else:
+            kind, kept = "b", record(item)
+        prefix = b""
+        origin_key = kept[_ORIGIN]
+        origin = self._origins.get(origin_key if type(origin_key) is int else id(origin_key))
+        if origin is None:
+            origin, prefix = self._new_origin(kept)
+        keys: object = kept[11]
+        number = self._keys.get(kept[11])
+        if number is not None:
+            keys = number
+        elif len(self._keys) < _KEY_LISTS_KEPT:
+            number = self._keys[kept[11]] = len(self._keys)
+            prefix += _dump(["k", number, kept[11]])
+            keys = number
+        fields = [kind, *kept[:4], *kept[5:11], keys, kept[12], kept[13], origin, *kept[16:19]]
+        return prefix + _dump(fields)
+
+    def _new_origin(self, kept: Record) -> tuple[int, bytes]:
+        view = FinishedSpan.view(kept)
+        resource, scope = view.resource, view.instrumentation_scope
+        key = kept[_ORIGIN]
+        number = self._origins[key if type(key) is int else id(key)] = len(self._origins)
+        attributes = {k: list(v) if type(v) is tuple else v for k, v in resource.attributes.items()}
+        line = ["o", number, attributes, scope and scope.name, scope and scope.version]
+        return number, _dump(line)
+
+
+class Line:
+    """One span line read back: its kind (``"s"`` or ``"b"``) and its record."""
+
+    __slots__ = ("kind", "record")
+
+    def __init__(self, kind: str, kept: Record) -> None:
+        self.kind = kind
+        self.record = kept
+
+
+class Decoder:
+    """Reads a journal's lines in order, keeping its origins and key lists."""
+
+    def __init__(self, source: object) -> None:
+        self.source = source
+        self.header: dict[str, Any] | None = None
+        self._origins: dict[int, tuple[Resource, InstrumentationScope | None]] = {}
+        self._keys: dict[int, tuple[str, ...]] = {}
+
+    def fail(self, number: int, why: str) -> JournalError:
+        return JournalError(f"{self.source} is not a readable run journal: line {number}: {why}")
+
+    def decode(self, raw: bytes, number: int) -> Line | None:
+        """The span of one line (None for a header, origin or key line)."""
+        try:
+            fields = json.loads(raw)
+        except (ValueError, RecursionError):
+            raise self.fail(number, "not JSON") from None
+        if type(fields) is not list or not fields:
+            raise self.fail(number, "not a JSON array")
+        if number == 1:
+            self.header = _header(fields)
+            if self.header is None:
+                raise self.fail(number, "no railtracks-journal header")
+            return None
+        kind = fields[0]
+        try:
+            if kind == "o":
+                self._origin(fields)
+            elif kind == "k":
+                _expect(len(fields) == 3 and _is_int(fields[1]), "bad key list")
+                self._keys[fields[1]] = _strings(fields[2])
+            elif kind in ("s", "b") and len(fields) == _SPAN_FIELDS:
+                return Line(kind, self._record(fields))
+            else:
+                _expect(False, "unknown line")
+        except (ValueError, TypeError, KeyError) as exc:
+            raise self.fail(number, str(exc) or type(exc).__name__) from None
+        return None
+
+    def _origin(self, fields: list[Any]) -> None:
+        _expect(len(fields) == 5 and _is_int(fields[1]) and type(fields[2]) is dict, "bad origin")
+        name, version = fields[3], fields[4]
+        _expect(name is None or type(name) is str, "bad scope name")
+        _expect(version is None or type(version) is str, "bad scope version")
+        attributes = {str(k): _value(v) for k, v in fields[2].items()}
+        scope = None if name is None else InstrumentationScope(name, version)
+        self._origins[fields[1]] = (Resource(attributes), scope)
+
+    def _record(self, f: list[Any]) -> Record:
+        _expect(type(f[1]) is str, "bad name")
+        for index in (2, 3, 4, 6, 9):
+            _expect(_is_int(f[index]) and f[index] >= 0, "bad id or code")
+        _expect(f[3] > 0 and f[6] < 5 and f[9] < 3, "bad id or code")
+        for index in (5, 7, 8):  # parent, start, end
+            _expect(f[index] is None or (_is_int(f[index]) and f[index] >= 0), "bad time or id")
+        _expect(f[10] is None or type(f[10]) is str, "bad description")
+        keys = self._keys[f[11]] if _is_int(f[11]) else _strings(f[11])
+        values = _values(f[12])
+        _expect(len(keys) == len(values), "keys and values differ in length")
+        origin = self._origins[f[14]]
+        for index in (15, 16, 17):
+            _expect(_is_int(f[index]) and f[index] >= 0, "bad dropped count")
+        return (f[1], f[2], f[3], f[4], None, f[5], f[6], f[7], f[8], f[9], f[10], keys, values,
+                _events(f[13]), (), origin, f[15], f[16], f[17])  # fmt: skip
+
+
+def _header(fields: list[Any]) -> dict[str, Any] | None:
+    if len(fields) != 3 or fields[0] != MAGIC or fields[1] != VERSION:
+        return None
+    head = fields[2]
+    if type(head) is not dict or type(head.get("session_id")) is not str:
+        return None
+    state, name = head.get("state"), head.get("name")
+    if type(state) is not str or not _plain_name(state) or not state.endswith(".json"):
+        return None
+    return head if name is None or type(name) is str else None
+
+
+def _plain_name(name: str) -> bool:
+    return "/" not in name and "\\" not in name and "\0" not in name and not name.startswith(".")
+
+
+def _expect(condition: bool, why: str) -> None:
+    if not condition:
+        raise ValueError(why)
+
+
+def _is_int(value: object) -> bool:
+    return type(value) is int
+
+
+def _strings(value: object) -> tuple[str, ...]:
+    _expect(type(value) is list and all(type(k) is str for k in value), "bad keys")
+    return tuple(value)  # type: ignore[arg-type]
+
+
+def _value(value: object) -> Any:
+    if isinstance(value, _SCALARS):
+        return value
+    _expect(type(value) is list and all(isinstance(v, _SCALARS) for v in value), "bad value")
+    return tuple(value)  # type: ignore[arg-type]
+
+
+def _values(value: object) -> tuple[Any, ...]:
+    _expect(type(value) is list, "bad values")
+    return tuple(_value(v) for v in value)  # type: ignore[attr-defined]
+
+
+def _events(value: object) -> tuple[tuple[str, int, tuple[str, ...], tuple[Any, ...]], ...]:
+    _expect(type(value) is list, "bad events")
+    events = []
+    for event in value:  # type: ignore[attr-defined]
+        _expect(type(event) is list and len(event) == 4, "bad event")
+        name, moment, keys, values = event
+        _expect(type(name) is str and _is_int(moment) and moment >= 0, "bad event")
+        keys, values = _strings(keys), _values(values)
+        _expect(len(keys) == len(values), "bad event")
+        events.append((name, moment, keys, values))
+    return tuple(events)
+
+
+def lines_of_file(fd: int, decoder: Decoder) -> Iterator[tuple[int, int, Line | None]]:
+    """``(offset, length, span line or None)`` of every complete line of the file ``fd``.
+
+    Read in blocks, never whole. A last line cut short (its writer was killed
+    mid-write) is dropped; a file that does not begin with a journal header is
+    a ``JournalError``.
+    """
+    offset, number, pending = 0, 0, b""
+    while True:
+        block = os.pread(fd, _BLOCK, offset + len(pending))
+        if not block:
+            break
+        pending += block
+        start = 0
+        while (end := pending.find(b"\n", start)) >= 0:
+            number += 1
+            if end - start > MAX_LINE_BYTES:
+                raise decoder.fail(number, "too long")
+            yield offset + start, end - start, decoder.decode(pending[start:end], number)
+            start = end + 1
+        offset += start
+        pending = pending[start:]
+        if len(pending) > MAX_LINE_BYTES:
+            raise decoder.fail(number + 1, "too long")
+    if decoder.header is None:
+        raise decoder.fail(1, "no railtracks-journal header")
