@@ -22,8 +22,8 @@ from typing import Any, Final
 
 from .._recording import attributes as attr
 from .._recording.compact import FinishedSpan, Record
-from .journal_lines import Decoder, Line, lines_of_file
-from .state import assembled_head, is_session_span, node_record
+from .journal_lines import Decoder, Line, Scanned, lines_of_file
+from .state import assembled_head, node_record
 from .tree import NodeWalk
 
 _FAILED: Final = 1
@@ -37,7 +37,7 @@ class _Index:
 
     def __init__(self) -> None:
         self.offsets = array("q")
-        self.lengths = array("q")
+        self.lengths = array("I")
         self.starts = array("q")
         self.spans = array("Q")
         self.parents = array("Q")  # 0: no parent
@@ -45,26 +45,21 @@ class _Index:
         self.session: tuple[int, int, int] | None = None  # (offset, length, line number)
         self.session_started_only = False
 
-    def add(self, offset: int, length: int, line: Line) -> None:
-        view = FinishedSpan.view(line.record)
-        if is_session_span(view):
+    def add(self, offset: int, length: int, line: Scanned) -> None:
+        if line.session:
             if self.session is None or line.kind == "s":
                 self.session = (offset, length, 0)
                 self.session_started_only = line.kind == "b"
             return
-        flags = _STARTED_ONLY if line.kind == "b" else 0
-        status = view.attribute(attr.STATUS)
-        if line.kind == "b" or (
-            (status is None and not view.is_ok)
-            or (status is not None and status != attr.STATUS_COMPLETED)
-        ):
-            flags |= _FAILED
+        started_only = line.kind == "b"
         self.offsets.append(offset)
         self.lengths.append(length)
-        self.starts.append(view.start_time or 0)
-        self.spans.append(view.span_id)
-        self.parents.append(view.parent_id or 0)
-        self.flags.append(flags)
+        self.starts.append(line.start)
+        self.spans.append(line.span_id)
+        self.parents.append(line.parent_id)
+        self.flags.append(
+            (_STARTED_ONLY | _FAILED) if started_only else (_FAILED if line.failed else 0)
+        )
 
 
 def _index(fd: int, decoder: Decoder) -> _Index:
@@ -74,11 +69,11 @@ def _index(fd: int, decoder: Decoder) -> _Index:
         if line is None:
             continue
         if line.kind == "s":
-            slot = began.pop(line.record[2], None)
+            slot = began.pop(line.span_id, None)
             if slot is not None:
                 index.flags[slot] |= _DEAD
-        elif not is_session_span(FinishedSpan.view(line.record)):
-            began[line.record[2]] = len(index.flags)
+        elif not line.session:
+            began[line.span_id] = len(index.flags)
         index.add(offset, length, line)
     return index
 
@@ -88,16 +83,17 @@ class _Tree:
 
     def __init__(self, index: _Index) -> None:
         n = len(index.flags)
-        live = [i for i in range(n) if not index.flags[i] & _DEAD]
-        live.sort(key=index.spans.__getitem__)
-        live.sort(key=index.starts.__getitem__)  # stable: start, then span id
         referenced = set(index.parents)
-        slot_of = {index.spans[i]: i for i in live if index.spans[i] in referenced}
-        self.first = array("q", [_NONE]) * n
-        self.next = array("q", [_NONE]) * n
+        spans, parents = index.spans, index.parents
+        slot_of = {spans[i]: i for i in range(n) if spans[i] in referenced}
+        self.first = array("i", [_NONE]) * n
+        self.next = array("i", [_NONE]) * n
         self.root = _NONE
-        for i in reversed(live):
-            parent = slot_of.get(index.parents[i], _NONE)
+        flags = index.flags
+        for i in reversed(_start_order(index)):
+            if flags[i] & _DEAD:
+                continue
+            parent = slot_of.get(parents[i], _NONE)
             if parent == i:
                 parent = _NONE  # its own parent (a crafted line): top level
             if parent == _NONE:
@@ -120,6 +116,30 @@ class _Tree:
             yield slot
             stack.append(-(slot + 2))
             stack.append(first[slot])
+
+
+def _start_order(index: _Index) -> range | list[int]:
+    """The live slots in start order (ties: span id), without a list when already so.
+
+    Spans are journaled as they end, which is start order for sequential calls:
+    then the slots need no list (a million Python ints), only a check.
+    """
+    flags, starts, spans = index.flags, index.starts, index.spans
+    n = len(flags)
+    previous = (-1, 0)
+    for i in range(n):
+        if flags[i] & _DEAD:
+            continue
+        key = (starts[i], spans[i])
+        if key < previous:
+            break
+        previous = key
+    else:
+        return range(n)  # the caller skips the dead slots
+    live = [i for i in range(n) if not flags[i] & _DEAD]
+    live.sort(key=spans.__getitem__)
+    live.sort(key=starts.__getitem__)  # stable: start, then span id
+    return live
 
 
 def _counts(index: _Index, tree: _Tree) -> dict[str, int]:
@@ -186,12 +206,13 @@ class Assembly:
         return FinishedSpan.view(kept)
 
     def _last_output(self) -> Any:
-        tops = []
-        slot = self._tree.root
+        completed = array("i")  # top-level slots not failed (4 bytes each, not a list)
+        slot, flags = self._tree.root, self._index.flags
         while slot != _NONE:
-            tops.append(slot)
+            if not flags[slot] & _FAILED:
+                completed.append(slot)
             slot = self._tree.next[slot]
-        for slot in reversed(tops):
+        for slot in reversed(completed):
             record = node_record(self._span(slot))
             if record["status"] == attr.STATUS_COMPLETED and "foreign" not in record:
                 return record["output"]

@@ -21,11 +21,12 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
+from .._recording import attributes as attr
 from .._recording.compact import FinishedSpan, Record, record
 from ..errors import StateError
 
@@ -33,9 +34,16 @@ MAGIC: Final = "railtracks-journal"
 VERSION: Final = 1
 _KEY_LISTS_KEPT: Final = 4096
 _BLOCK: Final = 1 << 20
+_DECODER: Final = json.JSONDecoder()
+_STATUS: Final = attr.STATUS
+_COMPLETED: Final = attr.STATUS_COMPLETED
+_SESSION_ID: Final = attr.SESSION_ID
+_NODE_NAME: Final = attr.NODE_NAME
+_ERROR: Final = 2  # StatusCode.ERROR
+_RAILTRACKS: Final = "railtracks"  # the scope of railtracks' own spans
 MAX_LINE_BYTES: Final = 256 << 20
 """A longer line is not one railtracks wrote (a value is bounded well below it)."""
-_SCALARS: Final = (str, bool, int, float)
+_SCALAR_TYPES: Final = frozenset({str, bool, int, float})
 # The record's fields (``_recording.compact``) a line carries, in order; trace state
 # and links are not part of a saved state.
 _ORIGIN: Final = 15
@@ -96,6 +104,17 @@ class LineEncoder:
         return number, _dump(line)
 
 
+class Scanned(NamedTuple):
+    """A span line as the first pass of an assembly reads it."""
+
+    kind: str  # "s" (ended) or "b" (started)
+    span_id: int
+    parent_id: int  # 0: none
+    start: int
+    failed: bool  # its status in the state will not be "completed"
+    session: bool  # a session's own span
+
+
 class Line:
     """One span line read back: its kind (``"s"`` or ``"b"``) and its record."""
 
@@ -118,14 +137,47 @@ class Decoder:
     def fail(self, number: int, why: str) -> JournalError:
         return JournalError(f"{self.source} is not a readable run journal: line {number}: {why}")
 
+    def _fields(self, raw: bytes, number: int) -> list[Any]:
+        try:
+            text = raw.decode("ascii")
+            fields, end = _DECODER.raw_decode(text)
+        except (ValueError, RecursionError):  # UnicodeDecodeError included
+            raise self.fail(number, "not JSON") from None
+        if type(fields) is not list or not fields or end != len(text):
+            raise self.fail(number, "not one JSON array")
+        return fields
+
+    def scan(self, raw: bytes, number: int) -> Scanned | None:
+        """What the first pass needs of a span line, checked (see ``Scanned``); others decoded."""
+        fields = self._fields(raw, number)
+        if number == 1 or len(fields) != _SPAN_FIELDS or fields[0] not in ("s", "b"):
+            self._decoded(fields, number)
+            return None
+        span, parent, start, code, keys, values = (fields[i] for i in (3, 5, 7, 9, 11, 12))
+        try:
+            keys = self._keys[keys] if type(keys) is int else _strings(keys)
+            _expect(type(values) is list and len(values) == len(keys), "bad values")
+            _expect(type(span) is int and span > 0 and type(code) is int, "bad id or code")
+            for value in (parent, start):
+                _expect(value is None or (type(value) is int and value >= 0), "bad time or id")
+            scope = self._origins[fields[14]][1]
+        except (ValueError, TypeError, KeyError) as exc:
+            raise self.fail(number, str(exc) or type(exc).__name__) from None
+        status = values[keys.index(_STATUS)] if _STATUS in keys else None
+        failed = code == _ERROR if status is None else status != _COMPLETED
+        session = (
+            _SESSION_ID in keys
+            and _NODE_NAME not in keys
+            and scope is not None
+            and scope.name == _RAILTRACKS
+        )
+        return Scanned(fields[0], span, parent or 0, start or 0, failed, session)
+
     def decode(self, raw: bytes, number: int) -> Line | None:
         """The span of one line (None for a header, origin or key line)."""
-        try:
-            fields = json.loads(raw)
-        except (ValueError, RecursionError):
-            raise self.fail(number, "not JSON") from None
-        if type(fields) is not list or not fields:
-            raise self.fail(number, "not a JSON array")
+        return self._decoded(self._fields(raw, number), number)
+
+    def _decoded(self, fields: list[Any], number: int) -> Line | None:
         if number == 1:
             self.header = _header(fields)
             if self.header is None:
@@ -156,21 +208,33 @@ class Decoder:
         self._origins[fields[1]] = (Resource(attributes), scope)
 
     def _record(self, f: list[Any]) -> Record:
-        _expect(type(f[1]) is str, "bad name")
-        for index in (2, 3, 4, 6, 9):
-            _expect(_is_int(f[index]) and f[index] >= 0, "bad id or code")
-        _expect(f[3] > 0 and f[6] < 5 and f[9] < 3, "bad id or code")
-        for index in (5, 7, 8):  # parent, start, end
-            _expect(f[index] is None or (_is_int(f[index]) and f[index] >= 0), "bad time or id")
-        _expect(f[10] is None or type(f[10]) is str, "bad description")
-        keys = self._keys[f[11]] if _is_int(f[11]) else _strings(f[11])
-        values = _values(f[12])
+        (_, name, trace, span, flags, parent, kind, start, end, code, description, keys, values,
+         events, origin, dropped_a, dropped_e, dropped_l) = f  # fmt: skip
+        _expect(
+            type(name) is str
+            and type(trace) is int
+            and type(span) is int
+            and type(flags) is int
+            and type(kind) is int
+            and type(code) is int
+            and trace >= 0
+            and span > 0
+            and flags >= 0
+            and 0 <= kind < 5
+            and 0 <= code < 3
+            and (description is None or type(description) is str),
+            "bad name, id or code",
+        )
+        for value in (parent, start, end):
+            _expect(value is None or (type(value) is int and value >= 0), "bad time or id")
+        for value in (dropped_a, dropped_e, dropped_l):
+            _expect(type(value) is int and value >= 0, "bad dropped count")
+        keys = self._keys[keys] if type(keys) is int else _strings(keys)
+        values = _values(values)
         _expect(len(keys) == len(values), "keys and values differ in length")
-        origin = self._origins[f[14]]
-        for index in (15, 16, 17):
-            _expect(_is_int(f[index]) and f[index] >= 0, "bad dropped count")
-        return (f[1], f[2], f[3], f[4], None, f[5], f[6], f[7], f[8], f[9], f[10], keys, values,
-                _events(f[13]), (), origin, f[15], f[16], f[17])  # fmt: skip
+        return (name, trace, span, flags, None, parent, kind, start, end, code, description,
+                keys, values, _events(events) if events else (), (), self._origins[origin],
+                dropped_a, dropped_e, dropped_l)  # fmt: skip
 
 
 def _header(fields: list[Any]) -> dict[str, Any] | None:
@@ -204,15 +268,19 @@ def _strings(value: object) -> tuple[str, ...]:
 
 
 def _value(value: object) -> Any:
-    if isinstance(value, _SCALARS):
+    if type(value) in _SCALAR_TYPES:
         return value
-    _expect(type(value) is list and all(isinstance(v, _SCALARS) for v in value), "bad value")
-    return tuple(value)  # type: ignore[arg-type]
+    _expect(type(value) is list and all(type(v) in _SCALAR_TYPES for v in value), "bad value")
+    return value
 
 
 def _values(value: object) -> tuple[Any, ...]:
+    """Attribute values as read (an array stays a list: the state writes it as one)."""
     _expect(type(value) is list, "bad values")
-    return tuple(_value(v) for v in value)  # type: ignore[attr-defined]
+    for item in value:  # type: ignore[attr-defined]
+        if type(item) not in _SCALAR_TYPES:
+            _value(item)
+    return tuple(value)  # type: ignore[arg-type]
 
 
 def _events(value: object) -> tuple[tuple[str, int, tuple[str, ...], tuple[Any, ...]], ...]:
@@ -228,8 +296,8 @@ def _events(value: object) -> tuple[tuple[str, int, tuple[str, ...], tuple[Any, 
     return tuple(events)
 
 
-def lines_of_file(fd: int, decoder: Decoder) -> Iterator[tuple[int, int, Line | None]]:
-    """``(offset, length, span line or None)`` of every complete line of the file ``fd``.
+def lines_of_file(fd: int, decoder: Decoder) -> Iterator[tuple[int, int, Scanned | None]]:
+    """``(offset, length, scanned span line or None)`` of every complete line of the file ``fd``.
 
     Read in blocks, never whole. A last line cut short (its writer was killed
     mid-write) is dropped; a file that does not begin with a journal header is
@@ -246,7 +314,7 @@ def lines_of_file(fd: int, decoder: Decoder) -> Iterator[tuple[int, int, Line | 
             number += 1
             if end - start > MAX_LINE_BYTES:
                 raise decoder.fail(number, "too long")
-            yield offset + start, end - start, decoder.decode(pending[start:end], number)
+            yield offset + start, end - start, decoder.scan(pending[start:end], number)
             start = end + 1
         offset += start
         pending = pending[start:]

@@ -390,11 +390,6 @@ def iter_nodes(nodes: Sequence[dict[str, Any]]) -> Iterable[tuple[int, dict[str,
 
 
 # -- the state assembled from a run journal (``_runs.assemble``), span by span
-def is_session_span(span: FinishedSpan) -> bool:
-    """Whether ``span`` is a session's own span (not a node, not another instrumentation's)."""
-    return _is_session_span(span)
-
-
 def node_record(span: FinishedSpan) -> dict[str, Any]:
     """The state's record of one node span (without ``children``)."""
     return _node(span)
