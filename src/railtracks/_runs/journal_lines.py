@@ -161,7 +161,9 @@ class Decoder:
             for value in (parent, start):
                 _expect(value is None or (type(value) is int and value >= 0), "bad time or id")
             scope = self._origins[fields[14]][1]
-        except (ValueError, TypeError, KeyError) as exc:
+        except KeyError as exc:
+            raise self.fail(number, f"no origin or key list {exc}") from None
+        except (ValueError, TypeError) as exc:
             raise self.fail(number, str(exc) or type(exc).__name__) from None
         status = values[keys.index(_STATUS)] if _STATUS in keys else None
         failed = code == _ERROR if status is None else status != _COMPLETED
@@ -194,7 +196,9 @@ class Decoder:
                 return Line(kind, self._record(fields))
             else:
                 _expect(False, "unknown line")
-        except (ValueError, TypeError, KeyError) as exc:
+        except KeyError as exc:
+            raise self.fail(number, f"no origin or key list {exc}") from None
+        except (ValueError, TypeError) as exc:
             raise self.fail(number, str(exc) or type(exc).__name__) from None
         return None
 

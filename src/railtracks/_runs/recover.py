@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Final
 
 from .._logs import log as _log
+from .._logs.terminal import inert
 from ..errors import StateError
 from .assemble import Assembly
 from .head import read_head
@@ -69,7 +70,8 @@ def settle(directory: Path) -> tuple[int, int]:
                 recovered += _settle_one(path)
             except (StateError, OSError) as exc:
                 left += 1
-                _log.emit("WARNING", "Session", f"run journal left as it is: {exc}", on_span=False)
+                why = inert(str(exc))  # names from the directory: never obeyed by a terminal
+                _log.emit("WARNING", "Session", f"run journal left as it is: {why}", on_span=False)
     if recovered:
         fsync_directory(directory)
     return recovered, left
