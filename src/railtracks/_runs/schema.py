@@ -29,6 +29,8 @@ from collections.abc import Callable
 from importlib import resources
 from typing import Any, Final
 
+from .fastcheck import node_check
+
 # References to these definitions are checked from the work list, not recursively.
 _DEFERRED: Final = frozenset({"#/$defs/node"})
 
@@ -169,6 +171,7 @@ class Validator:
             target = self._compile(self._resolve(ref))
             if ref in _DEFERRED:
                 pending = self._pending
+                target = node_check(target, pending, self._root["$defs"])  # plain nodes: fast
 
                 def deferred(instance: Any, path: Path) -> None:
                     pending.append((target, instance, path))

@@ -1,0 +1,92 @@
+"""Fast reading of big states (SPEC 13), checking no less: the fast path agrees with jsonschema."""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+import jsonschema
+import pytest
+
+from railtracks._runs.schema import SchemaError, published_schema, validate_state
+
+NODE: dict[str, Any] = {
+    "name": "step",
+    "span_id": "00f067aa0ba902b7",
+    "parent_span_id": None,
+    "status": "completed",
+    "status_code": "UNSET",
+    "kind": "INTERNAL",
+    "start_time_unix_nano": 1,
+    "end_time_unix_nano": 2,
+    "duration_seconds": 1e-9,
+    "context": {"user": "ada", "tags": ["a", 1, True, 2.5]},
+    "error": None,
+    "context_changes": [],
+    "events": [],
+    "attributes": {"railtracks.node.kind": "function", "n": 3},
+    "input": {"i": 1},
+    "output": None,
+    "children": [],
+}
+# Every field of a plain node replaced by values of each JSON type (and near misses).
+CANDIDATES: list[Any] = [
+    None, True, 0, -1, 1.5, -0.5, "", "x", "00F067AA0BA902B7", "00f067aa0ba902b", "0" * 16,
+    [], [1], [None], [[1]], {}, {"a": None}, {"a": {"b": 1}}, {"a": [1, None]},
+    {"type": None, "message": None}, {"type": 1, "message": None}, {"type": "E"},
+    "failed", "crashed", "unfinished", "running", "ERROR", "SERVER", "Internal",
+]  # fmt: skip
+
+
+def _document(node: Any) -> dict[str, Any]:
+    session = {
+        "identifier": "s", "name": None, "span_name": "session", "trace_id": "0" * 32,
+        "timeout": None, "started_at": None, "ended_at": None,
+        **{k: v for k, v in NODE.items() if k not in ("name", "input", "output", "children")},
+        "resource": {}, "scope": None, "sampled": True,
+    }  # fmt: skip
+    return {
+        "schema_version": 2,
+        "counts": {"nodes": 1, "failed": 0},
+        "session": session,
+        "answer": None,
+        "nodes": [{**NODE, "children": [node]}],
+    }
+
+
+def _ours(document: dict[str, Any]) -> bool:
+    try:
+        validate_state(document)
+    except SchemaError:
+        return False
+    return True
+
+
+def _reference(document: dict[str, Any]) -> bool:
+    validator = jsonschema.Draft202012Validator(published_schema())
+    return validator.is_valid(json.loads(json.dumps(document)))
+
+
+def test_the_session_fixture_is_valid() -> None:
+    document = _document(copy.deepcopy(NODE))
+    assert _reference(document)
+    assert _ours(document)
+
+
+@pytest.mark.parametrize("field", [*NODE, "dropped", "foreign", "scope", "raw_fields", "extra"])
+def test_every_field_of_a_node_is_checked_as_the_schema_says(field: str) -> None:
+    for value in CANDIDATES:
+        node = copy.deepcopy(NODE)
+        node[field] = copy.deepcopy(value)
+        document = _document(node)
+        assert _ours(document) == _reference(document), (field, value)
+
+
+@pytest.mark.parametrize("field", list(NODE))
+def test_a_missing_field_is_refused(field: str) -> None:
+    node = copy.deepcopy(NODE)
+    del node[field]
+    document = _document(node)
+    assert not _ours(document)
+    assert not _reference(document)
