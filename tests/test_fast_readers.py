@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
+import os
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import jsonschema
 import pytest
 
+import railtracks as rt
+from railtracks._commands import show_stream
+from railtracks._commands.cli import main
 from railtracks._runs.schema import SchemaError, published_schema, validate_state
+
+from .conftest import RAILTRACKS
 
 NODE: dict[str, Any] = {
     "name": "step",
@@ -90,3 +99,72 @@ def test_a_missing_field_is_refused(field: str) -> None:
     document = _document(node)
     assert not _ours(document)
     assert not _reference(document)
+
+
+# -- railtracks show, streamed: the same lines as the whole-tree path, sooner
+
+
+def _saved_tree(directory: Path) -> None:
+    """A state with nesting, failures, a foreign span and gathered calls."""
+    rt.configure(state_dir=directory)
+
+    @rt.function_node
+    async def leaf(i: int) -> int:
+        if i % 7 == 3:
+            raise ValueError(f"bad {i}")
+        return i
+
+    @rt.function_node
+    async def branch(n: int) -> int:
+        results = await asyncio.gather(
+            *(rt.call(leaf, i) for i in range(n)), return_exceptions=True
+        )
+        return sum(r for r in results if isinstance(r, int))
+
+    @rt.function_node
+    async def root(n: int) -> int:
+        total = 0
+        for i in range(n):
+            total += await rt.call(branch, i)
+        return total
+
+    async def main() -> None:
+        async with rt.Session(name="tree", logging_setting="NONE", context={"user": "ada"}):
+            await rt.call(root, 6)
+            await rt.call(branch, 4)
+            await rt.call(leaf, 1)
+
+    asyncio.run(main())
+    rt.flush()
+
+
+@pytest.mark.parametrize(
+    "options",
+    [(), ("--depth", "0"), ("--depth", "1"), ("--depth", "2"), ("--limit", "5"), ("--all",),
+     ("--depth", "2", "--limit", "3"), ("--limit", "0")],
+)  # fmt: skip
+def test_show_streams_the_same_lines_as_it_prints_from_the_whole_tree(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    options: tuple[str, ...],
+) -> None:  # fmt: skip
+    _saved_tree(tmp_path)
+    assert main(["show", "tree", *options]) == 0
+    streamed = capsys.readouterr().out
+    monkeypatch.setattr(show_stream, "streams", lambda narrowing: False)
+    assert main(["show", "tree", *options]) == 0
+    whole = capsys.readouterr().out
+    assert streamed == whole
+    assert "session tree" in streamed
+
+
+def test_show_of_a_state_cut_short_prints_then_one_line_of_error(tmp_path: Path) -> None:
+    _saved_tree(tmp_path)
+    state = tmp_path / "tree.json"
+    state.write_bytes(state.read_bytes()[:-400])
+    done = subprocess.run(
+        [RAILTRACKS, "show", "tree"], check=False, capture_output=True, text=True, timeout=120,
+        env={**os.environ, "RAILTRACKS_STATE_DIR": str(tmp_path)},
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert len(done.stderr.splitlines()) == 1, done.stderr
+    assert "Traceback" not in done.stderr

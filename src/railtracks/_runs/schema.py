@@ -343,3 +343,13 @@ def validate_state(document: object) -> None:
     if validator is None:
         validator = _COMPILED.validator = Validator(published_schema())
     validator.validate(document)
+
+
+def validate_node(node: object) -> None:
+    """Raise ``SchemaError`` unless ``node`` is a valid node (as streamed: its children apart)."""
+    validator = getattr(_COMPILED, "node_validator", None)
+    if validator is None:
+        definitions = published_schema()["$defs"]
+        root = {"$ref": "#/$defs/node", "$defs": definitions}
+        validator = _COMPILED.node_validator = Validator(root)
+    validator.validate(node)
