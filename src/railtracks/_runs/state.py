@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import gc
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -256,24 +257,9 @@ def state_parts(
             nodes.append(span)
     sort_by_start(nodes)
     children = children_of(nodes)
-    session: dict[str, Any] | None = None
-    answer: Any = None
-    if session_span is not None:
-        session, answer = _session_record(session_span)
-        if (
-            session["status"] == attr.STATUS_COMPLETED
-            and attr.SESSION_ANSWER not in session["attributes"]
-        ):
-            # `with rt.Session()` cannot see the block's result: the answer of a
-            # completed session is the output of the last top-level node that completed.
-            answer = _last_output(children.get(None, []))
-    head = {
-        "schema_version": SCHEMA_VERSION,
-        # ahead of the nodes, so `railtracks runs` never has to read them
-        "counts": tree_counts(children),
-        "session": session,
-        "answer": answer,
-    }
+    # counts ahead of the nodes, so `railtracks runs` never has to read them
+    last_output = functools.partial(_last_output, children.get(None, []))
+    head = assembled_head(session_span, tree_counts(children), last_output)
     return head, walk(children, _node)
 
 
@@ -411,6 +397,8 @@ def assembled_head(
             session["status"] == attr.STATUS_COMPLETED
             and attr.SESSION_ANSWER not in session["attributes"]
         ):
+            # `with rt.Session()` cannot see the block's result: the answer of a
+            # completed session is the output of the last top-level node that completed.
             answer = last_output()
     return {
         "schema_version": SCHEMA_VERSION,
