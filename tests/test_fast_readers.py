@@ -16,6 +16,7 @@ import pytest
 import railtracks as rt
 from railtracks._commands import show_stream
 from railtracks._commands.cli import main
+from railtracks._runs import stream
 from railtracks._runs.schema import SchemaError, published_schema, validate_state
 
 from .conftest import RAILTRACKS
@@ -168,3 +169,29 @@ def test_show_of_a_state_cut_short_prints_then_one_line_of_error(tmp_path: Path)
     assert done.returncode == 2
     assert len(done.stderr.splitlines()) == 1, done.stderr
     assert "Traceback" not in done.stderr
+
+
+def _flat(nodes: list[dict[str, Any]]) -> list[Any]:
+    out: list[Any] = []
+    stack: list[Any] = [None, *reversed(nodes)] if nodes else []
+    while stack:
+        node = stack.pop()
+        if node is None:
+            out.append(None)
+            continue
+        out.append({k: v for k, v in node.items() if k != "children"})
+        stack.append(None)
+        stack.extend(reversed(node["children"]))
+    return out[:-1] if out else out
+
+
+@pytest.mark.parametrize("block", [1, 2, 3, 7, 64, 4096])
+def test_the_stream_reads_every_value_whatever_the_block_boundaries(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, block: int
+) -> None:
+    _saved_tree(tmp_path)
+    path = tmp_path / "tree.json"
+    monkeypatch.setattr(stream, "_BLOCK", block)
+    streamed = list(stream.stream_nodes(path))
+    assert streamed == _flat(json.loads(path.read_text())["nodes"])
+    assert len(streamed) > 40

@@ -25,6 +25,7 @@ from ..errors import StateError
 _BLOCK: Final = 1 << 20
 MAX_VALUE_CHARS: Final = 512 << 20
 _WHITESPACE: Final = re.compile(r"[ \t\n\r]*")
+_DELIMITERS: Final = frozenset(",:]} \t\n\r")
 
 
 def _reject_constant(name: str) -> Any:
@@ -86,8 +87,9 @@ class _Reader:
                 found, end = _DECODER.raw_decode(self._text, self._pos)
             except (ValueError, RecursionError):
                 found, end = None, -1
-            # a value that reaches the window's end may go on (a number, a cut string)
-            if end >= 0 and (end < len(self._text) or self._eof):
+            # a value is whole when a delimiter follows it: one cut at the window's end
+            # may go on ("12" of "123", "7.1" of "7.1e-06")
+            if end >= 0 and (self._eof or self._text[end : end + 1] in _DELIMITERS):
                 self._pos = end
                 return found
             if len(self._text) - self._pos > MAX_VALUE_CHARS:
