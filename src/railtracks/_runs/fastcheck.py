@@ -20,19 +20,20 @@ from typing import Any, Final
 Check = Callable[[Any, Any], Any]
 _HEX_SPAN: Final = re.compile(r"[0-9a-f]{16}")
 _SCALARS: Final = frozenset({str, bool, int, float})
+_SCALARS_AND_LIST: Final = _SCALARS | {list}
 _ERROR_KEYS: Final = frozenset({"type", "message"})
 
 
 def _attributes_ok(value: Any) -> bool:
     if type(value) is not dict:
         return False
-    for item in value.values():
-        kind = type(item)
-        if kind not in _SCALARS and not (
-            kind is list and all(type(element) in _SCALARS for element in item)
-        ):
-            return False
-    return True
+    kinds = set(map(type, value.values()))  # in C: the common case is all scalars
+    if kinds <= _SCALARS:
+        return True
+    if not kinds <= _SCALARS_AND_LIST:
+        return False
+    arrays = (item for item in value.values() if type(item) is list)
+    return all(set(map(type, item)) <= _SCALARS for item in arrays)
 
 
 def _error_ok(error: Any) -> bool:
