@@ -8,6 +8,7 @@ CLI in subprocesses, ``rt.load_state``, the viewer's server and ``export``.
 
 from __future__ import annotations
 
+import asyncio
 import http.client
 import json
 import os
@@ -373,3 +374,31 @@ def test_crafted_journals_are_one_line_each_and_never_a_traceback(states: Path) 
     assert not real.exists()
     assert settle(states) == (0, len(crafted) + 1)  # left alone, counted
     assert not (states.parent / "etc.json").exists()
+
+
+def test_a_large_session_reads_its_spans_and_state_back_from_the_saved_file(
+    states: Path,
+) -> None:
+    from railtracks._runs.journal import KEPT_RECORDS
+
+    @rt.function_node
+    async def leaf(i: int) -> int:
+        return i
+
+    async def main() -> rt.Session:
+        async with rt.Session(name="many", logging_setting="NONE") as session:
+            for i in range(KEPT_RECORDS + 50):
+                await rt.call(leaf, i)
+        return session
+
+    session = asyncio.run(main())
+    assert session.state is not None
+    assert session.state["counts"] == {"nodes": KEPT_RECORDS + 50, "failed": 0}
+    assert session.state == rt.load_state("many")
+    spans = session.spans
+    assert len(spans) == KEPT_RECORDS + 51
+    nodes = [s for s in spans if "railtracks.node.name" in (s.attributes or {})]
+    assert {s.attributes["railtracks.node.output"] for s in nodes} == {  # type: ignore[index]
+        str(i) for i in range(KEPT_RECORDS + 50)
+    }
+    assert journals_in(states) == []
