@@ -59,7 +59,7 @@ async def main() -> dict:
             await rt.call(step, i)
         ran = time.perf_counter() - started
     ended = time.perf_counter()
-    rt.flush()
+    assert rt.flush(timeout=7200)  # rt.flush() gives up after 30 s by default
     assembled = time.perf_counter() - ended
     return {"per_call_us": ran / calls * 1e6, "assembly_s": assembled,
             "peak_above_mb": peak_mb() - baseline, "held_mb": rss_mb() - baseline}
