@@ -93,18 +93,24 @@ def _env(directory: Path) -> dict[str, str]:
     return {**os.environ, "RAILTRACKS_STATE_DIR": str(directory), "NO_COLOR": "1"}
 
 
-def _kill_after_progress(
-    script: str, directory: Path, *args: str, expect: str = "ended"
-) -> subprocess.CompletedProcess[str]:
-    """Run ``script``, wait for its first line starting with ``expect``, then SIGKILL it."""
-    with subprocess.Popen(
+def _start(script: str, directory: Path, *args: str) -> subprocess.Popen[str]:
+    """``script`` in a process of its own, its standard streams piped."""
+    return subprocess.Popen(
         [PYTHON, "-c", script, *args],
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         env=_env(directory),
         cwd=directory,
-    ) as child:
+    )
+
+
+def _kill_after_progress(
+    script: str, directory: Path, *args: str, expect: str = "ended"
+) -> subprocess.CompletedProcess[str]:
+    """Run ``script``, wait for its first line starting with ``expect``, then SIGKILL it."""
+    with _start(script, directory, *args) as child:
         assert child.stdout is not None
         line = child.stdout.readline()
         child.send_signal(signal.SIGKILL)
@@ -299,15 +305,7 @@ OTHER_WRITER = textwrap.dedent(
 
 
 def test_a_live_journal_is_never_taken_for_an_abandoned_one(states: Path) -> None:
-    with subprocess.Popen(
-        [PYTHON, "-c", LIVE_CHILD],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=_env(states),
-        cwd=states,
-    ) as writer:
+    with _start(LIVE_CHILD, states) as writer:
         assert writer.stdout is not None
         assert writer.stdin is not None
         assert writer.stdout.readline() == "written\n"
@@ -402,3 +400,37 @@ def test_a_large_session_reads_its_spans_and_state_back_from_the_saved_file(
         str(i) for i in range(KEPT_RECORDS + 50)
     }
     assert journals_in(states) == []
+
+
+def test_the_state_assembled_from_the_journal_is_the_state_built_in_memory(
+    states: Path,
+) -> None:
+    @rt.function_node
+    async def leaf(i: int) -> int:
+        if i % 5 == 4:
+            raise ValueError(f"leaf {i}")
+        return i
+
+    @rt.function_node
+    def sync_leaf(i: int) -> list[int]:
+        return [i, i]
+
+    @rt.function_node
+    async def branch(n: int) -> int:
+        calls = [rt.call(leaf, i) for i in range(n)]
+        done = await asyncio.gather(*calls, return_exceptions=True)
+        await rt.call(sync_leaf, n)
+        return sum(x for x in done if isinstance(x, int))
+
+    async def main() -> rt.Session:
+        async with rt.Session(name="same", logging_setting="NONE", context={"k": 1}) as session:
+            for n in range(8):
+                await rt.call(branch, n)
+            while session.journal is None or not session.journal.path.exists():  # noqa: ASYNC110
+                await asyncio.sleep(0.01)  # a session longer than one journal write
+        return session
+
+    session = asyncio.run(main())
+    assembled = rt.load_state("same")  # from the journal file
+    assert assembled["counts"]["nodes"] > 40
+    assert assembled == session.state  # built from the spans the session kept

@@ -54,7 +54,10 @@ class _Printer:
 def show_streamed(run: str, narrowing: Narrowing) -> int:
     """Print the call tree of a saved state while reading it; the exit status."""
     path = resolve_state_path(run)
-    head = read_head(path)
+    try:
+        head = read_head(path)
+    except StateError:  # a head past 16 MiB, a damaged file: the whole-tree path says it
+        return -1
     if head is None:  # a version 1 state (no counts ahead of the nodes): read whole
         return -1
     session = head.session

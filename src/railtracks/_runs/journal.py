@@ -38,7 +38,7 @@ from ..errors import StateError
 from .journal_lines import LineEncoder, header_line
 from .pending import absolute
 from .state import state_parts
-from .store import encode_state_chunks, load_state, state_path
+from .store import JOURNAL_SUFFIX, encode_state_chunks, load_state, state_path
 
 try:
     import fcntl
@@ -47,7 +47,6 @@ except ImportError:  # pragma: no cover - Windows: no journal locks
 
 FLUSH_SECONDS: Final = 0.1
 SYNC_SECONDS: Final = 1.0
-JOURNAL_SUFFIX: Final = ".journal"
 # Records a journaled session also keeps in memory (``Session.spans`` of small sessions).
 KEPT_RECORDS: Final = 10_000
 _NO_FOLLOW: Final = getattr(os, "O_NOFOLLOW", 0)
@@ -170,7 +169,6 @@ class JournalThread:
         self._lock = threading.Lock()
         self._open: dict[int, Journal] = {}
         self._thread: threading.Thread | None = None
-        self._directories: set[Path] = set()
 
     def open(self, state: Path, identifier: str, name: str | None) -> Journal:
         """A new journal for a session; the file is made by the thread."""
@@ -195,23 +193,12 @@ class JournalThread:
                 journals = list(self._open.values())
             for journal in journals:
                 journal.drain()
-                directory = journal.state.parent
-                if directory not in self._directories:
-                    self._directories.add(directory)
-                    _settle_later(directory)
 
     def after_fork_in_child(self) -> None:
         """The child writes none of its parent's journals (their locks stay the parent's)."""
         self._lock = threading.Lock()
         self._open = {}
         self._thread = None
-
-
-def _settle_later(directory: Path) -> None:
-    """Turn the directory's abandoned journals into states (a thread of its own)."""
-    from .recover import settle_in_background  # noqa: PLC0415  # recover imports this module
-
-    settle_in_background(directory)
 
 
 def _write_all(fd: int, data: bytes) -> None:

@@ -5,7 +5,8 @@ Every line is one JSON array ending in ``\\n``:
 * ``["railtracks-journal", 1, {"session_id", "name", "state", "pid"}]`` first;
 * ``["o", N, {resource attributes}, scope name, scope version]``: origin N;
 * ``["k", N, [attribute keys]]``: key list N (every call of a node shares one);
-* ``["s", name, trace id, span id, flags, parent id, kind, start, end, status
+* ``["t", trace id]``: the journal's trace, once (a span line of it says 0);
+* ``["s", name, trace id or 0, span id, flags, parent id, kind, start, end, status
   code, description, keys (N or a list), values, events, origin N, dropped
   attributes, dropped events, dropped links]``: a span that ended;
 * ``["b", ...the same]``: a railtracks span that had started (read as
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, Final, NamedTuple
 
 from opentelemetry.sdk.resources import Resource
@@ -59,8 +60,24 @@ def header_line(identifier: str, name: str | None, state: str, pid: int) -> byte
     return _dump([MAGIC, VERSION, fields])
 
 
+def _encoder() -> Callable[[Any], str]:
+    """One JSON encoder for every line (``json.dumps`` with options builds one per call)."""
+    encoder = json.JSONEncoder(separators=(",", ":"), default=repr)
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # not CPython's C accelerator: the encoder's own one-shot path
+        return encoder.encode
+    # what JSONEncoder.encode builds afresh for every call, built once
+    c_encode = make(
+        None, repr, json.encoder.encode_basestring_ascii, None, ":", ",", False, False, True
+    )
+    return lambda value: "".join(c_encode(value, 0))
+
+
+_ENCODE: Final = _encoder()
+
+
 def _dump(value: Any) -> bytes:
-    return json.dumps(value, separators=(",", ":"), default=repr).encode("ascii") + b"\n"
+    return _ENCODE(value).encode("ascii") + b"\n"
 
 
 class LineEncoder:
@@ -69,6 +86,7 @@ class LineEncoder:
     def __init__(self) -> None:
         self._origins: dict[object, int] = {}
         self._keys: dict[tuple[str, ...], int] = {}
+        self._trace: int | None = None  # written once ("t"): a span line of it says 0
 
     def line(self, item: Any) -> bytes:
         """The line(s) of one queue item: a record (ended) or a live span (started)."""
@@ -91,7 +109,14 @@ class LineEncoder:
             number = self._keys[kept[11]] = len(self._keys)
             prefix += _dump(["k", number, kept[11]])
             keys = number
-        fields = [kind, *kept[:4], *kept[5:11], keys, kept[12], kept[13], origin, *kept[16:19]]
+        trace = kept[1]
+        if self._trace is None:
+            self._trace = trace
+            prefix += _dump(["t", trace])
+        if trace == self._trace:
+            trace = 0  # the journal's trace (a trace id is never 0)
+        fields = [kind, kept[0], trace, *kept[2:4], *kept[5:11], keys, kept[12], kept[13], origin,
+                  *kept[16:19]]  # fmt: skip
         return prefix + _dump(fields)
 
     def _new_origin(self, kept: Record) -> tuple[int, bytes]:
@@ -133,6 +158,7 @@ class Decoder:
         self.header: dict[str, Any] | None = None
         self._origins: dict[int, tuple[Resource, InstrumentationScope | None]] = {}
         self._keys: dict[int, tuple[str, ...]] = {}
+        self._trace = 0  # the journal's trace id, once its "t" line is read
 
     def fail(self, number: int, why: str) -> JournalError:
         return JournalError(f"{self.source} is not a readable run journal: line {number}: {why}")
@@ -189,6 +215,9 @@ class Decoder:
         try:
             if kind == "o":
                 self._origin(fields)
+            elif kind == "t":
+                _expect(len(fields) == 2 and _is_int(fields[1]) and fields[1] > 0, "bad trace")
+                self._trace = fields[1]
             elif kind == "k":
                 _expect(len(fields) == 3 and _is_int(fields[1]), "bad key list")
                 self._keys[fields[1]] = _strings(fields[2])
@@ -236,6 +265,8 @@ class Decoder:
         keys = self._keys[keys] if type(keys) is int else _strings(keys)
         values = _values(values)
         _expect(len(keys) == len(values), "keys and values differ in length")
+        trace = trace or self._trace
+        _expect(trace > 0, "no trace id")
         return (name, trace, span, flags, None, parent, kind, start, end, code, description,
                 keys, values, _events(events) if events else (), (), self._origins[origin],
                 dropped_a, dropped_e, dropped_l)  # fmt: skip

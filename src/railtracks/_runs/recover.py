@@ -9,11 +9,12 @@ atomically and durably, and removes the journal. A journal whose state was
 already written (its process died between the rename and the removal) is only
 removed. Nothing is decided from a pid.
 
-The journal thread settles each directory it first writes to in a thread of
-its own; readers (``rt.load_state``, ``railtracks runs``, ``show``, ``view``,
-``export``) settle the directory they read before reading it, so a killed run
-is shown at once. A journal that is not one railtracks wrote, or one that
-cannot be read, is left alone and named in one warning line.
+The state writer settles each directory it first writes to (the journals its
+one scan of the directory found) in a thread of its own; readers
+(``rt.load_state``, ``railtracks runs``, ``show``, ``view``, ``export``) settle
+the directory they read before reading it, so a killed run is shown at once.
+A journal that is not one railtracks wrote, or one that cannot be read, is
+left alone and named in one warning line.
 """
 
 from __future__ import annotations
@@ -30,10 +31,9 @@ from .._logs.terminal import inert
 from ..errors import StateError
 from .assemble import Assembly
 from .head import read_head
-from .journal import JOURNAL_SUFFIX
 from .pending import PENDING, absolute
 from .state import gc_paused
-from .store import encode_state_chunks, fsync_directory, write_and_rename
+from .store import JOURNAL_SUFFIX, encode_state_chunks, fsync_directory, write_and_rename
 
 try:
     import fcntl
@@ -54,13 +54,14 @@ def journals_in(directory: Path) -> list[Path]:
     return [directory / n for n in names if n.startswith(".") and n.endswith(JOURNAL_SUFFIX)]
 
 
-def settle(directory: Path) -> tuple[int, int]:
+def settle(directory: Path, journals: list[Path] | None = None) -> tuple[int, int]:
     """Turn the abandoned journals of ``directory`` into states: ``(recovered, left)``.
 
     ``left`` counts the journals that could not be read or written (each named
-    in one warning line); live journals count in neither.
+    in one warning line); live journals count in neither. ``journals``: those
+    already found in it (by the state writer's one scan), else it is listed.
     """
-    journals = journals_in(directory)
+    journals = journals_in(directory) if journals is None else journals
     if not journals or fcntl is None:
         return 0, 0
     recovered = left = 0
@@ -77,12 +78,12 @@ def settle(directory: Path) -> tuple[int, int]:
     return recovered, left
 
 
-def settle_in_background(directory: Path) -> None:
-    """``settle`` in a thread of its own (never on an event loop); counted in one line."""
+def settle_in_background(directory: Path, journals: list[Path]) -> None:
+    """``settle`` of ``journals`` in a thread of its own (never on an event loop), counted."""
 
     def run() -> None:
         with contextlib.suppress(Exception):  # housekeeping never stops a run
-            recovered, left = settle(directory)
+            recovered, left = settle(directory, journals)
             if recovered or left:
                 _log.emit(
                     "INFO",
