@@ -137,6 +137,10 @@ class Journal:
         self.drain()
         return None if self.failed is not None else self._fd
 
+    def stop(self) -> None:
+        """No more writes (its state is built from memory); the file stays until ``remove``."""
+        JOURNALS.forget(self)
+
     def remove(self) -> None:
         """The state is saved: remove the journal, then let its lock go."""
         JOURNALS.forget(self)

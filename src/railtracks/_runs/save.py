@@ -17,7 +17,7 @@ from .._files import DIR_MODE
 from .._logs import log as _log
 from .._recording.compact import Record
 from .._settings import LoggingSetting
-from .journal import Journal, assembled_chunks
+from .journal import Journal, assembled_chunks, kept_all
 from .pending import PENDING, absolute
 from .state import state_parts
 from .store import document_chunks, encode_state_chunks, state_path
@@ -102,9 +102,12 @@ def save_session_state(session: EndedSession) -> None:
             document = session.state
             assert document is not None  # the session has ended
             chunks = functools.partial(document_chunks, document)
-        elif journal is not None:  # assembled from the journal by streaming (SPEC 13)
+        elif journal is not None and not kept_all(journal, spans):
+            # a large session: assembled from its journal by streaming (SPEC 13)
             chunks = functools.partial(assembled_chunks, journal)
         else:  # streamed node by node: the tree is never held whole
+            if journal is not None:  # it kept every span: the journal only guards a crash
+                journal.stop()
             chunks = functools.partial(_streamed, spans)
         keep = CONFIG.state_max_runs()
     except Exception as exc:  # an unwritable directory, ...: the run's outcome stands
@@ -128,7 +131,7 @@ def save_session_state(session: EndedSession) -> None:
             path=target,
             chunks=chunks,
             keep=keep,
-            large=journal is not None or (spans is not None and len(spans) >= _LARGE_STATE_SPANS),
+            large=spans is not None and len(spans) >= _LARGE_STATE_SPANS,
             written=written,
             failed=failed,
         )
