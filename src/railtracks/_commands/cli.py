@@ -33,6 +33,7 @@ from .._logs.terminal import inert
 from .._recording.scrub import redact_url
 from .._runs.head import document_counts, read_head
 from .._runs.pending import READER_WAIT_SECONDS, wait_for_all
+from .._runs.recover import settle
 from .._runs.respan import spans_from_state
 from .._runs.store import load_state, resolve_state_path
 from .._version import __version__
@@ -99,6 +100,7 @@ def _summary(path: Path) -> list[str]:
 
 def _runs(_: argparse.Namespace) -> int:
     directory = CONFIG.state_dir()
+    settle(directory)  # a run whose process died is listed as crashed (SPEC 13)
     try:
         files = sorted(directory.glob("*.json")) if directory.is_dir() else []
     except OSError as exc:

@@ -131,17 +131,34 @@ def _say(text: str, stream: TextIO | None = None) -> None:
     print(inert(text), file=stream or sys.stdout)
 
 
+def say(text: str) -> None:
+    """Print one line of untrusted text: control characters shown, never obeyed."""
+    _say(text)
+
+
+def context_lines(session: dict[str, Any]) -> list[str]:
+    """The session's context lines: at its start, and at its end when that differs."""
+    lines = []
+    if session.get("context"):
+        lines.append(f"  context: {_context_line(session['context'])}")
+    final = session.get("final_context")
+    if final is not None and final != session.get("context"):
+        lines.append(f"  final context: {_context_line(final) if final else '(empty)'}")
+    return lines
+
+
 def show(run: str, narrowing: Narrowing) -> int:
     """Print the (narrowed) call tree of a saved state; the exit status."""
+    from .show_stream import show_streamed, streams  # noqa: PLC0415  # it builds on this module
+
+    if streams(narrowing) and (status := show_streamed(run, narrowing)) >= 0:
+        return status
     state = load_state(run)
     chosen = select(state["nodes"], narrowing)  # before any line: --node may name no node
     session = state["session"]
     _say(f"{tree_line(0, session, session=True)}  trace {session['trace_id']}")
-    if session.get("context"):
-        _say(f"  context: {_context_line(session['context'])}")
-    final = session.get("final_context")
-    if final is not None and final != session.get("context"):
-        _say(f"  final context: {_context_line(final) if final else '(empty)'}")
+    for line in context_lines(session):
+        _say(line)
     limit = narrowing.limit
     for entry, hidden in chosen[:limit] if limit is not None else chosen:
         line = tree_line(entry.depth + 1, entry.record, session=False)

@@ -83,3 +83,7 @@ UNNAMED_SESSION: Final = "unnamed"
 DROPPED_CONTEXT_KEYS: Final = "railtracks.dropped.context_keys"
 DROPPED_FINAL_CONTEXT_KEYS: Final = "railtracks.dropped.final_context_keys"
 DROPPED_EVENTS: Final = "railtracks.dropped.events"
+
+# -- the run journal (SPEC 13): statuses a state read from a journal can hold
+STATUS_CRASHED: Final = "crashed"  # the session's process died before the session ended
+STATUS_UNFINISHED: Final = "unfinished"  # a node still running when its process died

@@ -7,11 +7,20 @@ client's, a manual ``start_as_current_span``) belongs to the session of its
 parent. Nested sessions carry their own identifier, so their spans, and the
 foreign spans under them, stay theirs. Spans are kept in their compact form
 (``_recording.compact``): a long session must not fill the garbage collector's heap.
+
+A session saved to disk opens with a *journal queue* (SPEC 13): every record
+of its spans is appended to that queue too, and every railtracks span of it
+that starts is appended as the span object itself (the journal thread,
+``_runs.journal``, writes both out and empties the queue). Such a session
+keeps at most ``keep`` records in memory (``Session.spans`` of a small
+session); its state is built from the journal, never from what is kept here.
 """
 
 from __future__ import annotations
 
 import threading
+from collections import deque
+from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.context import Context
@@ -42,25 +51,37 @@ class SessionSpanCollector(SpanProcessor):
         # span ends, so closing a session of any size touches only what is open.
         self._owners: dict[int, str] = {}
         self._open: dict[str, set[int]] = {}
+        # session id -> (its journal queue, the most records kept in its buffer)
+        self._journals: dict[str, tuple[deque[Any], int]] = {}
         self._lock = threading.Lock()
 
-    def open(self, session_id: str) -> None:
+    def open(self, session_id: str, journal: deque[Any] | None = None, keep: int = 0) -> None:
+        """Collect a session's spans (also into ``journal``, keeping ``keep`` records, if given)."""
         with self._lock:
             self._buffers[session_id] = []
             self._open[session_id] = set()
+            if journal is not None:
+                self._journals[session_id] = (journal, keep)
 
     def close(self, session_id: str) -> list[Record]:
         """Stop collecting for a session and hand back its spans in end order."""
         with self._lock:
             owners = self._owners
+            self._journals.pop(session_id, None)
             for span_id in self._open.pop(session_id, ()):
                 if owners.get(span_id) == session_id:
                     del owners[span_id]
             return self._buffers.pop(session_id, [])
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
-        if type(attribute_dict(span).get(SESSION_ID)) is str:
-            return  # railtracks' own span: its attribute names its session again at the end
+        own_session = attribute_dict(span).get(SESSION_ID)
+        if type(own_session) is str:
+            # railtracks' own span: its attribute names its session again at the end
+            if self._journals:
+                journal = self._journals.get(own_session)
+                if journal is not None:
+                    journal[0].append(span)  # deque.append is atomic: no lock needed
+            return
         # another instrumentation's span (from whatever provider a host installed: read
         # defensively): its session is its parent's
         parent = getattr(span, "parent", None)
@@ -90,17 +111,27 @@ class SessionSpanCollector(SpanProcessor):
                     if still_open is not None:
                         still_open.discard(context.span_id)
         if session_id is not None:
-            buffer = self._buffers.get(session_id)
-            if buffer is not None:
-                buffer.append(record(span))  # list.append is atomic: no lock needed
+            self._keep(session_id, span)
             return
         if not self._buffers:  # no session open
             return
         # railtracks' own span, found by its attribute
         session_id = attribute_dict(span).get(SESSION_ID)
-        buffer = self._buffers.get(session_id) if type(session_id) is str else None
-        if buffer is not None:
-            buffer.append(record(span))
+        if type(session_id) is str:
+            self._keep(session_id, span)
+
+    def _keep(self, session_id: str, span: ReadableSpan) -> None:
+        buffer = self._buffers.get(session_id)
+        if buffer is None:
+            return
+        kept = record(span)
+        journal = self._journals.get(session_id) if self._journals else None
+        if journal is None:
+            buffer.append(kept)  # list.append is atomic: no lock needed
+            return
+        journal[0].append(kept)
+        if len(buffer) < journal[1]:
+            buffer.append(kept)
 
     def shutdown(self) -> None:
         pass

@@ -17,6 +17,7 @@ from .._files import DIR_MODE
 from .._logs import log as _log
 from .._recording.compact import Record
 from .._settings import LoggingSetting
+from .journal import Journal, assembled_chunks, kept_all
 from .pending import PENDING, absolute
 from .state import state_parts
 from .store import document_chunks, encode_state_chunks, state_path
@@ -91,12 +92,22 @@ def save_session_state(session: EndedSession) -> None:
         if PENDING.has(target) or path.exists():
             _log.emit("WARNING", "Session", f"File {path} already exists, overwriting...", **log)
         spans = session.finished_spans()
+        journal: Journal | None = getattr(session, "journal", None)
         chunks: Callable[[], Iterable[bytes]]
         if spans is None:  # no span to stream from (a host sampler dropped the session)
+            if journal is not None:
+                journal.finish()
+                journal.remove()
+                journal = None
             document = session.state
             assert document is not None  # the session has ended
             chunks = functools.partial(document_chunks, document)
+        elif journal is not None and not kept_all(journal, spans):
+            # a large session: assembled from its journal by streaming (SPEC 13)
+            chunks = functools.partial(assembled_chunks, journal)
         else:  # streamed node by node: the tree is never held whole
+            if journal is not None:  # it kept every span: the journal only guards a crash
+                journal.stop()
             chunks = functools.partial(_streamed, spans)
         keep = CONFIG.state_max_runs()
     except Exception as exc:  # an unwritable directory, ...: the run's outcome stands
@@ -105,9 +116,13 @@ def save_session_state(session: EndedSession) -> None:
     session.record_state_path(path)
 
     def written() -> None:
+        if journal is not None:
+            journal.remove()
         _log.emit("DEBUG", "Session", f"state saved to {path}", **log)
 
     def failed(exc: BaseException) -> None:
+        if journal is not None:
+            journal.release()  # left for the next process to turn into a state
         session.record_state_path(None)
         _log.emit("ERROR", "Session", f"could not save state to {path}: {exc}", **log)
 

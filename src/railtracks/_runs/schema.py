@@ -29,6 +29,8 @@ from collections.abc import Callable
 from importlib import resources
 from typing import Any, Final
 
+from .fastcheck import node_check
+
 # References to these definitions are checked from the work list, not recursively.
 _DEFERRED: Final = frozenset({"#/$defs/node"})
 
@@ -169,6 +171,7 @@ class Validator:
             target = self._compile(self._resolve(ref))
             if ref in _DEFERRED:
                 pending = self._pending
+                target = node_check(target, pending, self._root["$defs"])  # plain nodes: fast
 
                 def deferred(instance: Any, path: Path) -> None:
                     pending.append((target, instance, path))
@@ -340,3 +343,13 @@ def validate_state(document: object) -> None:
     if validator is None:
         validator = _COMPILED.validator = Validator(published_schema())
     validator.validate(document)
+
+
+def validate_node(node: object) -> None:
+    """Raise ``SchemaError`` unless ``node`` is a valid node (as streamed: its children apart)."""
+    validator = getattr(_COMPILED, "node_validator", None)
+    if validator is None:
+        definitions = published_schema()["$defs"]
+        root = {"$ref": "#/$defs/node", "$defs": definitions}
+        validator = _COMPILED.node_validator = Validator(root)
+    validator.validate(node)

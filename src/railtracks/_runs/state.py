@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import gc
 import json
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Final
 
 from opentelemetry.sdk.trace import ReadableSpan
@@ -256,24 +257,9 @@ def state_parts(
             nodes.append(span)
     sort_by_start(nodes)
     children = children_of(nodes)
-    session: dict[str, Any] | None = None
-    answer: Any = None
-    if session_span is not None:
-        session, answer = _session_record(session_span)
-        if (
-            session["status"] == attr.STATUS_COMPLETED
-            and attr.SESSION_ANSWER not in session["attributes"]
-        ):
-            # `with rt.Session()` cannot see the block's result: the answer of a
-            # completed session is the output of the last top-level node that completed.
-            answer = _last_output(children.get(None, []))
-    head = {
-        "schema_version": SCHEMA_VERSION,
-        # ahead of the nodes, so `railtracks runs` never has to read them
-        "counts": tree_counts(children),
-        "session": session,
-        "answer": answer,
-    }
+    # counts ahead of the nodes, so `railtracks runs` never has to read them
+    last_output = functools.partial(_last_output, children.get(None, []))
+    head = assembled_head(session_span, tree_counts(children), last_output)
     return head, walk(children, _node)
 
 
@@ -387,3 +373,36 @@ def iter_nodes(nodes: Sequence[dict[str, Any]]) -> Iterable[tuple[int, dict[str,
         depth, node = stack.pop()
         yield depth, node
         stack.extend((depth + 1, child) for child in reversed(node.get("children", [])))
+
+
+# -- the state assembled from a run journal (``_runs.assemble``), span by span
+def node_record(span: FinishedSpan) -> dict[str, Any]:
+    """The state's record of one node span (without ``children``)."""
+    return _node(span)
+
+
+def assembled_head(
+    session_span: FinishedSpan | None, counts: dict[str, int], last_output: Callable[[], Any]
+) -> dict[str, Any]:
+    """The head of a state whose nodes are streamed from elsewhere (see ``state_parts``).
+
+    ``last_output()`` is the output of the last top-level node that completed,
+    asked for only when it is the answer (``with rt.Session()``).
+    """
+    session: dict[str, Any] | None = None
+    answer: Any = None
+    if session_span is not None:
+        session, answer = _session_record(session_span)
+        if (
+            session["status"] == attr.STATUS_COMPLETED
+            and attr.SESSION_ANSWER not in session["attributes"]
+        ):
+            # `with rt.Session()` cannot see the block's result: the answer of a
+            # completed session is the output of the last top-level node that completed.
+            answer = last_output()
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "counts": counts,
+        "session": session,
+        "answer": answer,
+    }

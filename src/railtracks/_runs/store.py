@@ -43,6 +43,7 @@ except ImportError:  # pragma: no cover - Windows: stale files are recognised by
     fcntl = None  # type: ignore[assignment]
 
 TEMP_PREFIX: Final = ".rt-"
+JOURNAL_SUFFIX: Final = ".journal"  # run journals (``_runs.journal``)
 TEMP_SUFFIX: Final = ".tmp"
 # What earlier railtracks versions named their temporary files: `.{name}.XXXXXXXX.tmp`.
 _LEGACY_TEMP: Final = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")
@@ -170,8 +171,11 @@ def _is_stale(entry: os.DirEntry[str], now: float) -> bool:
     return True
 
 
-def clean_stale_temporaries(directory: Path) -> int:
-    """Remove temporary files left in ``directory`` by writers that died; how many."""
+def clean_stale_temporaries(directory: Path, journals: list[Path] | None = None) -> int:
+    """Remove temporary files left in ``directory`` by writers that died; how many.
+
+    The run journals the same scan sees are added to ``journals`` when given.
+    """
     removed = 0
     now = time.time()
     try:
@@ -180,6 +184,8 @@ def clean_stale_temporaries(directory: Path) -> int:
         return 0
     for entry in entries:
         name = entry.name
+        if journals is not None and name.startswith(".") and name.endswith(JOURNAL_SUFFIX):
+            journals.append(directory / name)
         if not name.endswith(TEMP_SUFFIX) or not name.startswith("."):
             continue
         if not (name.startswith(TEMP_PREFIX) or _LEGACY_TEMP.match(name)):
@@ -293,6 +299,7 @@ def resolve_state_path(path_or_name: str | os.PathLike[str]) -> Path:
     Waits first for this process's pending write of that file, if any.
     """
     candidate = Path(path_or_name)
+    _settle_journals(candidate)
     with contextlib.suppress(OSError, ValueError):  # a name no file system takes: not found
         wait_for_state(candidate)
     if _is_file(candidate):
@@ -307,6 +314,16 @@ def resolve_state_path(path_or_name: str | os.PathLike[str]) -> Path:
     raise StateNotFoundError(
         f"no saved state {text!r} (looked for that file and in {CONFIG.state_dir()}/)"
     )
+
+
+def _settle_journals(candidate: Path) -> None:
+    """Abandoned run journals where the state is looked for become states first (SPEC 13)."""
+    from .recover import settle  # noqa: PLC0415  # recover writes states through this module
+
+    with contextlib.suppress(OSError, ValueError):
+        settle(CONFIG.state_dir())
+        if candidate.parent != Path() and candidate.parent != CONFIG.state_dir():
+            settle(candidate.parent)
 
 
 def _reject_constant(name: str) -> Any:

@@ -34,6 +34,7 @@ from types import FrameType
 from typing import Final
 
 from .pending import PENDING
+from .recover import settle_in_background
 from .retention import RunIndex
 from .state import gc_paused
 from .store import clean_stale_temporaries, fsync_directory, write_and_rename
@@ -113,7 +114,10 @@ class StateWriter:
             directory = job.path.parent
             if directory not in self._cleaned:
                 self._cleaned.add(directory)
-                clean_stale_temporaries(directory)
+                journals: list[Path] = []
+                clean_stale_temporaries(directory, journals)
+                if journals:  # abandoned run journals become crashed states (SPEC 13)
+                    settle_in_background(directory, journals)
             try:
                 with gc_paused() if job.large else contextlib.nullcontext():
                     write_and_rename(job.path, job.chunks(), abandon=self._abandoning)
@@ -128,6 +132,9 @@ class StateWriter:
             fsync_directory(directory)
         for job in written:
             _call(job.written)
+        for job in batch:  # overwritten in this batch by a later state of the same path
+            if latest[job.path] is not job and latest[job.path] in written:
+                _call(job.written)
 
     def _retain(self, directory: Path, name: str, keep: int) -> None:
         index = self._indexes.get(directory)

@@ -29,6 +29,8 @@ from .._recording import attributes as attr
 from .._recording import spans as _spans
 from .._recording.compact import Record, compact
 from .._recording.fastspan import start_span
+from .._runs.journal import Journal, journal_queue, kept_all, open_journal, read_back
+from .._runs.respan import spans_from_state
 from .._runs.state import build_state, unsampled_state
 from .._settings import LoggingSetting
 from .context_store import SessionContext, context_record
@@ -118,6 +120,7 @@ class Session(Supervision):
     _tokens: tuple[Token[Any], ...] = ()
     _context_attributes = 0  # context attributes the session span started with
     _otel_token: object = None
+    journal: Journal | None = None  # the run journal of a session that saves its state
     _log_handler: int | None = None
 
     # -- public, read-only view -------------------------------------------------
@@ -183,7 +186,10 @@ class Session(Supervision):
     @property
     def spans(self) -> tuple[ReadableSpan, ...]:
         """Every finished span of this session (its own included), in end order."""
-        if self._readable is None or len(self._readable) != len(self._spans):
+        if not kept_all(self.journal, self._spans) and self.ended:
+            state = self.state
+            self._readable = self._readable or (tuple(spans_from_state(state)) if state else ())
+        elif self._readable is None or len(self._readable) != len(self._spans):
             self._readable = tuple(span.readable() for span in compact(self._spans))
         return self._readable
 
@@ -202,6 +208,8 @@ class Session(Supervision):
             span = self._span
             if not self._spans and span is not None and not span.is_recording():
                 self._state = self._unsampled_state(span)  # an application's sampler dropped it
+            elif not kept_all(self.journal, self._spans):  # a large journaled session
+                self._state = read_back(self._state_path)
             else:
                 self._state = build_state(self._spans)
         return self._state
@@ -320,7 +328,8 @@ class Session(Supervision):
             save_state=options.save_state,
             context_attributes=context,
         )
-        TELEMETRY.collector.open(self._identifier)
+        self.journal = open_journal(self._identifier, options.name) if options.save_state else None
+        TELEMETRY.collector.open(self._identifier, *journal_queue(self.journal))
         span = start_span(tracer, _spans.session_span_name(options.name), attributes)
         self._span = span
         self._trace_id = format(span.get_span_context().trace_id, "032x")

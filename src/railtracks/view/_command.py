@@ -13,6 +13,7 @@ from typing import Any, Final
 from urllib.parse import quote
 
 from .._config import CONFIG
+from .._runs.recover import settle
 from ..errors import StateError, StateNotFoundError
 from ._saved import StateUnreadable, read_run, resolve
 
@@ -47,6 +48,7 @@ def _port(value: str) -> int:
 
 
 def _state_file(run: str) -> Path:
+    settle(CONFIG.state_dir())  # a run whose process died, as a crashed state (SPEC 13)
     path = resolve(run, CONFIG.state_dir())
     if path is None:
         raise StateNotFoundError(

@@ -32,6 +32,8 @@ STATUSES: Final = frozenset(
         attr.STATUS_TIMEOUT,
         attr.STATUS_CANCELLED,
         RUNNING,
+        attr.STATUS_CRASHED,  # the run journal (SPEC 13): a run whose process died
+        attr.STATUS_UNFINISHED,
     }
 )
 _SPAN_KINDS: Final = frozenset({"INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUMER"})

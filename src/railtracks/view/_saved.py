@@ -19,6 +19,7 @@ from typing import Any, Final
 
 from .._runs.head import read_head
 from .._runs.pending import wait_for_directory
+from .._runs.recover import settle
 from .._runs.state import READABLE_SCHEMA_VERSIONS
 from ..errors import StateError
 from ._model import (
@@ -207,6 +208,7 @@ class SavedRuns:
 
     def _files(self) -> list[Path]:
         wait_for_directory(self.directory)  # states this process is still writing
+        settle(self.directory)  # runs whose process died, as crashed states (SPEC 13)
         try:
             return [p for p in self.directory.glob("*.json") if p.is_file()]
         except OSError:

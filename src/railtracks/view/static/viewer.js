@@ -9,7 +9,8 @@
 
   var ROW_H = 28;
   var OVERSCAN = 12;
-  var STATUSES = ["completed", "failed", "timeout", "cancelled", "running", "unreadable"];
+  var STATUSES = ["completed", "failed", "timeout", "cancelled", "running", "unreadable",
+    "crashed", "unfinished"];
   var dataNode = document.getElementById("rt-data");
   var FILE = dataNode ? JSON.parse(dataNode.textContent) : null;
   var app = document.getElementById("app");

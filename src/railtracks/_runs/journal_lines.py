@@ -1,0 +1,359 @@
+"""The lines of a run journal (SPEC 13): written by the journal thread, read as untrusted input.
+
+Every line is one JSON array ending in ``\\n``:
+
+* ``["railtracks-journal", 1, {"session_id", "name", "state", "pid"}]`` first;
+* ``["o", N, {resource attributes}, scope name, scope version]``: origin N;
+* ``["k", N, [attribute keys]]``: key list N (every call of a node shares one);
+* ``["t", trace id]``: the journal's trace, once (a span line of it says 0);
+* ``["s", name, trace id or 0, span id, flags, parent id, kind, start, end, status
+  code, description, keys (N or a list), values, events, origin N, dropped
+  attributes, dropped events, dropped links]``: a span that ended;
+* ``["b", ...the same]``: a railtracks span that had started (read as
+  unfinished unless its ``"s"`` line follows).
+
+A journal is read back (``decode``) as hostile input: each field is checked
+and anything else is a ``JournalError`` naming the line, except a last line
+cut short (the writer was killed mid-write), which is dropped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterator
+from typing import Any, Final, NamedTuple
+
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+
+from .._recording import attributes as attr
+from .._recording.compact import FinishedSpan, Record, record
+from ..errors import StateError
+
+MAGIC: Final = "railtracks-journal"
+VERSION: Final = 1
+_KEY_LISTS_KEPT: Final = 4096
+_BLOCK: Final = 1 << 20
+_DECODER: Final = json.JSONDecoder()
+_STATUS: Final = attr.STATUS
+_COMPLETED: Final = attr.STATUS_COMPLETED
+_SESSION_ID: Final = attr.SESSION_ID
+_NODE_NAME: Final = attr.NODE_NAME
+_ERROR: Final = 2  # StatusCode.ERROR
+_RAILTRACKS: Final = "railtracks"  # the scope of railtracks' own spans
+MAX_LINE_BYTES: Final = 256 << 20
+"""A longer line is not one railtracks wrote (a value is bounded well below it)."""
+_SCALAR_TYPES: Final = frozenset({str, bool, int, float})
+# The record's fields (``_recording.compact``) a line carries, in order; trace state
+# and links are not part of a saved state.
+_ORIGIN: Final = 15
+_SPAN_FIELDS: Final = 18  # "b"/"s" line length
+
+
+class JournalError(StateError):
+    """A journal that is not one railtracks wrote; the message says where."""
+
+
+def header_line(identifier: str, name: str | None, state: str, pid: int) -> bytes:
+    fields = {"session_id": identifier, "name": name, "state": state, "pid": pid}
+    return _dump([MAGIC, VERSION, fields])
+
+
+def _encoder() -> Callable[[Any], str]:
+    """One JSON encoder for every line (``json.dumps`` with options builds one per call)."""
+    encoder = json.JSONEncoder(separators=(",", ":"), default=repr)
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # not CPython's C accelerator: the encoder's own one-shot path
+        return encoder.encode
+    # what JSONEncoder.encode builds afresh for every call, built once
+    c_encode = make(
+        None, repr, json.encoder.encode_basestring_ascii, None, ":", ",", False, False, True
+    )
+    return lambda value: "".join(c_encode(value, 0))
+
+
+_ENCODE: Final = _encoder()
+
+
+def _dump(value: Any) -> bytes:
+    return _ENCODE(value).encode("ascii") + b"\n"
+
+
+class LineEncoder:
+    """Encodes queue items as lines, numbering origins and key lists as they first appear."""
+
+    def __init__(self) -> None:
+        self._origins: dict[object, int] = {}
+        self._keys: dict[tuple[str, ...], int] = {}
+        self._trace: int | None = None  # written once ("t"): a span line of it says 0
+
+    def line(self, item: Any) -> bytes:
+        """The line(s) of one queue item: a record (ended) or a live span (started)."""
+        if type(item) is tuple:
+            kind, kept = "s", item
+        elif getattr(item, "end_time", None) is not None:
+            return b""  # it has ended since: its record follows in the queue
+        else:
+            kind, kept = "b", record(item)
+        prefix = b""
+        origin_key = kept[_ORIGIN]
+        origin = self._origins.get(origin_key if type(origin_key) is int else id(origin_key))
+        if origin is None:
+            origin, prefix = self._new_origin(kept)
+        keys: object = kept[11]
+        number = self._keys.get(kept[11])
+        if number is not None:
+            keys = number
+        elif len(self._keys) < _KEY_LISTS_KEPT:
+            number = self._keys[kept[11]] = len(self._keys)
+            prefix += _dump(["k", number, kept[11]])
+            keys = number
+        trace = kept[1]
+        if self._trace is None:
+            self._trace = trace
+            prefix += _dump(["t", trace])
+        if trace == self._trace:
+            trace = 0  # the journal's trace (a trace id is never 0)
+        fields = [kind, kept[0], trace, *kept[2:4], *kept[5:11], keys, kept[12], kept[13], origin,
+                  *kept[16:19]]  # fmt: skip
+        return prefix + _dump(fields)
+
+    def _new_origin(self, kept: Record) -> tuple[int, bytes]:
+        view = FinishedSpan.view(kept)
+        resource, scope = view.resource, view.instrumentation_scope
+        key = kept[_ORIGIN]
+        number = self._origins[key if type(key) is int else id(key)] = len(self._origins)
+        attributes = {k: list(v) if type(v) is tuple else v for k, v in resource.attributes.items()}
+        line = ["o", number, attributes, scope and scope.name, scope and scope.version]
+        return number, _dump(line)
+
+
+class Scanned(NamedTuple):
+    """A span line as the first pass of an assembly reads it."""
+
+    kind: str  # "s" (ended) or "b" (started)
+    span_id: int
+    parent_id: int  # 0: none
+    start: int
+    failed: bool  # its status in the state will not be "completed"
+    session: bool  # a session's own span
+
+
+class Line:
+    """One span line read back: its kind (``"s"`` or ``"b"``) and its record."""
+
+    __slots__ = ("kind", "record")
+
+    def __init__(self, kind: str, kept: Record) -> None:
+        self.kind = kind
+        self.record = kept
+
+
+class Decoder:
+    """Reads a journal's lines in order, keeping its origins and key lists."""
+
+    def __init__(self, source: object) -> None:
+        self.source = source
+        self.header: dict[str, Any] | None = None
+        self._origins: dict[int, tuple[Resource, InstrumentationScope | None]] = {}
+        self._keys: dict[int, tuple[str, ...]] = {}
+        self._trace = 0  # the journal's trace id, once its "t" line is read
+
+    def fail(self, number: int, why: str) -> JournalError:
+        return JournalError(f"{self.source} is not a readable run journal: line {number}: {why}")
+
+    def _fields(self, raw: bytes, number: int) -> list[Any]:
+        try:
+            text = raw.decode("ascii")
+            fields, end = _DECODER.raw_decode(text)
+        except (ValueError, RecursionError):  # UnicodeDecodeError included
+            raise self.fail(number, "not JSON") from None
+        if type(fields) is not list or not fields or end != len(text):
+            raise self.fail(number, "not one JSON array")
+        return fields
+
+    def scan(self, raw: bytes, number: int) -> Scanned | None:
+        """What the first pass needs of a span line, checked (see ``Scanned``); others decoded."""
+        fields = self._fields(raw, number)
+        if number == 1 or len(fields) != _SPAN_FIELDS or fields[0] not in ("s", "b"):
+            self._decoded(fields, number)
+            return None
+        span, parent, start, code, keys, values = (fields[i] for i in (3, 5, 7, 9, 11, 12))
+        try:
+            keys = self._keys[keys] if type(keys) is int else _strings(keys)
+            _expect(type(values) is list and len(values) == len(keys), "bad values")
+            _expect(type(span) is int and span > 0 and type(code) is int, "bad id or code")
+            for value in (parent, start):
+                _expect(value is None or (type(value) is int and value >= 0), "bad time or id")
+            scope = self._origins[fields[14]][1]
+        except KeyError as exc:
+            raise self.fail(number, f"no origin or key list {exc}") from None
+        except (ValueError, TypeError) as exc:
+            raise self.fail(number, str(exc) or type(exc).__name__) from None
+        status = values[keys.index(_STATUS)] if _STATUS in keys else None
+        failed = code == _ERROR if status is None else status != _COMPLETED
+        session = (
+            _SESSION_ID in keys
+            and _NODE_NAME not in keys
+            and scope is not None
+            and scope.name == _RAILTRACKS
+        )
+        return Scanned(fields[0], span, parent or 0, start or 0, failed, session)
+
+    def decode(self, raw: bytes, number: int) -> Line | None:
+        """The span of one line (None for a header, origin or key line)."""
+        return self._decoded(self._fields(raw, number), number)
+
+    def _decoded(self, fields: list[Any], number: int) -> Line | None:
+        if number == 1:
+            self.header = _header(fields)
+            if self.header is None:
+                raise self.fail(number, "no railtracks-journal header")
+            return None
+        kind = fields[0]
+        try:
+            if kind == "o":
+                self._origin(fields)
+            elif kind == "t":
+                _expect(len(fields) == 2 and _is_int(fields[1]) and fields[1] > 0, "bad trace")
+                self._trace = fields[1]
+            elif kind == "k":
+                _expect(len(fields) == 3 and _is_int(fields[1]), "bad key list")
+                self._keys[fields[1]] = _strings(fields[2])
+            elif kind in ("s", "b") and len(fields) == _SPAN_FIELDS:
+                return Line(kind, self._record(fields))
+            else:
+                _expect(False, "unknown line")
+        except KeyError as exc:
+            raise self.fail(number, f"no origin or key list {exc}") from None
+        except (ValueError, TypeError) as exc:
+            raise self.fail(number, str(exc) or type(exc).__name__) from None
+        return None
+
+    def _origin(self, fields: list[Any]) -> None:
+        _expect(len(fields) == 5 and _is_int(fields[1]) and type(fields[2]) is dict, "bad origin")
+        name, version = fields[3], fields[4]
+        _expect(name is None or type(name) is str, "bad scope name")
+        _expect(version is None or type(version) is str, "bad scope version")
+        attributes = {str(k): _value(v) for k, v in fields[2].items()}
+        scope = None if name is None else InstrumentationScope(name, version)
+        self._origins[fields[1]] = (Resource(attributes), scope)
+
+    def _record(self, f: list[Any]) -> Record:
+        (_, name, trace, span, flags, parent, kind, start, end, code, description, keys, values,
+         events, origin, dropped_a, dropped_e, dropped_l) = f  # fmt: skip
+        _expect(
+            type(name) is str
+            and type(trace) is int
+            and type(span) is int
+            and type(flags) is int
+            and type(kind) is int
+            and type(code) is int
+            and trace >= 0
+            and span > 0
+            and flags >= 0
+            and 0 <= kind < 5
+            and 0 <= code < 3
+            and (description is None or type(description) is str),
+            "bad name, id or code",
+        )
+        for value in (parent, start, end):
+            _expect(value is None or (type(value) is int and value >= 0), "bad time or id")
+        for value in (dropped_a, dropped_e, dropped_l):
+            _expect(type(value) is int and value >= 0, "bad dropped count")
+        keys = self._keys[keys] if type(keys) is int else _strings(keys)
+        values = _values(values)
+        _expect(len(keys) == len(values), "keys and values differ in length")
+        trace = trace or self._trace
+        _expect(trace > 0, "no trace id")
+        return (name, trace, span, flags, None, parent, kind, start, end, code, description,
+                keys, values, _events(events) if events else (), (), self._origins[origin],
+                dropped_a, dropped_e, dropped_l)  # fmt: skip
+
+
+def _header(fields: list[Any]) -> dict[str, Any] | None:
+    if len(fields) != 3 or fields[0] != MAGIC or fields[1] != VERSION:
+        return None
+    head = fields[2]
+    if type(head) is not dict or type(head.get("session_id")) is not str:
+        return None
+    state, name = head.get("state"), head.get("name")
+    if type(state) is not str or not _plain_name(state) or not state.endswith(".json"):
+        return None
+    return head if name is None or type(name) is str else None
+
+
+def _plain_name(name: str) -> bool:
+    return "/" not in name and "\\" not in name and "\0" not in name and not name.startswith(".")
+
+
+def _expect(condition: bool, why: str) -> None:
+    if not condition:
+        raise ValueError(why)
+
+
+def _is_int(value: object) -> bool:
+    return type(value) is int
+
+
+def _strings(value: object) -> tuple[str, ...]:
+    _expect(type(value) is list and all(type(k) is str for k in value), "bad keys")
+    return tuple(value)  # type: ignore[arg-type]
+
+
+def _value(value: object) -> Any:
+    if type(value) in _SCALAR_TYPES:
+        return value
+    _expect(type(value) is list and all(type(v) in _SCALAR_TYPES for v in value), "bad value")
+    return value
+
+
+def _values(value: object) -> tuple[Any, ...]:
+    """Attribute values as read (an array stays a list: the state writes it as one)."""
+    _expect(type(value) is list, "bad values")
+    for item in value:  # type: ignore[attr-defined]
+        if type(item) not in _SCALAR_TYPES:
+            _value(item)
+    return tuple(value)  # type: ignore[arg-type]
+
+
+def _events(value: object) -> tuple[tuple[str, int, tuple[str, ...], tuple[Any, ...]], ...]:
+    _expect(type(value) is list, "bad events")
+    events = []
+    for event in value:  # type: ignore[attr-defined]
+        _expect(type(event) is list and len(event) == 4, "bad event")
+        name, moment, keys, values = event
+        _expect(type(name) is str and _is_int(moment) and moment >= 0, "bad event")
+        keys, values = _strings(keys), _values(values)
+        _expect(len(keys) == len(values), "bad event")
+        events.append((name, moment, keys, values))
+    return tuple(events)
+
+
+def lines_of_file(fd: int, decoder: Decoder) -> Iterator[tuple[int, int, Scanned | None]]:
+    """``(offset, length, scanned span line or None)`` of every complete line of the file ``fd``.
+
+    Read in blocks, never whole. A last line cut short (its writer was killed
+    mid-write) is dropped; a file that does not begin with a journal header is
+    a ``JournalError``.
+    """
+    offset, number, pending = 0, 0, b""
+    while True:
+        block = os.pread(fd, _BLOCK, offset + len(pending))
+        if not block:
+            break
+        pending += block
+        start = 0
+        while (end := pending.find(b"\n", start)) >= 0:
+            number += 1
+            if end - start > MAX_LINE_BYTES:
+                raise decoder.fail(number, "too long")
+            yield offset + start, end - start, decoder.scan(pending[start:end], number)
+            start = end + 1
+        offset += start
+        pending = pending[start:]
+        if len(pending) > MAX_LINE_BYTES:
+            raise decoder.fail(number + 1, "too long")
+    if decoder.header is None:
+        raise decoder.fail(1, "no railtracks-journal header")
