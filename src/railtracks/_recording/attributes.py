@@ -83,3 +83,19 @@ UNNAMED_SESSION: Final = "unnamed"
 DROPPED_CONTEXT_KEYS: Final = "railtracks.dropped.context_keys"
 DROPPED_FINAL_CONTEXT_KEYS: Final = "railtracks.dropped.final_context_keys"
 DROPPED_EVENTS: Final = "railtracks.dropped.events"
+
+# -- resume and replay (SPEC 14) ----------------------------------------------------
+# Hex SHA-256 of the canonical JSON of a call's bound arguments (the call key's digest).
+NODE_ARGS_DIGEST: Final = "railtracks.node.args_digest"
+# The node's output in full, as JSON, when railtracks.node.output is not it (cut at the
+# value limit, or a value whose shown form is not its JSON: a datetime, an enum...).
+NODE_RECORDED_OUTPUT: Final = "railtracks.node.recorded_output"
+# Why this call cannot be replayed (redacted, too large, unencodable); absent when it can.
+NODE_UNREPLAYABLE: Final = "railtracks.node.unreplayable"
+# A call answered from a recorded run instead of running, linked to the original span.
+NODE_REPLAYED: Final = "railtracks.node.replayed"
+# On a context change event: the changed values in full, as JSON (or why they are not).
+CONTEXT_CHANGE_RECORDED: Final = "railtracks.context.recorded"
+CONTEXT_CHANGE_UNREPLAYABLE: Final = "railtracks.context.unreplayable"
+# On the session span: how many of its calls were replayed.
+SESSION_REPLAYED: Final = "railtracks.session.replayed"

@@ -31,8 +31,12 @@ from .._recording.compact import Record, compact
 from .._recording.fastspan import start_span
 from .._runs.state import build_state, unsampled_state
 from .._settings import LoggingSetting
+from ..errors import ConfigurationError
 from .context_store import SessionContext, context_record
 from .options import UNSET, BroadcastCallback, SessionOptions, Unset, resolve_options
+from .replay import Replayer
+from .resume import open_replay
+from .resume import report as report_replay
 from .session_end import run_hooks
 from .supervision import Supervision
 
@@ -72,6 +76,7 @@ class Session(Supervision):
         log_file: str | Path | Unset | None = UNSET,
         broadcast_callback: BroadcastCallback | Unset | None = UNSET,
         executor: Any = UNSET,
+        resume: bool | str | Path | Unset = UNSET,
     ) -> None:
         given: dict[str, Any] = {}
         for option, value in (
@@ -84,10 +89,15 @@ class Session(Supervision):
             ("log_file", log_file),
             ("broadcast_callback", broadcast_callback),
             ("executor", executor),
+            ("resume", resume),
         ):
             if value is not UNSET:
                 given[option] = value
         self._options: SessionOptions = resolve_options(given)
+        if self._options.resume is True and self._options.name is None:
+            raise ConfigurationError(
+                "resume=True resumes the last run of the session's name: give it a name"
+            )
         # SPEC 2 also names it `session._identifier` (the seed page prints it).
         self._identifier = session_identifier()
         self.context_store = SessionContext(self._options.context)
@@ -119,6 +129,7 @@ class Session(Supervision):
     _context_attributes = 0  # context attributes the session span started with
     _otel_token: object = None
     _log_handler: int | None = None
+    replay: Replayer | None = None  # answers node calls from a recorded run (SPEC 14)
 
     # -- public, read-only view -------------------------------------------------
     @property
@@ -286,6 +297,7 @@ class Session(Supervision):
         self._status = attr.STATUS_RUNNING
         self._arm_deadline(self._time_allowed())
         self._started()
+        self.replay = open_replay(self)
 
     def _finish(self, exc: BaseException | None) -> BaseException | None:
         self._disarm()
@@ -353,6 +365,8 @@ class Session(Supervision):
             if span.is_recording()
             else {}
         )
+        if self.replay is not None and self.replay.replayed:
+            final = {**final, attr.SESSION_REPLAYED: self.replay.replayed}
         _spans.end_session_span(
             span, status, self._error, self._answer_json(), self.encoder, end_attributes=final
         )
@@ -375,6 +389,8 @@ class Session(Supervision):
     def _run_end_hooks(self) -> None:
         """Save the state and the rest; they never raise and never change the outcome."""
         run_hooks(self, self._label())
+        if self.replay is not None:
+            report_replay(self.replay)
         if self._log_handler is not None:
             _log.LOGS.remove(self._log_handler)
         _log.forget_session(self._identifier)
