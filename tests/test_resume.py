@@ -108,8 +108,8 @@ def test_replayed_spans_link_to_the_original_and_the_console_marks_them(
     assert replayed.context.trace_id != original.context.trace_id
     console = rt_spans.console_output()
     assert "total completed" in console
-    assert [line for line in console.splitlines() if "total" in line][0].count("replayed") == 1
-    assert [line for line in console.splitlines() if "charge" in line][0].count("replayed") == 0
+    assert next(line for line in console.splitlines() if "total" in line).count("replayed") == 1
+    assert next(line for line in console.splitlines() if "charge" in line).count("replayed") == 0
 
 
 def test_changed_arguments_run_live(rt_spans: SpanCapture) -> None:
