@@ -59,8 +59,10 @@ def rebuild(text: str, annotation: Any) -> Any:
     """The value of recorded JSON ``text`` as ``annotation`` describes; ``Unrebuildable`` if not."""
     try:
         value = json.loads(text, parse_constant=_reject)
-    except (ValueError, RecursionError) as exc:
-        raise Unrebuildable(f"the recorded value is not JSON ({type(exc).__name__})") from None
+    except RecursionError:
+        raise Unrebuildable("the recorded value is nested too deeply") from None
+    except ValueError as exc:
+        raise Unrebuildable(f"the recorded value is not JSON ({_one_line(exc)})") from None
     return rebuild_value(value, annotation)
 
 
@@ -74,6 +76,11 @@ def rebuild_value(value: Any, annotation: Any) -> Any:
 
 def _reject(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
+
+
+def _one_line(exc: BaseException) -> str:
+    """An exception's message on one line, at most 200 characters (it may quote the value)."""
+    return " ".join(str(exc).split())[:200]
 
 
 def _fail(path: str, expected: object, value: object) -> Unrebuildable:
@@ -183,7 +190,7 @@ class _Rebuilder:
                 return validate(value)
             except Exception as exc:  # a ValidationError: say where, not the whole report
                 raise Unrebuildable(
-                    f"at {path}: not a valid {cls.__qualname__} ({exc!s:.200})"
+                    f"at {path}: not a valid {cls.__qualname__} ({_one_line(exc)})"
                 ) from None
         if cls in (list, dict, tuple, set, frozenset):
             return self._generic(value, cls, (), path, depth)
@@ -212,7 +219,7 @@ class _Rebuilder:
             return cls(**kwargs)
         except Exception as exc:  # __post_init__ refusing the values
             raise Unrebuildable(
-                f"at {path}: {cls.__qualname__}() refused it ({exc!s:.200})"
+                f"at {path}: {cls.__qualname__}() refused it ({_one_line(exc)})"
             ) from None
 
     def _typeddict(self, value: Any, cls: type, path: str, depth: int) -> dict[str, Any]:
