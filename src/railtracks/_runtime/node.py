@@ -227,6 +227,7 @@ async def call(node: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
     if session is not None and not session.ended:
         return await _execute(session, spec, args, kwargs, bound)
     implicit = Session(name=_implicit_name(spec.name))
+    implicit.implicit = True
     async with implicit:
         result = await _execute(implicit, spec, args, kwargs, bound)
         implicit.set_answer(result)

@@ -67,17 +67,26 @@ class RecordedRun:
         self.source = source
         self.nodes = None if nodes is None else frozenset(nodes)
         self.strict = strict
+        self._shared: Replayer | None = None
+
+    def replayer(self, *, implicit: bool) -> Replayer:
+        """A session's replayer: its own, or for implicit sessions (bare ``rt.call``) a
+        shared one, so a flow of bare calls replays as the recorded session's calls."""
+        if not implicit:
+            return Replayer(self)
+        if self._shared is None:
+            self._shared = Replayer(self)
+        return self._shared
 
 
 class Replayer:
     """One session's replay of a ``RecordedRun``: places, decisions and what was not replayed."""
 
-    __slots__ = ("_ordinals", "live", "replayed", "run")
+    __slots__ = ("_ordinals", "live", "run")
 
     def __init__(self, run: RecordedRun) -> None:
         self.run = run
         self._ordinals: dict[tuple[Place, str], int] = {}
-        self.replayed = 0
         self.live: collections.Counter[str] = collections.Counter()  # reason -> calls
 
     def place(self, name: str) -> Place:

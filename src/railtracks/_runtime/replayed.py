@@ -40,9 +40,7 @@ def replay_answer(session: Session, span: trace.Span, answer: Answer) -> Any:
             store.update(changes)
         if changes:
             record_change(span, operation, changes, session.logging_setting, session.encoder)
-    replay = session.replay
-    if replay is not None:
-        replay.replayed += 1
+    session.replayed_calls += 1
     return answer.value
 
 

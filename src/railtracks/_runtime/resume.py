@@ -28,7 +28,7 @@ TEST_REPLAYS: list[RecordedRun] = []
 def open_replay(session: Session) -> Replayer | None:
     """The replayer for a session that is starting, or None (most sessions: no cost)."""
     if TEST_REPLAYS:
-        return Replayer(TEST_REPLAYS[-1])
+        return TEST_REPLAYS[-1].replayer(implicit=session.implicit)
     resume = session.options.resume
     if resume is False or resume is None:
         return None
@@ -56,6 +56,7 @@ def report(replayer: Replayer) -> None:
     total = sum(replayer.live.values())
     reasons = "; ".join(f"{count}: {reason}" for reason, count in replayer.live.most_common(3))
     more = len(replayer.live) - 3
+    replayer.live.clear()  # a replayer shared by implicit sessions reports each call once
     _warn(
         f"resume from {inert(replayer.run.source)}: {total} recorded call(s) ran live"
         f" instead ({inert(reasons)}{f'; and {more} other reasons' if more > 0 else ''})",

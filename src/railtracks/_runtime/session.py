@@ -130,6 +130,8 @@ class Session(Supervision):
     _otel_token: object = None
     _log_handler: int | None = None
     replay: Replayer | None = None  # answers node calls from a recorded run (SPEC 14)
+    replayed_calls = 0
+    implicit = False  # made by a bare rt.call outside any session
 
     # -- public, read-only view -------------------------------------------------
     @property
@@ -365,8 +367,8 @@ class Session(Supervision):
             if span.is_recording()
             else {}
         )
-        if self.replay is not None and self.replay.replayed:
-            final = {**final, attr.SESSION_REPLAYED: self.replay.replayed}
+        if self.replayed_calls:
+            final = {**final, attr.SESSION_REPLAYED: self.replayed_calls}
         _spans.end_session_span(
             span, status, self._error, self._answer_json(), self.encoder, end_attributes=final
         )
