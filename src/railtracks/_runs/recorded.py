@@ -11,9 +11,11 @@ recorded, and neither is one past the per-value bound or one JSON cannot
 express: such a call is marked unreplayable, with the reason, and runs live.
 
 The arguments digest is the hex SHA-256 of the canonical JSON (sorted keys,
-no spaces) of the bound arguments encoded the same way, secrets redacted, so
-nothing about a secret leaves the process, not even its hash; an argument
-JSON cannot express counts by its type name only.
+no spaces) of the bound arguments encoded the same way, except that a value
+under a sensitive key counts as ``[REDACTED]`` (a low-entropy password is
+never hashed) and an argument JSON cannot express counts by its type name
+only. Strings are hashed as they are: a credential shape inside one is
+high-entropy by nature, and its hash shows nothing of it.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import json
 import math
 import os
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 from .._recording.encoding import REDACTED
@@ -43,6 +45,28 @@ _CANONICAL: Final = json.JSONEncoder(
     ensure_ascii=False, separators=(",", ":"), sort_keys=True, allow_nan=False
 )
 _COMPACT: Final = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+_FLAT_TYPES: Final = frozenset({str, int, float, bool, type(None)})
+
+
+def _no_default(value: object) -> Any:
+    raise TypeError(type(value).__qualname__)
+
+
+def _one_shot(sort_keys: bool) -> Callable[[object], str]:
+    """A JSON encoder for JSON's own types, made once: ``JSONEncoder.encode`` makes one
+    per call, which is most of its cost on a small value. No cycle check (RecursionError)."""
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # no C accelerator: the standard encoder
+        encoder = _CANONICAL if sort_keys else _COMPACT
+        return encoder.encode
+    encode = make(
+        None, _no_default, json.encoder.encode_basestring, None, ":", ",", sort_keys, False, False
+    )
+    return lambda value: "".join(encode(value, 0))
+
+
+_canonical_flat: Final = _one_shot(sort_keys=True)
+_compact_plain: Final = _one_shot(sort_keys=False)
 
 
 def max_recorded_bytes() -> int:
@@ -86,6 +110,8 @@ class _Walker:
 
     def text(self, value: str) -> str:
         self._spend(len(value) + 2)
+        if self.lenient:  # arguments: hashed, never shown (see the module docstring)
+            return value
         try:
             value.encode("utf-8")
         except UnicodeEncodeError:
@@ -191,6 +217,14 @@ def _scalar_text(value: object) -> str:
     return str(value)
 
 
+def plain_json(value: object) -> str | None:
+    """``value``'s JSON when it is made of JSON's own types only, else None (fast, no checks)."""
+    try:
+        return _compact_plain(value)
+    except (TypeError, ValueError, RecursionError):
+        return None
+
+
 def record_json(value: object, scrubber: Scrubber, limit: int | None = None) -> str:
     """The recorded form of ``value`` as compact JSON; ``Unrecordable`` saying why not."""
     budget = max_recorded_bytes() if limit is None else limit
@@ -208,8 +242,30 @@ def record_json(value: object, scrubber: Scrubber, limit: int | None = None) -> 
     return text
 
 
+def _flat_canonical(bound: Mapping[str, Any], scrubber: Scrubber) -> str | None:
+    """The canonical JSON of the common arguments (plain keys, scalars or lists of them)
+    in one C call, or None to take the walk (which gives the same text for these)."""
+    if type(bound) is not dict:
+        return None
+    for key, value in bound.items():
+        if type(key) is not str or scrubber.is_sensitive(key):
+            return None
+        kind = type(value)
+        if kind not in _FLAT_TYPES and (
+            kind is not list or any(type(item) not in _FLAT_TYPES for item in value)
+        ):
+            return None
+    try:
+        return _canonical_flat(bound)
+    except ValueError:  # NaN or Infinity: the walk writes them as strings
+        return None
+
+
 def canonical_arguments(bound: Mapping[str, Any], scrubber: Scrubber) -> str:
     """The canonical JSON of bound arguments: sorted keys, secrets redacted, never raises."""
+    flat = _flat_canonical(bound, scrubber)
+    if flat is not None:
+        return flat
     walker = _Walker(scrubber, 1 << 62, lenient=True)
     try:
         parts = walker.walk(bound, 0)
@@ -220,4 +276,5 @@ def canonical_arguments(bound: Mapping[str, Any], scrubber: Scrubber) -> str:
 
 def arguments_digest(bound: Mapping[str, Any], scrubber: Scrubber) -> str:
     """Hex SHA-256 of ``canonical_arguments`` (the call key's arguments digest)."""
-    return hashlib.sha256(canonical_arguments(bound, scrubber).encode("utf-8")).hexdigest()
+    text = canonical_arguments(bound, scrubber)
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()

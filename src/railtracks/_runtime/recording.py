@@ -21,7 +21,7 @@ from opentelemetry.util.types import AttributeValue
 from .._recording import attributes as attr
 from .._recording import spans as _spans
 from .._recording.encoding import ValueEncoder
-from .._runs.recorded import Unrecordable, arguments_digest, record_json
+from .._runs.recorded import Unrecordable, arguments_digest, plain_json, record_json
 from .._settings import LoggingSetting
 
 _INT64_MIN: Final = -(2**63)
@@ -40,6 +40,8 @@ def output_attributes(
     kind = type(result)
     if result is None or kind is bool or (kind is int and _INT64_MIN <= result < _INT64_END):  # type: ignore[operator]  # an int
         return None  # its shown JSON is exact
+    if shown == plain_json(result):
+        return None  # shown whole (not cut, nothing redacted), and JSON is its form
     try:
         recorded = record_json(result, encoder.scrubber)
     except Unrecordable as exc:
