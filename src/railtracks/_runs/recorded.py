@@ -24,6 +24,7 @@ import dataclasses
 import datetime as dt
 import decimal
 import enum
+import functools
 import hashlib
 import json
 import math
@@ -57,12 +58,15 @@ def _one_shot(sort_keys: bool) -> Callable[[object], str]:
     per call, which is most of its cost on a small value. No cycle check (RecursionError)."""
     make = getattr(json.encoder, "c_make_encoder", None)
     if make is None:  # no C accelerator: the standard encoder
-        encoder = _CANONICAL if sort_keys else _COMPACT
-        return encoder.encode
+        return (_CANONICAL if sort_keys else _COMPACT).encode
     encode = make(
         None, _no_default, json.encoder.encode_basestring, None, ":", ",", sort_keys, False, False
     )
-    return lambda value: "".join(encode(value, 0))
+    return functools.partial(_joined, encode)
+
+
+def _joined(encode: Callable[[object, int], list[str]], value: object) -> str:
+    return "".join(encode(value, 0))
 
 
 _canonical_flat: Final = _one_shot(sort_keys=True)
@@ -276,5 +280,8 @@ def canonical_arguments(bound: Mapping[str, Any], scrubber: Scrubber) -> str:
 
 def arguments_digest(bound: Mapping[str, Any], scrubber: Scrubber) -> str:
     """Hex SHA-256 of ``canonical_arguments`` (the call key's arguments digest)."""
-    text = canonical_arguments(bound, scrubber)
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+    text = _flat_canonical(bound, scrubber) or canonical_arguments(bound, scrubber)
+    return _sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+_sha256: Final = hashlib.sha256

@@ -21,6 +21,7 @@ from opentelemetry import trace
 from .._recording import attributes as attr
 from .._recording import spans as _spans
 from .._recording.fastspan import set_trusted, start_span
+from .._runs.recorded import arguments_digest
 from ..errors import ConfigurationError, GlobalTimeOutError
 from . import never_awaited as _never_awaited
 from . import recording as _recording
@@ -256,7 +257,7 @@ async def _execute(  # noqa: PLR0912, PLR0915  # one branch per way a node can e
     encoder = session.encoder
     attributes = session.node_attributes(node.name)
     _spans.set_node_input(attributes, encoder.json(bound))
-    attributes[attr.NODE_ARGS_DIGEST] = _recording.digest(bound, encoder)
+    attributes[attr.NODE_ARGS_DIGEST] = arguments_digest(bound, encoder.scrubber)
     replay = session.replay
     answer = place_token = None
     if replay is not None:

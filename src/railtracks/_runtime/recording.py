@@ -21,16 +21,11 @@ from opentelemetry.util.types import AttributeValue
 from .._recording import attributes as attr
 from .._recording import spans as _spans
 from .._recording.encoding import ValueEncoder
-from .._runs.recorded import Unrecordable, arguments_digest, plain_json, record_json
+from .._runs.recorded import Unrecordable, plain_json, record_json
 from .._settings import LoggingSetting
 
 _INT64_MIN: Final = -(2**63)
 _INT64_END: Final = 2**63
-
-
-def digest(bound: Mapping[str, Any], encoder: ValueEncoder) -> str:
-    """The call key's arguments digest of these bound arguments."""
-    return arguments_digest(bound, encoder.scrubber)
 
 
 def output_attributes(
