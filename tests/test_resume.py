@@ -240,3 +240,23 @@ def test_a_context_change_holding_a_secret_makes_its_call_run_live(rt_spans: Spa
     session = asyncio.run(flow(resume=True))
     assert RAN == ["connect"]
     assert session.context["api_key"] == "sk-live-1"
+
+
+def test_a_failure_inside_replay_runs_the_call_live_with_one_warning(
+    rt_spans: SpanCapture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run_checkout([8], fail=True)
+    RAN.clear()
+
+    def broken(record: Any) -> None:
+        raise KeyError("railtracks' own bug")
+
+    monkeypatch.setattr("railtracks._runtime.replay._digest", broken)
+    rt.set_config(logging_setting="REGULAR")
+    session = run_checkout([8], fail=False, resume=True)
+    assert session.status == "completed"
+    assert sorted(RAN) == ["charge", "fetch 8", "gather_all", "total"]
+    warnings = [ln for ln in rt_spans.console_output().splitlines() if "ran live" in ln]
+    assert len(warnings) == 1
+    assert "4 recorded call(s) ran live" in warnings[0]  # the failed charge too
+    assert "KeyError" in warnings[0]

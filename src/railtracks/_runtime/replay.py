@@ -111,6 +111,17 @@ class Replayer:
         ``attributes`` are the call's span attributes (its digest and input);
         an answered call is marked ``railtracks.node.replayed`` in them.
         """
+        try:
+            return self._answer(place, node, attributes)
+        except ReplayMismatchError:
+            raise
+        except Exception as exc:  # railtracks' own failure never stops the user's call
+            self.live[f"its record could not be read ({type(exc).__name__})"] += 1
+            return None
+
+    def _answer(
+        self, place: Place, node: Any, attributes: dict[str, AttributeValue]
+    ) -> Answer | None:
         name: str = node.name
         run = self.run
         if run.nodes is not None and name not in run.nodes:
