@@ -260,3 +260,12 @@ def test_a_failure_inside_replay_runs_the_call_live_with_one_warning(
     assert len(warnings) == 1
     assert "4 recorded call(s) ran live" in warnings[0]  # the failed charge too
     assert "KeyError" in warnings[0]
+
+
+def test_a_resumed_run_can_itself_be_resumed(rt_spans: SpanCapture) -> None:
+    run_checkout([1, 2], fail=True)
+    run_checkout([1, 2], fail=True, resume=True)  # replays all but charge, fails again
+    RAN.clear()
+    third = run_checkout([1, 2], fail=False, resume=True)
+    assert RAN == ["charge"]  # the replayed calls recorded their outputs again
+    assert dict(third.context) == {"seen_1": 10, "seen_2": 20}
