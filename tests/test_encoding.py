@@ -53,6 +53,9 @@ def test_hostile_values_run_and_stay_bounded(rt_spans: SpanCapture) -> None:
     assert result[1] is huge
     for span in rt_spans.spans(session):
         for key, value in (span.attributes or {}).items():
+            if key == attr.NODE_RECORDED_OUTPUT:  # the full output resume replays (SPEC 14)
+                assert len(value) <= 16 * 1024 * 1024  # type: ignore[arg-type]
+                continue
             assert not isinstance(value, str) or len(value) <= 4096, key
     outputs = [
         (s.attributes or {})[attr.NODE_OUTPUT]

@@ -54,11 +54,18 @@ def test_submodule_surfaces() -> None:
         "NodeSerializationError",
         "RailtracksError",
         "RemoteCallError",
+        "ReplayMismatchError",
         "StateError",
         "StateNotFoundError",
         "WorkerLostError",
     ]
-    assert sorted(rt.testing.__all__) == ["SpanCapture", "capture_spans", "reset", "span_tree"]
+    assert sorted(rt.testing.__all__) == [
+        "SpanCapture",
+        "capture_spans",
+        "replay",
+        "reset",
+        "span_tree",
+    ]
     import railtracks.view
 
     assert railtracks.view.__all__ == []  # the viewer is a command, not an API

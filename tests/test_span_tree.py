@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import threading
 
@@ -110,6 +111,8 @@ def test_three_deep_nesting_and_attributes(rt_spans: SpanCapture) -> None:
         "railtracks.node.input": '{"x":5}',
         "input.value": '{"x":5}',
         "input.mime_type": "application/json",
+        # the call key's digest (SPEC 14): SHA-256 of the canonical arguments
+        "railtracks.node.args_digest": hashlib.sha256(b'{"x":5}').hexdigest(),
         "railtracks.node.output": "11",
         "output.value": "11",
         "output.mime_type": "application/json",

@@ -90,6 +90,8 @@ def test_state_file_content(rt_spans: SpanCapture) -> None:
     assert children[0]["context_changes"][0]["attributes"] == {
         "railtracks.context.operation": "put",
         "railtracks.context.keys": ["last_sku"],
+        # the values a resumed run applies again (SPEC 14), secrets never recorded
+        "railtracks.context.recorded": '{"last_sku":"ab"}',
     }
     assert children[2]["error"] == {"type": "ValueError", "message": "ValueError: rejected: bad"}
     assert [e["name"] for e in children[2]["events"]] == ["exception"]

@@ -7,7 +7,9 @@ these functions raise ``rt.errors.ContextError``.
 
 Changes are recorded on the current span as ``railtracks.context.change``
 events (keys always; values only with ``logging_setting="VERBOSE"``, and
-sensitive keys always redacted).
+sensitive keys always redacted), each with its values in full as
+``railtracks.context.recorded`` so a resumed run can apply it again (a
+change holding a secret is not recorded: the node that made it runs live).
 """
 
 from __future__ import annotations
@@ -18,8 +20,8 @@ from typing import Any
 from opentelemetry import trace
 
 from ._logs import log as _log
-from ._recording import spans as _spans
 from ._runtime.current import require_session
+from ._runtime.recording import record_change
 from ._runtime.session import Session
 from ._settings import LoggingSetting
 
@@ -27,7 +29,7 @@ __all__ = ["as_dict", "delete", "get", "items", "keys", "put", "update"]
 
 
 def _record(session: Session, operation: str, changes: Mapping[str, Any]) -> None:
-    _spans.context_change_event(
+    record_change(
         trace.get_current_span(), operation, changes, session.logging_setting, session.encoder
     )
     has_file = session.options.log_file is not None

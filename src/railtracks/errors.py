@@ -8,6 +8,7 @@ Hierarchy::
     ├── GlobalTimeOutError      (also TimeoutError) a session ran past its timeout
     ├── StateError                                  a saved state cannot be read
     │   └── StateNotFoundError  (also FileNotFoundError)
+    ├── ReplayMismatchError                         a replayed call has no recorded match (strict)
     ├── CarrierError            (also ValueError)   a session carrier or segment reply is invalid
     └── RemoteCallError                             a node call on another machine could not run
         ├── NodeSerializationError (also TypeError) its arguments/result cannot be serialised
@@ -28,6 +29,7 @@ __all__ = [
     "NodeSerializationError",
     "RailtracksError",
     "RemoteCallError",
+    "ReplayMismatchError",
     "StateError",
     "StateNotFoundError",
     "WorkerLostError",
@@ -82,3 +84,15 @@ class NodeSerializationError(RemoteCallError, TypeError):
 
 class WorkerLostError(RemoteCallError, ConnectionError):
     """The worker process (or machine) running a remote node call died or was lost."""
+
+
+class ReplayMismatchError(RailtracksError):
+    """A node call under ``rt.testing.replay(strict=True)`` that the recorded run does not hold.
+
+    The message names the call's place, the nearest recorded call and how the
+    arguments differ; ``place`` is the call's place as ``"a[0]/b[1]"``.
+    """
+
+    def __init__(self, message: str, place: str) -> None:
+        super().__init__(message)
+        self.place = place

@@ -248,6 +248,8 @@ def _end_line(
         (status, status),
         (" " + format_duration((end - start) / 1e9), "dim"),
     ]
+    if attributes.get(attr.NODE_REPLAYED) is True:
+        line.append((" replayed", "dim"))
     if status == attr.STATUS_COMPLETED and show_output:
         output = attributes.get(attr.SESSION_ANSWER if is_session else attr.NODE_OUTPUT)
         if output is not None:

@@ -87,3 +87,19 @@ DROPPED_EVENTS: Final = "railtracks.dropped.events"
 # -- the run journal (SPEC 13): statuses a state read from a journal can hold
 STATUS_CRASHED: Final = "crashed"  # the session's process died before the session ended
 STATUS_UNFINISHED: Final = "unfinished"  # a node still running when its process died
+
+# -- resume and replay (SPEC 14) ----------------------------------------------------
+# Hex SHA-256 of the canonical JSON of a call's bound arguments (the call key's digest).
+NODE_ARGS_DIGEST: Final = "railtracks.node.args_digest"
+# The node's output in full, as JSON, when railtracks.node.output is not it (cut at the
+# value limit, or a value whose shown form is not its JSON: a datetime, an enum...).
+NODE_RECORDED_OUTPUT: Final = "railtracks.node.recorded_output"
+# Why this call cannot be replayed (redacted, too large, unencodable); absent when it can.
+NODE_UNREPLAYABLE: Final = "railtracks.node.unreplayable"
+# A call answered from a recorded run instead of running, linked to the original span.
+NODE_REPLAYED: Final = "railtracks.node.replayed"
+# On a context change event: the changed values in full, as JSON (or why they are not).
+CONTEXT_CHANGE_RECORDED: Final = "railtracks.context.recorded"
+CONTEXT_CHANGE_UNREPLAYABLE: Final = "railtracks.context.unreplayable"
+# On the session span: how many of its calls were replayed.
+SESSION_REPLAYED: Final = "railtracks.session.replayed"

@@ -190,8 +190,13 @@ def context_change_event(
     changes: Mapping[str, Any],
     setting: LoggingSetting,
     encoder: ValueEncoder,
+    *,
+    extra: Mapping[str, AttributeValue] | None = None,
 ) -> None:
-    """Record ``railtracks.context.change``: keys always, values only when VERBOSE."""
+    """Record ``railtracks.context.change``: keys always, values only when VERBOSE.
+
+    ``extra`` attributes (the recorded values resume needs) are added as given.
+    """
     if not span.is_recording():
         return
     limit = _limits.max_event_attributes()
@@ -207,4 +212,6 @@ def context_change_event(
         dropped = max(dropped, cut)
     if dropped:
         attributes[attr.DROPPED_CONTEXT_KEYS] = dropped
+    if extra:
+        attributes.update(extra)
     _limits.add_bounded_event(span, attr.EVENT_CONTEXT_CHANGE, attributes)

@@ -97,6 +97,10 @@ def _node_attributes(node: Mapping[str, Any]) -> dict[str, AttributeValue]:
             attributes[key] = node[field] if field in raw else to_json(node[field])
     if node["status"] is not None:
         attributes[attr.STATUS] = node["status"]
+    if isinstance(node.get("args_digest"), str):  # SPEC 14: fields of the node record
+        attributes[attr.NODE_ARGS_DIGEST] = node["args_digest"]
+    if node.get("replayed") is True:
+        attributes[attr.NODE_REPLAYED] = True
     _restore_payloads(attributes, attr.NODE_OUTPUT)
     return attributes
 
@@ -131,6 +135,8 @@ def spans_from_state(state: Mapping[str, Any]) -> Iterator[ReadableSpan]:
     if session["timeout"] is not None:
         attributes[attr.SESSION_TIMEOUT] = session["timeout"]
     attributes[attr.STATUS] = session["status"]
+    if isinstance(session.get("replayed"), int):
+        attributes[attr.SESSION_REPLAYED] = session["replayed"]
     attributes.update(_context_attributes(session))
     attributes.update(_final_context_attributes(session, attributes))
     _restore_payloads(attributes, attr.SESSION_ANSWER)

@@ -170,7 +170,18 @@ def _node(span: FinishedSpan) -> dict[str, Any]:
             record[field] = None
     if raw:
         record["raw_fields"] = raw
+    _replay_fields(record)
     return record
+
+
+def _replay_fields(record: dict[str, Any]) -> None:
+    """SPEC 14: the call key's ``args_digest`` and ``replayed`` as fields of the node."""
+    kept = record["attributes"]
+    digest = kept.pop(attr.NODE_ARGS_DIGEST, None)
+    if digest is not None:
+        record["args_digest"] = digest
+    if kept.pop(attr.NODE_REPLAYED, None) is True:
+        record["replayed"] = True
 
 
 def _scope(span: FinishedSpan) -> dict[str, Any] | None:
@@ -207,6 +218,9 @@ def _session_record(span: FinishedSpan) -> tuple[dict[str, Any], Any]:
     record["scope"] = _scope(span)
     record["sampled"] = span.sampled
     _final_context(record)
+    replayed = record["attributes"].pop(attr.SESSION_REPLAYED, None)
+    if type(replayed) is int and replayed > 0:
+        record["replayed"] = replayed
     answer, _ = _decode(attributes.get(attr.SESSION_ANSWER))
     return record, answer
 

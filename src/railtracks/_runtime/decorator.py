@@ -56,6 +56,7 @@ def session(
     log_file: str | Path | None = ...,
     broadcast_callback: BroadcastCallback | None = ...,
     executor: Any = ...,
+    resume: bool | str | Path = ...,
 ) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, SessionResult[R]]]: ...
 
 

@@ -13,19 +13,25 @@ import functools
 import inspect
 import types
 from collections.abc import Awaitable, Callable
-from typing import Any, Generic, ParamSpec, Protocol, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Protocol, TypeVar, overload
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 
 from .._recording import attributes as attr
 from .._recording import spans as _spans
-from .._recording.fastspan import start_span
+from .._recording.fastspan import set_trusted, start_span
+from .._runs.recorded import arguments_digest
 from ..errors import ConfigurationError, GlobalTimeOutError
 from . import never_awaited as _never_awaited
+from . import recording as _recording
 from .executors import LOCAL, validate_executor
 from .options import validate_option
+from .replayed import replay_answer
 from .session import _CURRENT, Session
+
+if TYPE_CHECKING:
+    from .._recording.encoding import ValueEncoder
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -222,6 +228,7 @@ async def call(node: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
     if session is not None and not session.ended:
         return await _execute(session, spec, args, kwargs, bound)
     implicit = Session(name=_implicit_name(spec.name))
+    implicit.implicit = True
     async with implicit:
         result = await _execute(implicit, spec, args, kwargs, bound)
         implicit.set_answer(result)
@@ -239,7 +246,7 @@ def _implicit_name(node_name: str) -> str | None:
         return None
 
 
-async def _execute(  # noqa: PLR0912  # one branch per way a node can end
+async def _execute(  # noqa: PLR0912, PLR0915  # one branch per way a node can end
     session: Session,
     node: Node[..., Any],
     args: tuple[Any, ...],
@@ -250,16 +257,26 @@ async def _execute(  # noqa: PLR0912  # one branch per way a node can end
     encoder = session.encoder
     attributes = session.node_attributes(node.name)
     _spans.set_node_input(attributes, encoder.json(bound))
+    attributes[attr.NODE_ARGS_DIGEST] = arguments_digest(bound, encoder.scrubber)
+    replay = session.replay
+    answer = place_token = None
+    if replay is not None:
+        place = replay.place(node.name)
+        answer = replay.answer(place, node, attributes)
     assert session.tracer is not None  # set when the session started
     span = start_span(session.tracer, node.name, attributes)
     token = otel_context.attach(trace.set_span_in_context(span))
+    if replay is not None:
+        place_token = replay.enter(place)
     task = asyncio.current_task()
     tracked = task is not None and task is not session.task
     if tracked:
         session.register_node(task, span)  # type: ignore[arg-type]  # tracked implies a task
     executor = session.executor if node.executor is None else node.executor
     try:
-        if executor is not None and executor is not LOCAL:
+        if answer is not None:
+            result = replay_answer(session, span, answer)
+        elif executor is not None and executor is not LOCAL:
             assert _remote_runner is not None, "railtracks/__init__ installs the remote runner"
             result = await _remote_runner(
                 executor, session, node, args=args, kwargs=kwargs, span=span
@@ -291,11 +308,22 @@ async def _execute(  # noqa: PLR0912  # one branch per way a node can end
         session.node_failed(exc)
         raise
     else:
-        _spans.set_output(span, attr.NODE_OUTPUT, encoder.json(result), attr.STATUS_COMPLETED)
+        _completed(span, result, encoder)
         return result
     finally:
+        if place_token is not None:
+            place_token.var.reset(place_token)
         if tracked:
             session.unregister_node(task, span)  # type: ignore[arg-type]  # tracked implies a task
         otel_context.detach(token)
         if span.is_recording():  # the session may have ended it already (see Session._finish)
             span.end()
+
+
+def _completed(span: trace.Span, result: Any, encoder: ValueEncoder) -> None:
+    """A completed call's output: shown (bounded) and, when that is not it, recorded in full."""
+    shown = encoder.json(result)
+    _spans.set_output(span, attr.NODE_OUTPUT, shown, attr.STATUS_COMPLETED)
+    recorded = _recording.output_attributes(result, shown, encoder)
+    if recorded is not None:
+        set_trusted(span, recorded)

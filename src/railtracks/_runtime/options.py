@@ -56,6 +56,7 @@ class SessionOptions:
     log_file: Path | None = None
     broadcast_callback: BroadcastCallback | None = None
     executor: Any = None  # None (this process) or an executor, see _runtime.executors
+    resume: bool | str | os.PathLike[str] = False  # SPEC 14: the run to resume, see _runtime.resume
 
 
 OPTION_NAMES: Final = tuple(f.name for f in dataclasses.fields(SessionOptions))
@@ -140,6 +141,16 @@ def _validate_callback(value: object) -> BroadcastCallback | None:
     return value
 
 
+def _validate_resume(value: object) -> bool | str | os.PathLike[str]:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str | os.PathLike) and os.fspath(value):
+        return value
+    raise ConfigurationError(
+        f"resume: expected True, False, a run name or a state file path, got {value!r}"
+    )
+
+
 _VALIDATORS: Final[dict[str, Callable[[object], Any]]] = {
     "name": _validate_name,
     "context": _validate_context,
@@ -150,6 +161,7 @@ _VALIDATORS: Final[dict[str, Callable[[object], Any]]] = {
     "log_file": _validate_log_file,
     "broadcast_callback": _validate_callback,
     "executor": validate_executor,
+    "resume": _validate_resume,
 }
 
 

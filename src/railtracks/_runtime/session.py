@@ -33,8 +33,12 @@ from .._runs.journal import Journal, journal_queue, kept_all, open_journal, read
 from .._runs.respan import spans_from_state
 from .._runs.state import build_state, unsampled_state
 from .._settings import LoggingSetting
+from ..errors import ConfigurationError
 from .context_store import SessionContext, context_record
 from .options import UNSET, BroadcastCallback, SessionOptions, Unset, resolve_options
+from .replay import Replayer
+from .resume import open_replay
+from .resume import report as report_replay
 from .session_end import run_hooks
 from .supervision import Supervision
 
@@ -74,6 +78,7 @@ class Session(Supervision):
         log_file: str | Path | Unset | None = UNSET,
         broadcast_callback: BroadcastCallback | Unset | None = UNSET,
         executor: Any = UNSET,
+        resume: bool | str | Path | Unset = UNSET,
     ) -> None:
         given: dict[str, Any] = {}
         for option, value in (
@@ -86,10 +91,15 @@ class Session(Supervision):
             ("log_file", log_file),
             ("broadcast_callback", broadcast_callback),
             ("executor", executor),
+            ("resume", resume),
         ):
             if value is not UNSET:
                 given[option] = value
         self._options: SessionOptions = resolve_options(given)
+        if self._options.resume is True and self._options.name is None:
+            raise ConfigurationError(
+                "resume=True resumes the last run of the session's name: give it a name"
+            )
         # SPEC 2 also names it `session._identifier` (the seed page prints it).
         self._identifier = session_identifier()
         self.context_store = SessionContext(self._options.context)
@@ -122,6 +132,9 @@ class Session(Supervision):
     _otel_token: object = None
     journal: Journal | None = None  # the run journal of a session that saves its state
     _log_handler: int | None = None
+    replay: Replayer | None = None  # answers node calls from a recorded run (SPEC 14)
+    replayed_calls = 0
+    implicit = False  # made by a bare rt.call outside any session
 
     # -- public, read-only view -------------------------------------------------
     @property
@@ -294,6 +307,7 @@ class Session(Supervision):
         self._status = attr.STATUS_RUNNING
         self._arm_deadline(self._time_allowed())
         self._started()
+        self.replay = open_replay(self)
 
     def _finish(self, exc: BaseException | None) -> BaseException | None:
         self._disarm()
@@ -362,6 +376,8 @@ class Session(Supervision):
             if span.is_recording()
             else {}
         )
+        if self.replayed_calls:
+            final = {**final, attr.SESSION_REPLAYED: self.replayed_calls}
         _spans.end_session_span(
             span, status, self._error, self._answer_json(), self.encoder, end_attributes=final
         )
@@ -384,6 +400,8 @@ class Session(Supervision):
     def _run_end_hooks(self) -> None:
         """Save the state and the rest; they never raise and never change the outcome."""
         run_hooks(self, self._label())
+        if self.replay is not None:
+            report_replay(self.replay)
         if self._log_handler is not None:
             _log.LOGS.remove(self._log_handler)
         _log.forget_session(self._identifier)

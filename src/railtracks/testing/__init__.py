@@ -39,11 +39,12 @@ from .._config import CONFIG, ENV_STATE_DIR
 from .._delivery.telemetry import TELEMETRY
 from .._logs.log import LOGS, console_override
 from .._recording import attributes as attr
+from ._replay import replay
 
 if TYPE_CHECKING:
     from .._runtime.session import Session
 
-__all__ = ["SpanCapture", "capture_spans", "reset", "span_tree"]
+__all__ = ["SpanCapture", "capture_spans", "replay", "reset", "span_tree"]
 
 
 def _status_label(span: ReadableSpan) -> str:
