@@ -83,3 +83,7 @@ UNNAMED_SESSION: Final = "unnamed"
 DROPPED_CONTEXT_KEYS: Final = "railtracks.dropped.context_keys"
 DROPPED_FINAL_CONTEXT_KEYS: Final = "railtracks.dropped.final_context_keys"
 DROPPED_EVENTS: Final = "railtracks.dropped.events"
+
+# -- the call key (SPEC 14): shared by resume, replay and diff -----------------
+# hex SHA-256 of the canonical JSON of a node call's bound arguments
+NODE_ARGS_DIGEST: Final = "railtracks.node.args_digest"
