@@ -7,6 +7,7 @@
     railtracks export RUN [--endpoint]   re-send a saved state as OTLP spans
     railtracks outbox [send]             spans waiting for a collector; deliver them
     railtracks diff RUN_A RUN_B [--json] what changed between two saved runs
+    railtracks import FILE [--name N]    the traces of an OTLP file as saved runs
 
 Bad arguments and bad files print one line and exit with status 2, never a
 traceback. Every line printed is made inert first (``_logs.terminal``): nothing
@@ -39,6 +40,7 @@ from .._runs.store import load_state, resolve_state_path
 from .._version import __version__
 from ..errors import RailtracksError
 from .diff import add_parser as add_diff_parser
+from .imports import add_parser as add_import_parser
 from .outbox import add_parser as add_outbox_parser
 from .show import add_arguments as add_show_arguments
 from .show import narrowing_of, show
@@ -182,6 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.set_defaults(handler=_export)
     add_outbox_parser(commands)
     add_diff_parser(commands)
+    add_import_parser(commands)
     from ..view._command import add_view_command  # noqa: PLC0415  # the viewer's command lives in its package
 
     add_view_command(commands)
