@@ -60,16 +60,22 @@ def _presence(kind: str, call: Call, below: int) -> dict[str, Any]:
         "status": record.get("status"),
         "calls": below,
         "detail": f"{below} calls" if below > 1 else str(record.get("status")),
+        "span_a" if kind == "removed" else "span_b": record.get("span_id"),
     }
 
 
-def _change(kind: str, a: Call, detail: str, lines: list[str] | None = None) -> dict[str, Any]:
+def _change(
+    kind: str, pair: tuple[Call, Call], detail: str, lines: list[str] | None = None
+) -> dict[str, Any]:
+    a, b = pair
     return {
         "kind": kind,
         "place": [list(step) for step in a.place],
         "where": place_text(a.place),
         "detail": detail,
         "lines": lines or [],
+        "span_a": a.record.get("span_id"),
+        "span_b": b.record.get("span_id"),
     }
 
 
@@ -96,20 +102,20 @@ def _pair_changes(a: Call, b: Call) -> list[dict[str, Any]]:
     ra, rb = a.record, b.record
     if _arguments_differ(a, b):
         lines, _ = value_diff(ra.get("input"), rb.get("input"))
-        changes.append(_change("arguments", a, "called with other arguments", lines))
+        changes.append(_change("arguments", (a, b), "called with other arguments", lines))
     status_a, status_b = ra.get("status"), rb.get("status")
     if status_a != status_b:
         detail = f"{status_a} -> {status_b}"
         error = _error_text(rb) or _error_text(ra)
-        changes.append(_change("status", a, f"{detail} ({error})" if error else detail))
+        changes.append(_change("status", (a, b), f"{detail} ({error})" if error else detail))
     elif status_a != "completed" and _error_text(ra) != _error_text(rb):
         detail = f"{short(_error_text(ra))} -> {short(_error_text(rb))}"
-        changes.append(_change("error", a, f"{status_a} differently: {detail}"))
+        changes.append(_change("error", (a, b), f"{status_a} differently: {detail}"))
     elif status_a == "completed" and canonical_json(ra.get("output")) != canonical_json(
         rb.get("output")
     ):
         lines, found = value_diff(ra.get("output"), rb.get("output"))
-        changes.append(_change("output", a, f"{found} difference(s)", lines))
+        changes.append(_change("output", (a, b), f"{found} difference(s)", lines))
     return changes
 
 
