@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
-from .alignment import Call, Place, args_digest, calls_by_place, canonical_json, place_text
+from .alignment import Call, Place, calls_by_place, place_text
 from .valuediff import short, value_diff
 
 TIMING_RATIO: Final = 1.5
@@ -89,11 +89,16 @@ def _error_text(record: Mapping[str, Any]) -> str:
 def _arguments_differ(a: Call, b: Call) -> bool:
     if a.digest is not None and b.digest is not None:
         return a.digest != b.digest
-    return _digest_of(a) != _digest_of(b)
+    return _differ(a.record.get("input"), b.record.get("input"))
 
 
-def _digest_of(call: Call) -> str:
-    return args_digest(call.record.get("input"))
+def _differ(a: Any, b: Any) -> bool:
+    """Whether two JSON values differ: Python's ``==`` (in C; ``1`` and ``1.0`` are the same)."""
+    return bool(a != b) or (type(a) is not type(b) and not _numbers(a, b))
+
+
+def _numbers(a: Any, b: Any) -> bool:
+    return type(a) in (int, float) and type(b) in (int, float)
 
 
 def _pair_changes(a: Call, b: Call) -> list[dict[str, Any]]:
@@ -111,9 +116,7 @@ def _pair_changes(a: Call, b: Call) -> list[dict[str, Any]]:
     elif status_a != "completed" and _error_text(ra) != _error_text(rb):
         detail = f"{short(_error_text(ra))} -> {short(_error_text(rb))}"
         changes.append(_change("error", (a, b), f"{status_a} differently: {detail}"))
-    elif status_a == "completed" and canonical_json(ra.get("output")) != canonical_json(
-        rb.get("output")
-    ):
+    elif status_a == "completed" and _differ(ra.get("output"), rb.get("output")):
         lines, found = value_diff(ra.get("output"), rb.get("output"))
         changes.append(_change("output", (a, b), f"{found} difference(s)", lines))
     return changes
@@ -138,7 +141,7 @@ def _session_changes(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[dict[st
     changes: list[dict[str, Any]] = []
     if sa.get("status") != sb.get("status"):
         changes.append({"kind": "status", "detail": f"{sa.get('status')} -> {sb.get('status')}"})
-    if canonical_json(a.get("answer")) != canonical_json(b.get("answer")):
+    if _differ(a.get("answer"), b.get("answer")):
         lines, found = value_diff(a.get("answer"), b.get("answer"))
         changes.append({"kind": "answer", "detail": f"{found} difference(s)", "lines": lines})
     return changes

@@ -27,11 +27,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Final
 
+from .._recording.encoding import REDACTED
 from .._runs.imported import ImportedTrace, Traces, free_path, import_name, save_trace
 from .._runs.schema import SchemaError
+from .._runs.state import gc_paused
 from ..errors import StateError
 from ._model import shown, shown_mapping
 from ._otlp import BadPayload, decode_protobuf, json_records
+from ._redact import is_sensitive
 
 MAX_BYTES: Final = 256 << 20
 _CHUNK: Final = 1 << 20
@@ -140,11 +143,29 @@ def _json_documents(text: str, path: Path) -> Iterator[dict[str, Any]]:
         position = _WHITESPACE.match(text, position).end()  # type: ignore[union-attr]
 
 
+def _redacted_attributes(attributes: Any) -> dict[str, Any]:
+    """``shown_mapping``, each distinct string redacted once (a payload travels twice on a
+    railtracks span: ``railtracks.node.input`` and ``input.value``)."""
+    if not isinstance(attributes, dict):
+        return {}
+    seen: dict[str, Any] = {}
+    kept: dict[str, Any] = {}
+    for key, value in attributes.items():
+        if is_sensitive(str(key)):
+            kept[key] = REDACTED
+        elif isinstance(value, str):
+            found = seen.get(value)
+            kept[key] = seen.setdefault(value, shown(value)) if found is None else found
+        else:
+            kept[key] = shown(value)
+    return kept
+
+
 def _redacted(record: dict[str, Any]) -> dict[str, Any]:
     """A decoded span with its values redacted as the viewer shows them (SPEC 3)."""
     if record.get("trace_id") is None:
         return record
-    record["attributes"] = shown_mapping(record.get("attributes"))
+    record["attributes"] = _redacted_attributes(record.get("attributes"))
     record["status_message"] = shown(record.get("status_message"))
     for event in record.get("events") or ():
         event["attributes"] = shown_mapping(event.get("attributes"))
@@ -180,7 +201,8 @@ def import_file(
     span; ``rejected`` counts spans without valid ids. ``OtlpFileError`` (one
     line) when the file is not OTLP trace data or holds no span.
     """
-    traces = Traces(read_otlp_file(path))
+    with gc_paused():  # a file's spans are many acyclic containers: never worth rescanning
+        traces = Traces(read_otlp_file(path))
     if not traces.count:
         why = f" ({traces.rejected} without valid ids)" if traces.rejected else ""
         raise OtlpFileError(f"{path}: no OTLP spans in it{why}")
@@ -192,7 +214,8 @@ def import_file(
         own = session["name"] or session["span_name"]  # a railtracks session: its own name
         target = free_path(directory, name or import_name(str(own)), taken)
         try:
-            save_trace(trace, target)
+            with gc_paused():
+                save_trace(trace, target)
         except (SchemaError, OSError) as exc:
             problems.append(f"trace {trace.trace_id} not saved: {exc}")
             continue

@@ -1,0 +1,124 @@
+"""``railtracks import`` of a 100,000-span OTLP file, and ``railtracks diff`` of two such runs.
+
+Run:  .venv/bin/python benchmarks/import_large.py [--nodes N]
+
+A real session of N node calls (100 planners of N/100 calls each) saves its
+state; its spans are written as OTLP/protobuf (the SDK's encoder, in the
+export's batches of 512, concatenated: one request) and as OTLP/JSON in the
+Collector's file-exporter shape (a request per line, hex ids). Each file is
+imported by ``railtracks import`` in its own process (wall time, peak RSS from
+``wait4``); then ``railtracks diff`` compares the imported run with the
+original. ``json.load`` of the state is printed beside them as the floor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+RAILTRACKS = str(Path(sys.executable).with_name("railtracks"))
+
+
+def record_run(directory: Path, nodes: int) -> Path:
+    os.environ["RAILTRACKS_STATE_DIR"] = str(directory)
+    import railtracks as rt
+
+    @rt.function_node
+    async def fetch(i: int) -> dict[str, int]:
+        return {"i": i, "size": i % 97}
+
+    @rt.function_node
+    async def plan(block: int, size: int) -> int:
+        for i in range(size):
+            await rt.call(fetch, block * size + i)
+        return block
+
+    @rt.session(name="big", logging_setting="NONE")
+    async def flow() -> None:
+        per = nodes // 100 - 1
+        await asyncio.gather(*(rt.call(plan, b, per) for b in range(100)))
+
+    asyncio.run(flow())
+    rt.flush()
+    return directory / "big.json"
+
+
+def write_files(state_path: Path, out: Path) -> tuple[Path, Path, int]:
+    from google.protobuf.json_format import MessageToDict
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+
+    from railtracks._runs.respan import spans_from_state
+    from railtracks._runs.store import load_state
+
+    spans = list(spans_from_state(load_state(state_path)))
+    pb, js = out / "big.pb", out / "big.json"
+    with pb.open("wb") as proto, js.open("w") as lines:
+        for start in range(0, len(spans), 512):
+            request = encode_spans(spans[start : start + 512])
+            proto.write(request.SerializeToString())
+            document = MessageToDict(request, use_integers_for_enums=True)
+            for resource_spans in document["resourceSpans"]:
+                for scope_spans in resource_spans["scopeSpans"]:
+                    for span in scope_spans["spans"]:
+                        for key in ("traceId", "spanId", "parentSpanId"):
+                            if key in span:
+                                span[key] = base64.b64decode(span[key]).hex()
+            lines.write(json.dumps(document, separators=(",", ":")) + "\n")
+    return pb, js, len(spans)
+
+
+def timed(command: list[str], cwd: Path) -> tuple[float, float, str]:
+    """(seconds, peak RSS in MiB, stdout) of a command in its own process (``wait4``'s figures)."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        started = time.perf_counter()
+        env = {k: v for k, v in os.environ.items() if k != "RAILTRACKS_STATE_DIR"}
+        process = subprocess.Popen(command, cwd=cwd, stdout=out, stderr=err, env=env)
+        _, status, usage = os.wait4(process.pid, 0)
+        seconds = time.perf_counter() - started
+        process.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        if process.returncode not in (0, 1):
+            raise SystemExit(f"{command} failed: {err.read().decode()}")
+        return seconds, usage.ru_maxrss / 1024, out.read().decode()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--nodes", type=int, default=100_000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as scratch:
+        root = Path(scratch)
+        state = record_run(root / "source", args.nodes)
+        pb, js, spans = write_files(state, root)
+        started = time.perf_counter()
+        json.loads(state.read_bytes())
+        floor = time.perf_counter() - started
+        rows = [("json.load of the state (floor)", state.stat().st_size, floor, None)]
+        for label, path in (("import OTLP/protobuf", pb), ("import OTLP/JSON lines", js)):
+            target = root / f"into-{path.suffix[1:]}"
+            target.mkdir()
+            seconds, peak, _ = timed([RAILTRACKS, "import", str(path)], target)
+            rows.append((label, path.stat().st_size, seconds, peak))
+        imported = root / "into-pb" / ".railtracks" / "big.json"
+        seconds, peak, out = timed([RAILTRACKS, "diff", str(state), str(imported)], root)
+        rows.append(("diff original vs imported", 2 * state.stat().st_size, seconds, peak))
+        verdict = out.splitlines()[-1]
+        print(f"{spans:,} spans ({args.nodes:,} nodes + session); diff says: {verdict}")
+        print(f"{'step':<34}{'input MB':>10}{'seconds':>10}{'spans/s':>12}{'peak RSS MiB':>14}")
+        for label, size, secs, rss in rows:
+            rate = f"{spans / secs:,.0f}"
+            shown = "-" if rss is None else f"{rss:,.0f}"
+            print(f"{label:<34}{size / 1e6:>10.1f}{secs:>10.2f}{rate:>12}{shown:>14}")
+
+
+if __name__ == "__main__":
+    main()
