@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from railtracks._runs.alignment import calls_by_place, place_text
+from railtracks._runs.rundiff import diff_states
 from railtracks._runs.valuediff import value_diff
 
 from .conftest import PYTHON, RAILTRACKS, run
@@ -163,3 +164,55 @@ def test_value_diff_is_short_and_bounded() -> None:
     assert lines[0] == "$.a: 1 -> 2"
     assert lines[1] == "$.b: 2 items -> 1 items"
     assert all(len(line) < 160 for line in lines)
+
+
+def _state(status: str, nodes: list[dict]) -> dict:
+    return {"session": {"name": "s", "status": status, "trace_id": "0" * 32}, "answer": None,
+            "nodes": nodes}  # fmt: skip
+
+
+def _call(name: str, start: int, **fields: object) -> dict:
+    record = {"status": "completed", "input": {"x": 1}, "output": 1, "error": None,
+              "duration_seconds": 0.01}  # fmt: skip
+    record.update(fields)
+    return _node(name, start, **record)
+
+
+def test_failed_differently_timing_and_session_status() -> None:
+    error_a = {"type": "ValueError", "message": "ValueError: a"}
+    error_b = {"type": "KeyError", "message": "KeyError: b"}
+    before = _state("completed", [
+        _call("ask", 1, status="failed", error=error_a, output=None),
+        _call("slow", 2, duration_seconds=0.1),
+        _call("same", 3, args_digest="d1", input={"x": 1}),
+    ])  # fmt: skip
+    after = _state("failed", [
+        _call("ask", 1, status="failed", error=error_b, output=None),
+        _call("slow", 2, duration_seconds=0.4),
+        _call("same", 3, args_digest="d1", input={"x": 2}),  # digests decide when both have one
+    ])  # fmt: skip
+    result = diff_states(before, after)
+    kinds = [(c["kind"], c["where"]) for c in result["changes"]]
+    assert kinds == [("error", "ask")]
+    assert "ValueError: a" in result["changes"][0]["detail"]
+    assert result["session"] == [{"kind": "status", "detail": "completed -> failed"}]
+    assert [(t["where"], t["before_seconds"], t["after_seconds"]) for t in result["timing"]] == [
+        ("slow", 0.1, 0.4)
+    ]
+    # timing alone never makes two runs different
+    timing_only = diff_states(before, _state("completed", [before["nodes"][0], after["nodes"][1],
+                                                           before["nodes"][2]]))  # fmt: skip
+    assert timing_only["same"] is True
+    assert timing_only["timing_changes"] == 1
+
+
+def test_a_missing_subtree_is_listed_once_with_its_size() -> None:
+    before = _state(
+        "completed", [_call("plan", 1, children=[_call("fetch", 2), _call("fetch", 3)])]
+    )
+    after = _state("completed", [])
+    result = diff_states(before, after)
+    assert [(c["kind"], c["where"], c["calls"]) for c in result["changes"]] == [
+        ("removed", "plan", 3)
+    ]
+    assert result["counts"]["removed"] == 1

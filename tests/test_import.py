@@ -210,6 +210,17 @@ def test_collector_file_exporter_json(
     code, out, _ = railtracks(target, "diff", "nightly", "GET-checkout-31m")
     assert code == 1
     assert "- removed    plan  4 calls" in out
+    # and export re-sends its spans with their own ids, the root with railtracks' session keys
+    with otlp_receiver() as receiver:
+        code, _, err = railtracks(target, "export", "GET-checkout-31m", "--endpoint",
+                                  receiver.endpoint(), "--protocol", "http/protobuf")  # fmt: skip
+        assert code == 0, err
+        sent = receiver.spans()
+    assert sorted(span.span_id.hex() for _, span in sent) == [
+        "eee19b7ec3c1b173",
+        "eee19b7ec3c1b174",
+    ]
+    assert sorted(scope for scope, _ in sent) == ["my.library", "my.library"]
 
 
 def test_gzip_and_name(tmp_path: Path, exported: tuple[Path, list[bytes]]) -> None:

@@ -40,7 +40,8 @@ MAX_BYTES: Final = 256 << 20
 _CHUNK: Final = 1 << 20
 _GZIP: Final = b"\x1f\x8b"
 _SNAKE: Final = re.compile(r"_([a-z])")
-_STATE_HEAD: Final = re.compile(rb'\A\s*\{\s*"schema_version"\s*:')
+_STATE_KEY: Final = re.compile(rb'"schema_version"\s*:')
+_OTLP_KEY: Final = re.compile(rb'"resource_?[sS]pans"\s*:')
 _WHITESPACE: Final = re.compile(r"\s*")
 
 
@@ -104,12 +105,14 @@ def read_file_bytes(path: Path, limit: int = MAX_BYTES) -> bytes:
 
 
 def is_state_file(path: Path) -> bool:
-    """Whether a file starts as a railtracks state does (``{"schema_version":``)."""
+    """Whether a file reads as a railtracks state (``"schema_version":`` near its start, and
+    no OTLP ``"resourceSpans":`` there): anything else is tried as OTLP."""
     try:
         with path.open("rb") as file:
-            return _STATE_HEAD.match(file.read(256)) is not None
+            head = file.read(4096)
     except OSError:
-        return False
+        return True  # the state reader says what is wrong with it
+    return _STATE_KEY.search(head) is not None and _OTLP_KEY.search(head) is None
 
 
 def _camel_case(document: Any) -> Any:
