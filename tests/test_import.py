@@ -319,3 +319,50 @@ def test_view_opens_an_otlp_file_directly(
     code, _, err = railtracks(tmp_path, "view", "--no-browser", str(tmp_path / "types.json"))
     assert code == 2
     assert len(err.splitlines()) == 1
+
+
+NESTED = """
+import asyncio
+import railtracks as rt
+
+@rt.function_node
+async def inner_step(x: int) -> int:
+    return x + 1
+
+@rt.function_node
+async def outer_step(x: int) -> int:
+    async with rt.Session(name="inner", logging_setting="NONE"):
+        return await rt.call(inner_step, x)
+
+@rt.session(name="outer", logging_setting="NONE")
+async def main():
+    return await rt.call(outer_step, 1)
+
+asyncio.run(main())
+"""
+
+
+def test_a_trace_with_a_nested_session_is_each_session_as_it_was_saved(tmp_path: Path) -> None:
+    source, target = tmp_path / "source", tmp_path / "target"
+    source.mkdir()
+    target.mkdir()
+    (source / "nested.py").write_text(NESTED)
+    done = run([PYTHON, "nested.py"], source)
+    assert done.returncode == 0, done.stderr
+    assert (
+        _state(source, "inner")["session"]["trace_id"]
+        == _state(source, "outer")["session"]["trace_id"]
+    )
+    with otlp_receiver() as receiver:
+        for name in ("outer", "inner"):
+            code, _, err = railtracks(source, "export", name, "--endpoint", receiver.endpoint(),
+                                      "--protocol", "http/protobuf")  # fmt: skip
+            assert code == 0, err
+        bodies = [post.body for post in receiver.posts("/v1/traces")]
+    (target / "trace.json").write_text("\n".join(collector_line(body) for body in bodies))
+    code, out, err = railtracks(target, "import", "trace.json")
+    assert (code, err) == (0, "")
+    assert "as outer: 2 spans" in out
+    assert "as inner: 2 spans" in out
+    for name in ("outer", "inner"):
+        assert _state(target, name) == _state(source, name)

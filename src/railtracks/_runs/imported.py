@@ -5,7 +5,9 @@ own ids, times, attributes, events, status, resource and scope, and each
 trace's state is built by the same code as a session's (``build_state``):
 
 * a trace made by railtracks (its session span is in it) is its session's
-  state again, as ``railtracks export`` sent it;
+  state again, as ``railtracks export`` sent it; a nested session (a subtree
+  of the same trace) is a run of its own, as it was saved, and spans above
+  the outermost session are top-level foreign spans of it;
 * any other trace: its root span (the earliest span whose parent is not in
   the trace) stands for the session: its name, times, status and attributes,
   the identifier the trace id (a trace id is a UUID's 128 bits); every other
@@ -54,7 +56,7 @@ _DOTS: Final = re.compile(r"\.{2,}")
 
 @dataclass
 class ImportedTrace:
-    """One trace of the file, its state built."""
+    """One run of the file (a trace, or one session of it), its state built."""
 
     trace_id: str
     spans: int
@@ -239,17 +241,50 @@ def _root(spans: list[ReadableSpan]) -> ReadableSpan:
     return min(tops, key=lambda s: (s.start_time or 0, s.context.span_id if s.context else 0))
 
 
-def trace_state(trace_id: int, spans: list[ReadableSpan]) -> dict[str, Any]:
-    """The state of one trace's spans (see the module's docstring)."""
-    sessions = [span for span in spans if _is_session(span)]
-    if sessions:
-        return build_state(spans)
+def _ids(span: ReadableSpan) -> tuple[int, int | None]:
+    """``(span id, parent span id)`` of a span made here (it always has a context)."""
+    context = span.context
+    assert context is not None
+    return context.span_id, span.parent.span_id if span.parent is not None else None
+
+
+def _by_session(spans: list[ReadableSpan]) -> list[list[ReadableSpan]]:
+    """The spans of each railtracks session of a trace, outermost first (nested sessions
+    are subtrees of the same trace: each keeps its own spans, as it saved them)."""
+    parent_of = dict(map(_ids, spans))
+    ordered = sorted(
+        (s for s in spans if _is_session(s)), key=lambda s: (s.start_time or 0, _ids(s))
+    )
+    groups: dict[int, list[ReadableSpan]] = {_ids(s)[0]: [] for s in ordered}
+    owner: dict[int, int | None] = {}
+    for span_id in parent_of:
+        path: list[int] = []
+        current: int | None = span_id
+        while current is not None and current not in owner and current not in groups:
+            if current in path or current not in parent_of:
+                current = None  # a parent cycle, or the top of the trace: no session above
+                break
+            path.append(current)
+            current = parent_of[current]
+        found = owner.get(current, current) if current is not None else None
+        owner.update(dict.fromkeys(path, found))
+    outermost = next(iter(groups))
+    for span in spans:
+        span_id = _ids(span)[0]
+        groups[span_id if span_id in groups else owner.get(span_id) or outermost].append(span)
+    return list(groups.values())
+
+
+def trace_states(trace_id: int, spans: list[ReadableSpan]) -> list[tuple[int, dict[str, Any]]]:
+    """``(spans, state)`` of each run of one trace's spans (see the module's docstring)."""
+    if any(_is_session(span) for span in spans):
+        return [(len(group), build_state(group)) for group in _by_session(spans)]
     root = _root(spans)
     scope = root.instrumentation_scope
     rest = [span for span in spans if span is not root]
     state = build_state([_standing_in(root, trace_id), *rest])
     state["session"]["scope"] = {"name": scope.name, "version": scope.version} if scope else None
-    return state
+    return [(len(spans), state)]
 
 
 class Traces:
@@ -270,8 +305,8 @@ class Traces:
         while self._traces:
             trace_id = next(iter(self._traces))
             spans = self._traces.pop(trace_id)
-            state = trace_state(trace_id, spans)
-            yield ImportedTrace(format(trace_id, "032x"), len(spans), state)
+            for count, state in trace_states(trace_id, spans):
+                yield ImportedTrace(format(trace_id, "032x"), count, state)
 
 
 def import_name(text: str) -> str:
