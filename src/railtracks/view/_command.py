@@ -35,7 +35,9 @@ def visible(text: str) -> str:
 def add_view_command(commands: Any) -> None:
     """Register ``view`` on the CLI's subparsers."""
     view = commands.add_parser("view", help="open the run viewer (and an OTLP/HTTP receiver)")
-    view.add_argument("run", metavar="RUN", nargs="?", help="open this run (name or state file)")
+    view.add_argument(
+        "run", metavar="RUN", nargs="?", help="open this run (name, state file or OTLP file)"
+    )
     view.add_argument("--port", type=_port, default=0, help="port (default 0: any free port)")
     view.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     view.add_argument("--no-browser", action="store_true", help="do not open a browser")
