@@ -42,7 +42,7 @@ def run_import(args: argparse.Namespace) -> int:
             raise StateError(str(exc)) from None
     saved, problems, rejected = import_file(Path(args.file), CONFIG.state_dir(), name)
     for trace, path in saved:
-        counts = trace.state["counts"]
+        counts = trace.head["counts"]
         left = trace.spans - counts["nodes"] - 1
         note = f"; {left} left out (duplicate ids or a parent cycle)" if left > 0 else ""
         print(inert(f"imported trace {trace.trace_id} as {path.stem}: {trace.spans} spans{note}"))

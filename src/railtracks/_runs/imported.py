@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import math
 import re
@@ -40,10 +41,12 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
 from .._recording import attributes as attr
-from .schema import published_schema, validate_state
-from .state import build_state
-from .store import encode_state, write_bytes_atomically
+from .schema import Validator, published_schema, validate_state
+from .state import state_parts
+from .store import encode_state_chunks, write_bytes_atomically
+from .tree import NodeWalk
 
+StateParts = tuple[dict[str, Any], NodeWalk]
 _HEX: Final = {16: re.compile(r"[0-9a-f]{16}"), 32: re.compile(r"[0-9a-f]{32}")}
 _SAMPLED: Final = TraceFlags(TraceFlags.SAMPLED)
 _SCALARS: Final = (str, bool, int, float)
@@ -56,11 +59,12 @@ _DOTS: Final = re.compile(r"\.{2,}")
 
 @dataclass
 class ImportedTrace:
-    """One run of the file (a trace, or one session of it), its state built."""
+    """One run of the file (a trace, or one session of it): its state's head, its nodes to come."""
 
     trace_id: str
     spans: int
-    state: dict[str, Any]
+    head: dict[str, Any]
+    nodes: NodeWalk
 
 
 def _id(value: Any, size: int) -> int | None:
@@ -275,16 +279,16 @@ def _by_session(spans: list[ReadableSpan]) -> list[list[ReadableSpan]]:
     return list(groups.values())
 
 
-def trace_states(trace_id: int, spans: list[ReadableSpan]) -> list[tuple[int, dict[str, Any]]]:
-    """``(spans, state)`` of each run of one trace's spans (see the module's docstring)."""
+def trace_states(trace_id: int, spans: list[ReadableSpan]) -> list[tuple[int, StateParts]]:
+    """``(spans, (head, node walk))`` of each run of one trace (see the module's docstring)."""
     if any(_is_session(span) for span in spans):
-        return [(len(group), build_state(group)) for group in _by_session(spans)]
+        return [(len(group), state_parts(group)) for group in _by_session(spans)]
     root = _root(spans)
     scope = root.instrumentation_scope
     rest = [span for span in spans if span is not root]
-    state = build_state([_standing_in(root, trace_id), *rest])
-    state["session"]["scope"] = {"name": scope.name, "version": scope.version} if scope else None
-    return [(len(spans), state)]
+    head, nodes = state_parts([_standing_in(root, trace_id), *rest])
+    head["session"]["scope"] = {"name": scope.name, "version": scope.version} if scope else None
+    return [(len(spans), (head, nodes))]
 
 
 class Traces:
@@ -305,8 +309,8 @@ class Traces:
         while self._traces:
             trace_id = next(iter(self._traces))
             spans = self._traces.pop(trace_id)
-            for count, state in trace_states(trace_id, spans):
-                yield ImportedTrace(format(trace_id, "032x"), count, state)
+            for count, (head, nodes) in trace_states(trace_id, spans):
+                yield ImportedTrace(format(trace_id, "032x"), count, head, nodes)
 
 
 def import_name(text: str) -> str:
@@ -337,8 +341,26 @@ def free_path(directory: Path, name: str, taken: set[str]) -> Path:
 
 
 def save_trace(trace: ImportedTrace, path: Path) -> None:
-    """Write an imported trace's state as the run ``path.stem``, checked against the schema."""
-    state = trace.state
-    state["session"]["name"] = path.stem
-    validate_state(state)
-    write_bytes_atomically(path, encode_state(state))
+    """Write an imported run's state as the run ``path.stem``, streamed node by node.
+
+    The head and every node are checked against the published schema before
+    they are written (a ``SchemaError`` gives the write up, nothing left behind).
+    """
+    head = trace.head
+    head["session"]["name"] = path.stem
+    validate_state({**head, "nodes": []})
+    write_bytes_atomically(path, encode_state_chunks(head, _checked(trace.nodes)))
+
+
+@functools.cache
+def _node_validator() -> Validator:
+    schema = published_schema()
+    return Validator({**schema["$defs"]["node"], "$defs": schema["$defs"]})
+
+
+def _checked(nodes: NodeWalk) -> NodeWalk:
+    validator = _node_validator()
+    for item in nodes:
+        if item is not None:
+            validator.validate({**item[1], "children": []})
+        yield item

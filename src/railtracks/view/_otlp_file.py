@@ -204,23 +204,23 @@ def import_file(
     span; ``rejected`` counts spans without valid ids. ``OtlpFileError`` (one
     line) when the file is not OTLP trace data or holds no span.
     """
-    with gc_paused():  # a file's spans are many acyclic containers: never worth rescanning
+    # a file's spans are many acyclic containers: never worth the cyclic collector's rescans
+    with gc_paused():
         traces = Traces(read_otlp_file(path))
-    if not traces.count:
-        why = f" ({traces.rejected} without valid ids)" if traces.rejected else ""
-        raise OtlpFileError(f"{path}: no OTLP spans in it{why}")
-    taken: set[str] = set()
-    saved: list[tuple[ImportedTrace, Path]] = []
-    problems: list[str] = []
-    for trace in traces.states():
-        session = trace.state["session"]
-        own = session["name"] or session["span_name"]  # a railtracks session: its own name
-        target = free_path(directory, name or import_name(str(own)), taken)
-        try:
-            with gc_paused():
+        if not traces.count:
+            why = f" ({traces.rejected} without valid ids)" if traces.rejected else ""
+            raise OtlpFileError(f"{path}: no OTLP spans in it{why}")
+        taken: set[str] = set()
+        saved: list[tuple[ImportedTrace, Path]] = []
+        problems: list[str] = []
+        for trace in traces.states():
+            session = trace.head["session"]
+            own = session["name"] or session["span_name"]  # a railtracks session: its own name
+            target = free_path(directory, name or import_name(str(own)), taken)
+            try:
                 save_trace(trace, target)
-        except (SchemaError, OSError) as exc:
-            problems.append(f"trace {trace.trace_id} not saved: {exc}")
-            continue
-        saved.append((trace, target))
-    return saved, problems, traces.rejected
+            except (SchemaError, OSError) as exc:
+                problems.append(f"trace {trace.trace_id} not saved: {exc}")
+                continue
+            saved.append((trace, target))
+        return saved, problems, traces.rejected
