@@ -75,20 +75,29 @@ def write_files(state_path: Path, out: Path) -> tuple[Path, Path, int]:
     return pb, js, len(spans)
 
 
+# Linux keeps a process's peak RSS across exec, so a child forked from this large
+# process would report this one's: a small launcher forks the measured command.
+_LAUNCHER = (
+    "import os, subprocess, sys, time\n"
+    "started = time.perf_counter()\n"
+    "child = subprocess.Popen(sys.argv[1:])\n"
+    "_, status, usage = os.wait4(child.pid, 0)\n"
+    "print(time.perf_counter() - started, usage.ru_maxrss, os.waitstatus_to_exitcode(status),"
+    " file=sys.stderr)\n"
+)
+
+
 def timed(command: list[str], cwd: Path) -> tuple[float, float, str]:
-    """(seconds, peak RSS in MiB, stdout) of a command in its own process (``wait4``'s figures)."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        started = time.perf_counter()
-        env = {k: v for k, v in os.environ.items() if k != "RAILTRACKS_STATE_DIR"}
-        process = subprocess.Popen(command, cwd=cwd, stdout=out, stderr=err, env=env)
-        _, status, usage = os.wait4(process.pid, 0)
-        seconds = time.perf_counter() - started
-        process.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        err.seek(0)
-        if process.returncode not in (0, 1):
-            raise SystemExit(f"{command} failed: {err.read().decode()}")
-        return seconds, usage.ru_maxrss / 1024, out.read().decode()
+    """(seconds, peak RSS in MiB, stdout) of a command in a process of its own."""
+    env = {k: v for k, v in os.environ.items() if k != "RAILTRACKS_STATE_DIR"}
+    done = subprocess.run(
+        [sys.executable, "-c", _LAUNCHER, *command], cwd=cwd, env=env, capture_output=True,
+        text=True, check=False,
+    )  # fmt: skip
+    seconds, peak_kib, code = done.stderr.split()[-3:]
+    if int(code) not in (0, 1):
+        raise SystemExit(f"{command} failed: {done.stderr}")
+    return float(seconds), int(peak_kib) / 1024, done.stdout
 
 
 def main() -> None:
