@@ -41,6 +41,8 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
 from .._recording import attributes as attr
+from .._recording.compact import FinishedSpan, Record
+from .._recording.compact import record as compact_record
 from .schema import Validator, published_schema, validate_state
 from .state import state_parts
 from .store import encode_state_chunks, write_bytes_atomically
@@ -208,58 +210,53 @@ class _Spans:
         )
 
 
-def _is_session(span: ReadableSpan) -> bool:
-    attributes = span.attributes or {}
+def _is_session(span: FinishedSpan) -> bool:
     scope = span.instrumentation_scope
     return (
-        attr.SESSION_ID in attributes
-        and attr.NODE_NAME not in attributes
+        span.attribute(attr.SESSION_ID) is not None
+        and span.attribute(attr.NODE_NAME) is None
         and scope is not None
         and scope.name == _RAILTRACKS
     )
 
 
-def _standing_in(root: ReadableSpan, trace_id: int) -> ReadableSpan:
+def _standing_in(root: FinishedSpan, trace_id: int) -> ReadableSpan:
     """The root span of a foreign trace, as the session span it stands for."""
-    attributes = {k: v for k, v in (root.attributes or {}).items() if k != attr.NODE_NAME}
+    span = root.readable()
+    attributes = {k: v for k, v in (span.attributes or {}).items() if k != attr.NODE_NAME}
     attributes[attr.SESSION_ID] = str(uuid.UUID(int=trace_id))
-    attributes[attr.SESSION_NAME] = root.name
+    attributes[attr.SESSION_NAME] = span.name
     return ReadableSpan(
-        name=root.name,
-        context=root.context,
+        name=span.name,
+        context=span.context,
         parent=None,
-        resource=root.resource,
+        resource=span.resource,
         attributes=attributes,
-        events=root.events,
-        kind=root.kind,
-        status=root.status,
-        start_time=root.start_time,
-        end_time=root.end_time,
+        events=span.events,
+        kind=span.kind,
+        status=span.status,
+        start_time=span.start_time,
+        end_time=span.end_time,
         instrumentation_scope=InstrumentationScope(_RAILTRACKS, None),
     )
 
 
-def _root(spans: list[ReadableSpan]) -> ReadableSpan:
-    ids = {span.context.span_id for span in spans if span.context is not None}
-    tops = [s for s in spans if s.parent is None or s.parent.span_id not in ids] or spans
-    return min(tops, key=lambda s: (s.start_time or 0, s.context.span_id if s.context else 0))
+def _start(span: FinishedSpan) -> tuple[int, int]:
+    return span.start_time or 0, span.span_id
 
 
-def _ids(span: ReadableSpan) -> tuple[int, int | None]:
-    """``(span id, parent span id)`` of a span made here (it always has a context)."""
-    context = span.context
-    assert context is not None
-    return context.span_id, span.parent.span_id if span.parent is not None else None
+def _root(spans: list[FinishedSpan]) -> FinishedSpan:
+    ids = {span.span_id for span in spans}
+    tops = [s for s in spans if s.parent_id is None or s.parent_id not in ids] or spans
+    return min(tops, key=_start)
 
 
-def _by_session(spans: list[ReadableSpan]) -> list[list[ReadableSpan]]:
+def _by_session(spans: list[FinishedSpan]) -> list[list[FinishedSpan]]:
     """The spans of each railtracks session of a trace, outermost first (nested sessions
     are subtrees of the same trace: each keeps its own spans, as it saved them)."""
-    parent_of = dict(map(_ids, spans))
-    ordered = sorted(
-        (s for s in spans if _is_session(s)), key=lambda s: (s.start_time or 0, _ids(s))
-    )
-    groups: dict[int, list[ReadableSpan]] = {_ids(s)[0]: [] for s in ordered}
+    parent_of = {span.span_id: span.parent_id for span in spans}
+    ordered = sorted((s for s in spans if _is_session(s)), key=_start)
+    groups: dict[int, list[FinishedSpan]] = {s.span_id: [] for s in ordered}
     owner: dict[int, int | None] = {}
     for span_id in parent_of:
         path: list[int] = []
@@ -274,18 +271,20 @@ def _by_session(spans: list[ReadableSpan]) -> list[list[ReadableSpan]]:
         owner.update(dict.fromkeys(path, found))
     outermost = next(iter(groups))
     for span in spans:
-        span_id = _ids(span)[0]
+        span_id = span.span_id
         groups[span_id if span_id in groups else owner.get(span_id) or outermost].append(span)
     return list(groups.values())
 
 
-def trace_states(trace_id: int, spans: list[ReadableSpan]) -> list[tuple[int, StateParts]]:
+def trace_states(trace_id: int, records: list[Record]) -> list[tuple[int, StateParts]]:
     """``(spans, (head, node walk))`` of each run of one trace (see the module's docstring)."""
+    spans = [FinishedSpan.view(kept) for kept in records]
+    del records
     if any(_is_session(span) for span in spans):
         return [(len(group), state_parts(group)) for group in _by_session(spans)]
     root = _root(spans)
     scope = root.instrumentation_scope
-    rest = [span for span in spans if span is not root]
+    rest: list[ReadableSpan | FinishedSpan] = [span for span in spans if span is not root]
     head, nodes = state_parts([_standing_in(root, trace_id), *rest])
     head["session"]["scope"] = {"name": scope.name, "version": scope.version} if scope else None
     return [(len(spans), (head, nodes))]
@@ -296,11 +295,12 @@ class Traces:
 
     def __init__(self, records: Iterable[Mapping[str, Any]]) -> None:
         maker = _Spans()
-        self._traces: dict[int, list[ReadableSpan]] = {}
+        # kept as sessions keep theirs: a tuple of atoms per span (``_recording.compact``)
+        self._traces: dict[int, list[Record]] = {}
         for record in records:
             span = maker.span(record)
             if span is not None and span.context is not None:
-                self._traces.setdefault(span.context.trace_id, []).append(span)
+                self._traces.setdefault(span.context.trace_id, []).append(compact_record(span))
         self.rejected = maker.rejected
         self.count = len(self._traces)
 
