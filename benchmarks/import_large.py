@@ -120,6 +120,17 @@ def main() -> None:
         imported = root / "into-pb" / ".railtracks" / "big.json"
         seconds, peak, out = timed([RAILTRACKS, "diff", str(state), str(imported)], root)
         rows.append(("diff original vs imported", 2 * state.stat().st_size, seconds, peak))
+        from railtracks._runs.rundiff import diff_states
+        from railtracks._runs.store import load_state
+
+        started = time.perf_counter()
+        states = [load_state(state), load_state(imported)]
+        reading = time.perf_counter() - started
+        started = time.perf_counter()
+        diff_states(*states)
+        aligning = time.perf_counter() - started
+        rows.append(("  of which: reading both (strict)", 2 * state.stat().st_size, reading, None))
+        rows.append(("  of which: aligning, comparing", 0, aligning, None))
         verdict = out.splitlines()[-1]
         print(f"{spans:,} spans ({args.nodes:,} nodes + session); diff says: {verdict}")
         print(f"{'step':<34}{'input MB':>10}{'seconds':>10}{'spans/s':>12}{'peak RSS MiB':>14}")
