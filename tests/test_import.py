@@ -366,3 +366,43 @@ def test_a_trace_with_a_nested_session_is_each_session_as_it_was_saved(tmp_path:
     assert "as inner: 2 spans" in out
     for name in ("outer", "inner"):
         assert _state(target, name) == _state(source, name)
+
+
+def _span(trace: str, span_id: int, parent: int | None, name: str) -> dict[str, Any]:
+    start, end = str(10**18 + span_id), str(10**18 + 10**9)
+    span = {"traceId": trace, "spanId": f"{span_id:016x}", "name": name, "kind": 1,
+            "startTimeUnixNano": start, "endTimeUnixNano": end}  # fmt: skip
+    if parent is not None:
+        span["parentSpanId"] = f"{parent:016x}"
+    return span
+
+
+def _file(path: Path, spans: list[dict[str, Any]]) -> None:
+    path.write_text(json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": spans}]}]}))
+
+
+def test_trees_a_state_cannot_hold_are_said_so(tmp_path: Path) -> None:
+    deep = "ab" * 16
+    _file(tmp_path / "deep.json", [_span(deep, i, i - 1 or None, "step") for i in range(1, 302)])
+    code, out, err = railtracks(tmp_path, "import", "deep.json")
+    assert (code, out) == (2, "")
+    assert err.strip() == (
+        f"railtracks: error: deep.json: trace {deep} not saved: nested more than 200 calls"
+        " deep: a saved state is read as JSON, which cannot nest that far"
+    )
+    assert list((tmp_path / ".railtracks").iterdir()) == []  # no file, no temporary left
+    # 200 levels are read back by every reader
+    _file(tmp_path / "fits.json", [_span(deep, i, i - 1 or None, "step") for i in range(1, 202)])
+    assert railtracks(tmp_path, "import", "fits.json")[0] == 0
+    assert railtracks(tmp_path, "show", "step", "--all")[0] == 0
+    assert railtracks(tmp_path, "diff", "step", "step")[0] == 0
+    # spans in a parent cycle cannot be placed: counted, the rest saved (a duplicated id too)
+    looped = "cd" * 16
+    _file(tmp_path / "cycle.json", [
+        _span(looped, 1, None, "root"), _span(looped, 2, 3, "a"), _span(looped, 3, 2, "b"),
+        _span(looped, 4, 1, "child"), _span(looped, 4, 1, "twin"),
+    ])  # fmt: skip
+    code, out, err = railtracks(tmp_path, "import", "cycle.json")
+    assert (code, err) == (0, "")
+    assert f"imported trace {looped} as root: 5 spans; 2 left out" in out
+    assert _state(tmp_path, "root")["counts"]["nodes"] == 2

@@ -41,6 +41,9 @@ def run_import(args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise StateError(str(exc)) from None
     saved, problems, rejected = import_file(Path(args.file), CONFIG.state_dir(), name)
+    if not saved:  # nothing came of the file: as any bad file, one line and exit status 2
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise StateError(f"{args.file}: {problems[0]}{more}")
     for trace, path in saved:
         counts = trace.head["counts"]
         left = trace.spans - counts["nodes"] - 1

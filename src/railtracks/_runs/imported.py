@@ -43,7 +43,7 @@ from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, Trace
 from .._recording import attributes as attr
 from .._recording.compact import FinishedSpan, Record
 from .._recording.compact import record as compact_record
-from .schema import Validator, published_schema, validate_state
+from .schema import SchemaError, Validator, published_schema, validate_state
 from .state import state_parts
 from .store import encode_state_chunks, write_bytes_atomically
 from .tree import NodeWalk
@@ -55,6 +55,9 @@ _SCALARS: Final = (str, bool, int, float)
 _RAILTRACKS: Final = "railtracks"
 _MAX_INT: Final = 2**63
 MAX_NAME_CHARS: Final = 100
+# Each level of calls is two levels of JSON (a node, its children); Python's JSON reader
+# stops near 1,000 levels, and values inside nodes nest too.
+MAX_DEPTH: Final = 200
 _NOT_NAME: Final = re.compile(r"[^A-Za-z0-9._-]+")
 _DOTS: Final = re.compile(r"\.{2,}")
 
@@ -359,8 +362,18 @@ def _node_validator() -> Validator:
 
 
 def _checked(nodes: NodeWalk) -> NodeWalk:
+    """The walk, each node checked against the schema and the tree's depth bounded."""
     validator = _node_validator()
+    depth = 0
     for item in nodes:
-        if item is not None:
+        if item is None:
+            depth -= 1
+        else:
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise SchemaError(
+                    f"nested more than {MAX_DEPTH} calls deep: a saved state is read as JSON,"
+                    " which cannot nest that far"
+                )
             validator.validate({**item[1], "children": []})
         yield item
