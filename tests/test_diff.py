@@ -11,50 +11,12 @@ from railtracks._runs.alignment import calls_by_place, place_text
 from railtracks._runs.rundiff import diff_states
 from railtracks._runs.valuediff import value_diff
 
-from .conftest import PYTHON, RAILTRACKS, run
-
-WORKFLOW = """
-import asyncio, sys
-import railtracks as rt
-
-MODE = sys.argv[1]
-
-@rt.function_node
-async def fetch(url: str) -> dict:
-    if MODE == "fail" and url == "u2":
-        raise ValueError("boom \\x1b[2J")
-    return {"url": url, "size": len(url) + (1 if MODE == "output" else 0)}
-
-@rt.function_node
-async def extra() -> int:
-    return 1
-
-@rt.function_node
-async def plan(urls: list) -> int:
-    found = 0
-    for url in urls:
-        try:
-            found += (await rt.call(fetch, url))["size"]
-        except ValueError:
-            pass
-    if MODE == "added":
-        await rt.call(extra)
-    return 0
-
-@rt.session(name=sys.argv[2], logging_setting="NONE")
-async def main():
-    urls = ["u1", "u2", "u3"] if MODE != "args" else ["u1", "changed", "u3"]
-    return await rt.call(plan, urls)
-
-asyncio.run(main())
-"""
+from .conftest import RAILTRACKS, run
+from .diffruns import record_run
 
 
 def _record(tmp_path: Path, mode: str, name: str) -> None:
-    script = tmp_path / "workflow.py"
-    script.write_text(WORKFLOW)
-    done = run([PYTHON, str(script), mode, name], tmp_path)
-    assert done.returncode == 0, done.stderr
+    record_run(tmp_path, mode, name)
 
 
 def _diff(tmp_path: Path, *args: str) -> tuple[int, str, str]:
@@ -75,7 +37,7 @@ def test_same_runs_exit_0(tmp_path: Path) -> None:
     [
         ("added", "+ added      plan/extra  completed", "added"),
         ("fail", "! status     plan/fetch[2]  completed -> failed (ValueError: boom", "status"),
-        ("output", "~ output     plan/fetch[3]  1 difference(s)", "output"),
+        ("output", "~ output     plan/fetch[3]  2 difference(s)", "output"),
         ("args", "~ arguments  plan  called with other arguments", "arguments"),
     ],
 )
