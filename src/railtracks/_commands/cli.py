@@ -6,6 +6,8 @@
                                          the call tree of one saved state
     railtracks export RUN [--endpoint]   re-send a saved state as OTLP spans
     railtracks outbox [send]             spans waiting for a collector; deliver them
+    railtracks diff RUN_A RUN_B [--json] what changed between two saved runs
+    railtracks import FILE [--name N]    the traces of an OTLP file as saved runs
 
 Bad arguments and bad files print one line and exit with status 2, never a
 traceback. Every line printed is made inert first (``_logs.terminal``): nothing
@@ -38,6 +40,8 @@ from .._runs.respan import spans_from_state
 from .._runs.store import load_state, resolve_state_path
 from .._version import __version__
 from ..errors import RailtracksError
+from .diff import add_parser as add_diff_parser
+from .imports import add_parser as add_import_parser
 from .outbox import add_parser as add_outbox_parser
 from .show import add_arguments as add_show_arguments
 from .show import narrowing_of, show
@@ -181,6 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--protocol", choices=["grpc", "http/protobuf"], help="default: grpc")
     export.set_defaults(handler=_export)
     add_outbox_parser(commands)
+    add_diff_parser(commands)
+    add_import_parser(commands)
     from ..view._command import add_view_command  # noqa: PLC0415  # the viewer's command lives in its package
 
     add_view_command(commands)

@@ -88,7 +88,7 @@ DROPPED_EVENTS: Final = "railtracks.dropped.events"
 STATUS_CRASHED: Final = "crashed"  # the session's process died before the session ended
 STATUS_UNFINISHED: Final = "unfinished"  # a node still running when its process died
 
-# -- resume and replay (SPEC 14) ----------------------------------------------------
+# -- resume, replay and diff (SPEC 14): the call key and recorded values --------
 # Hex SHA-256 of the canonical JSON of a call's bound arguments (the call key's digest).
 NODE_ARGS_DIGEST: Final = "railtracks.node.args_digest"
 # The node's output in full, as JSON, when railtracks.node.output is not it (cut at the

@@ -1,11 +1,17 @@
-"""``railtracks view [RUN] [--port N] [--host H] [--no-browser] [--html FILE]`` (SPEC 7, 11)."""
+"""``railtracks view [RUN] [--port N] [--host H] [--no-browser] [--html FILE]`` (SPEC 7, 11).
+
+RUN may be an OTLP file (``railtracks import``'s formats, SPEC 14): its traces
+are imported into a temporary directory, shown, and removed when the view ends.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import sys
+import tempfile
 import threading
 import webbrowser
 from pathlib import Path
@@ -15,6 +21,7 @@ from urllib.parse import quote
 from .._config import CONFIG
 from .._runs.recover import settle
 from ..errors import StateError, StateNotFoundError
+from ._otlp_file import import_file, is_state_file
 from ._saved import StateUnreadable, read_run, resolve
 
 _CONTROL: Final = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -29,7 +36,9 @@ def visible(text: str) -> str:
 def add_view_command(commands: Any) -> None:
     """Register ``view`` on the CLI's subparsers."""
     view = commands.add_parser("view", help="open the run viewer (and an OTLP/HTTP receiver)")
-    view.add_argument("run", metavar="RUN", nargs="?", help="open this run (name or state file)")
+    view.add_argument(
+        "run", metavar="RUN", nargs="?", help="open this run (name, state file or OTLP file)"
+    )
     view.add_argument("--port", type=_port, default=0, help="port (default 0: any free port)")
     view.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     view.add_argument("--no-browser", action="store_true", help="do not open a browser")
@@ -61,14 +70,34 @@ def run_view(args: argparse.Namespace) -> int:
     """The command's handler: write an HTML file, or serve until interrupted."""
     if args.html is not None:
         return _write_html(args)
-    from ._server import ViewerServer  # noqa: PLC0415  # the server loads only when serving
-
     directory = CONFIG.state_dir()
     fragment = ""
-    if args.run is not None:
-        path = _state_file(args.run)
-        directory = path.parent
-        fragment = f"#/run/saved/{quote(path.stem, safe='')}"
+    with contextlib.ExitStack() as cleanup:
+        if args.run is not None:
+            path = _state_file(args.run)
+            if not is_state_file(path):  # an OTLP file: its traces, imported for this view only
+                path = _imported(path, cleanup)
+            directory = path.parent
+            fragment = f"#/run/saved/{quote(path.stem, safe='')}"
+        return _serve(args, directory, fragment)
+
+
+def _imported(path: Path, cleanup: contextlib.ExitStack) -> Path:
+    """The first run of an OTLP file's traces, saved in a directory removed when the view ends."""
+    directory = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="railtracks-view-")))
+    saved, problems, _ = import_file(path, directory)
+    if not saved:
+        raise StateError(problems[0] if problems else f"{visible(str(path))}: no run in it")
+    print(
+        f"railtracks view: {len(saved)} run(s) from {visible(str(path))} (not saved)",
+        file=sys.stderr,
+    )
+    return saved[0][1]
+
+
+def _serve(args: argparse.Namespace, directory: Path, fragment: str) -> int:
+    from ._server import ViewerServer  # noqa: PLC0415  # the server loads only when serving
+
     try:
         server = ViewerServer(args.host, args.port, directory)
     except OSError as exc:
@@ -122,11 +151,18 @@ def _open_browser(url: str) -> None:
 
 
 def _write_html(args: argparse.Namespace) -> int:
-    from ._html import write_html  # noqa: PLC0415  # loads only when asked for
-
     if args.run is None:
         raise StateNotFoundError("--html needs a RUN: railtracks view RUN --html FILE")
     path = _state_file(args.run)
+    with contextlib.ExitStack() as cleanup:
+        if not is_state_file(path):
+            path = _imported(path, cleanup)
+        return _html_of(path, args)
+
+
+def _html_of(path: Path, args: argparse.Namespace) -> int:
+    from ._html import write_html  # noqa: PLC0415  # loads only when asked for
+
     try:
         run = read_run(path)
     except StateUnreadable as exc:

@@ -23,7 +23,7 @@ from ._protobuf import (
     json_number,
 )
 
-__all__ = ["BadPayload", "decode_json", "decode_protobuf", "to_span"]
+__all__ = ["BadPayload", "decode_json", "decode_protobuf", "json_records", "to_span"]
 
 _HEX16: Final = re.compile(r"[0-9a-f]{16}")
 _HEX32: Final = re.compile(r"[0-9a-f]{32}")
@@ -105,21 +105,25 @@ def decode_json(body: bytes) -> Iterator[dict[str, Any]]:
         raise BadPayload(f"not OTLP/JSON: {exc}") from exc
     if not isinstance(document, dict):
         raise BadPayload("not OTLP/JSON: the body is not an object")
-    return _json_records(document)
+    return json_records(document)
 
 
-def _json_records(document: dict[str, Any]) -> Iterator[dict[str, Any]]:
+def json_records(document: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """The spans of one parsed OTLP/JSON export request, each let go once converted."""
     for resource_spans in _list(document, "resourceSpans"):
         resource_record = resource_spans.get("resource") if isinstance(resource_spans, dict) else {}
         resource = shown_mapping(_json_attributes(_list(resource_record, "attributes")))
         for scope_spans in _list(resource_spans, "scopeSpans"):
             scope_record = scope_spans.get("scope") if isinstance(scope_spans, dict) else None
             scope = scope_record.get("name") if isinstance(scope_record, dict) else None
+            version = scope_record.get("version") if isinstance(scope_record, dict) else None
             spans = _list(scope_spans, "spans")
             for index, span in enumerate(spans):
                 spans[index] = None  # each received span is let go once converted
                 if isinstance(span, dict):
-                    yield _json_span(span, resource, scope)
+                    record = _json_span(span, resource, scope)
+                    record["scope_version"] = version if isinstance(version, str) else None
+                    yield record
 
 
 def _json_span(span: dict[str, Any], resource: dict[str, Any], scope: Any) -> dict[str, Any]:

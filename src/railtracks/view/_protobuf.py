@@ -172,8 +172,8 @@ def _span(data: bytes, start: int, end: int) -> dict[str, Any]:
     return record
 
 
-def _spans_of(data: bytes) -> Iterator[tuple[dict[str, Any], str, int, int]]:
-    """``(resource, scope name, start, end)`` of each span; a resource is read once."""
+def _spans_of(data: bytes) -> Iterator[tuple[dict[str, Any], tuple[str, str | None], int, int]]:
+    """``(resource, (scope name, version), start, end)`` of each span; a resource is read once."""
     for number, wire, a, b in _fields(data, 0, len(data)):
         if number != 1 or wire != 2:
             continue
@@ -184,18 +184,21 @@ def _spans_of(data: bytes) -> Iterator[tuple[dict[str, Any], str, int, int]]:
         for n, w, x, y in _fields(data, a, b):
             if n != 2 or w != 2:
                 continue
-            scope = ""
+            scope: tuple[str, str | None] = ("", None)
             for m, v, i, j in _fields(data, x, y):
                 if m == 1 and v == 2:
-                    scope = _decoded_or("", _scope_name, data, i, j)
+                    scope = _decoded_or(("", None), _scope_of, data, i, j)
             for m, v, i, j in _fields(data, x, y):
                 if m == 2 and v == 2:
                     yield resource, scope, i, j
 
 
-def _scope_name(data: bytes, start: int, end: int) -> str:
-    names = [_text(data, a, b) for n, w, a, b in _fields(data, start, end) if n == 1 and w == 2]
-    return names[-1] if names else ""
+def _scope_of(data: bytes, start: int, end: int) -> tuple[str, str | None]:
+    """An InstrumentationScope's ``(name, version)``."""
+    fields = list(_fields(data, start, end))
+    names = [_text(data, a, b) for n, w, a, b in fields if n == 1 and w == 2]
+    versions = [_text(data, a, b) for n, w, a, b in fields if n == 2 and w == 2]
+    return (names[-1] if names else "", versions[-1] if versions else None)
 
 
 def _decoded_or(default: Any, decode: Any, *args: Any) -> Any:
@@ -226,5 +229,5 @@ def _proto_records(body: bytes) -> Iterator[dict[str, Any]]:
             record = _span(body, start, end)
         except BadPayload:
             record = {"trace_id": None, "span_id": None, "parent_id": None}
-        record["resource"], record["scope"] = resource, scope
+        record["resource"], (record["scope"], record["scope_version"]) = resource, scope
         yield record

@@ -30,6 +30,7 @@ from urllib.parse import unquote, urlsplit
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
+from ._compare import compare_runs
 from ._connections import Connection, ConnectionServer, SocketReader, SocketWriter
 from ._live import LiveRuns
 from ._otlp import BadPayload, decode_json, decode_protobuf, to_span
@@ -51,6 +52,7 @@ _STATIC: Final = {
     "/index.html": ("index.html", "text/html; charset=utf-8"),
     "/static/viewer.js": ("viewer.js", "text/javascript; charset=utf-8"),
     "/static/viewer.css": ("viewer.css", "text/css; charset=utf-8"),
+    "/static/compare.js": ("compare.js", "text/javascript; charset=utf-8"),
 }
 _PROTOBUF: Final = "application/x-protobuf"
 _JSON: Final = "application/json"
@@ -234,6 +236,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(HTTPStatus.OK, self.server.runs())
             return
         parts = [unquote(p) for p in path.split("/")]
+        if len(parts) == 5 and parts[:3] == ["", "api", "compare"]:
+            self._compare(parts[3], parts[4])
+            return
         if len(parts) in (5, 7) and parts[:3] == ["", "api", "runs"]:
             self._run(parts[3], parts[4], parts[6] if len(parts) == 7 else None, parts)
             return
@@ -255,6 +260,13 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(HTTPStatus.NOT_FOUND, "no such run or span")
         elif isinstance(found, bytes):
             self._send(HTTPStatus.OK, found, "application/json; charset=utf-8")
+        else:
+            self._json(HTTPStatus.OK, found)
+
+    def _compare(self, key_a: str, key_b: str) -> None:
+        found, why = compare_runs(self.server.saved.directory, key_a, key_b)
+        if found is None:
+            self._error(HTTPStatus.NOT_FOUND, why)
         else:
             self._json(HTTPStatus.OK, found)
 

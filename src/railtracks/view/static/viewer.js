@@ -133,6 +133,7 @@
       return { page: "run", src: parts[1], key: parts[2], span: parts[3] === "span" ? parts[4] : null };
     }
     if (FILE) return { page: "run", src: FILE.run.source, key: FILE.run.key, span: null };
+    if (parts[0] === "compare" && parts.length >= 3) return { page: "compare", a: parts[1], b: parts[2] };
     return { page: "runs" };
   }
 
@@ -147,6 +148,7 @@
     stopPage();
     current = r;
     if (r.page === "run") runPage(r);
+    else if (r.page === "compare" && window.railtracksCompare) window.railtracksCompare(r, ui());
     else runsPage();
   }
 
@@ -186,6 +188,16 @@
     });
     var chips = h("div", { class: "chips", role: "group", "aria-label": "filter by status" });
     var count = h("div", { class: "count" });
+    var compareButton = h("button", { class: "chip compare-go", type: "button", disabled: "", title: "tick two saved runs to compare them",
+      onclick: function () { if (chosen.length === 2) location.hash = "#/compare/" + chosen.map(encodeURIComponent).join("/"); } }, "Compare");
+    var chosen = [];
+    function choose(key, on) {
+      chosen = chosen.filter(function (k) { return k !== key; });
+      if (on) chosen.push(key);
+      if (chosen.length > 2) chosen.shift();
+      if (chosen.length === 2) compareButton.removeAttribute("disabled"); else compareButton.setAttribute("disabled", "");
+      draw();
+    }
     var body = h("tbody");
     var card = h("div", { class: "card" },
       h("table", { class: "runs" },
@@ -197,7 +209,7 @@
     var page = h("main", { class: "page" },
       h("h1", { text: "Runs" }),
       h("p", { class: "lead", text: "Saved sessions of the state directory and runs received live over OTLP, newest first." }),
-      h("div", { class: "toolbar" }, search, chips, count),
+      h("div", { class: "toolbar" }, search, chips, compareButton, count),
       card);
     app.replaceChildren(topbar(h("span", { class: "here", text: "Runs" })), page);
     var runs = [];
@@ -238,6 +250,7 @@
         },
           h("td", null, pill(r.status)),
           h("td", null,
+            readable && r.source === "saved" ? compareBox(r.key) : null,
             readable ? h("a", { class: "run-name", href: href, text: r.name }) : h("span", { class: "run-name", text: r.name }),
             " ", r.source === "live" ? h("span", { class: "badge live", text: "live" }) : null,
             h("span", { class: "sub", text: readable ? r.key + ".json".slice(r.source === "live" ? 5 : 0) : String(r.reason || "unreadable") })),
@@ -247,6 +260,13 @@
           h("td", null, h("span", { class: "mono muted", text: r.trace_id ? r.trace_id.slice(0, 16) + "…" : "–", title: r.trace_id || "" })));
         body.append(tr);
       });
+    }
+
+    function compareBox(key) {
+      var box = h("input", { type: "checkbox", class: "compare-pick", "aria-label": "compare this run", "data-key": key,
+        onclick: function (ev) { ev.stopPropagation(); choose(key, box.checked); } });
+      box.checked = chosen.indexOf(key) >= 0;
+      return box;
     }
 
     search.addEventListener("input", function () { filters.q = search.value; draw(); });
@@ -777,5 +797,10 @@
     return out;
   }
 
+  // what the compare page (compare.js) builds with
+  function ui() {
+    return { app: app, h: h, topbar: topbar, pill: pill, fmtDur: fmtDur, runHref: runHref, getJSON: getJSON,
+      isCurrent: function (r) { return current === r; } };
+  }
   route();
 })();
