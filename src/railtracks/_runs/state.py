@@ -24,10 +24,12 @@ from typing import Any, Final
 
 from opentelemetry.sdk.trace import ReadableSpan
 
+from .._config import CONFIG
 from .._recording import attributes as attr
 from .._recording.compact import FinishedSpan, Record, compact
 from .head import tree_counts
 from .tree import NodeWalk, children_of, sort_by_start, walk
+from .usage import StateUsage, add_session_usage
 
 SCHEMA_VERSION: Final = 2
 READABLE_SCHEMA_VERSIONS: Final = (1, 2)
@@ -254,6 +256,7 @@ def state_parts(
             session_span = span
         else:
             nodes.append(span)
+    usage = StateUsage(nodes, session_span, CONFIG.telemetry.prices)
     sort_by_start(nodes)
     children = children_of(nodes)
     session: dict[str, Any] | None = None
@@ -274,7 +277,8 @@ def state_parts(
         "session": session,
         "answer": answer,
     }
-    return head, walk(children, _node)
+    add_session_usage(session, usage)
+    return head, walk(children, usage.nodes_with_usage(_node))
 
 
 def _last_output(roots: Sequence[FinishedSpan]) -> Any:

@@ -23,6 +23,7 @@ from .._recording import spans as _spans
 from .._recording.fastspan import start_span
 from ..errors import ConfigurationError, GlobalTimeOutError
 from . import never_awaited as _never_awaited
+from . import usage as _usage
 from .executors import LOCAL, validate_executor
 from .options import validate_option
 from .session import _CURRENT, Session
@@ -298,4 +299,6 @@ async def _execute(  # noqa: PLR0912  # one branch per way a node can end
             session.unregister_node(task, span)  # type: ignore[arg-type]  # tracked implies a task
         otel_context.detach(token)
         if span.is_recording():  # the session may have ended it already (see Session._finish)
+            if _usage.PENDING:  # model calls under it: their totals go on the span
+                _usage.close_usage(span)
             span.end()

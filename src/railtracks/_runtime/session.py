@@ -31,6 +31,7 @@ from .._recording.compact import Record, compact
 from .._recording.fastspan import start_span
 from .._runs.state import build_state, unsampled_state
 from .._settings import LoggingSetting
+from . import usage as _usage
 from .context_store import SessionContext, context_record
 from .options import UNSET, BroadcastCallback, SessionOptions, Unset, resolve_options
 from .session_end import run_hooks
@@ -353,6 +354,7 @@ class Session(Supervision):
             if span.is_recording()
             else {}
         )
+        final = {**final, **_usage.usage_attributes(span)}
         _spans.end_session_span(
             span, status, self._error, self._answer_json(), self.encoder, end_attributes=final
         )
