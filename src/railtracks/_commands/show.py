@@ -25,6 +25,7 @@ from .._delivery.console import format_duration, short
 from .._logs.terminal import inert
 from .._runs.store import load_state
 from ..errors import RailtracksError
+from .usage_text import usage_by_model, usage_suffix
 
 DEFAULT_LIMIT: Final = 1000
 
@@ -115,7 +116,7 @@ def tree_line(depth: int, record: dict[str, Any], *, session: bool) -> str:
     duration = record.get("duration_seconds")
     shown = format_duration(duration) if isinstance(duration, int | float) else "-"
     name = record.get("span_name") if session else record.get("name")
-    line = f"{'  ' * depth}{name}  {record['status']}  {shown}"
+    line = f"{'  ' * depth}{name}  {record['status']}  {shown}{usage_suffix(record)}"
     if record["status"] != "completed" and record.get("error"):
         line += f"  {short(record['error'].get('message') or record['error'].get('type'), 160)}"
     elif not session and record.get("output") is not None:
@@ -142,6 +143,8 @@ def show(run: str, narrowing: Narrowing) -> int:
     final = session.get("final_context")
     if final is not None and final != session.get("context"):
         _say(f"  final context: {_context_line(final) if final else '(empty)'}")
+    for usage_line in usage_by_model(session):
+        _say(usage_line)
     limit = narrowing.limit
     for entry, hidden in chosen[:limit] if limit is not None else chosen:
         line = tree_line(entry.depth + 1, entry.record, session=False)

@@ -118,3 +118,5 @@ USAGE_REASONING_TOKENS: Final = "railtracks.usage.reasoning_tokens"
 USAGE_MODELS: Final = "railtracks.usage.models"
 USAGE_COST_USD: Final = "railtracks.usage.cost_usd"  # a decimal string: exact, never a float
 USAGE_BY_MODEL: Final = "railtracks.usage.by_model"  # JSON: the state's "usage" "models"
+# Models without a price when others have one: the cost counts the others only.
+USAGE_UNPRICED_MODELS: Final = "railtracks.usage.unpriced_models"

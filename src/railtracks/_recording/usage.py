@@ -116,11 +116,15 @@ class Tally:
             if price is not None:
                 cost += price
                 priced = True
-        return {
+        record: dict[str, Any] = {
             **self.total().fields(),
             "cost_usd": _decimal_text(cost) if priced else None,
             "models": models,
         }
+        unpriced = [model for model, found in models.items() if found["cost_usd"] is None]
+        if priced and unpriced:  # the cost is of the other models only: say so
+            record["unpriced_models"] = unpriced
+        return record
 
     def span_attributes(self, prices: Prices) -> dict[str, AttributeValue]:
         """The ``railtracks.usage.*`` attributes of a node or session span that ends."""
@@ -136,6 +140,8 @@ class Tally:
         }
         if record["cost_usd"] is not None:
             attributes[attr.USAGE_COST_USD] = record["cost_usd"]
+        if "unpriced_models" in record:
+            attributes[attr.USAGE_UNPRICED_MODELS] = record["unpriced_models"]
         return attributes
 
 
