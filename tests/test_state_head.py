@@ -154,7 +154,7 @@ def test_heads_that_lie_and_files_cut_short_are_unreadable(tmp_path: Path) -> No
     _write(directory, "huge-head", huge)
     rows = _runs(tmp_path)
     for name in [*bad, "huge-head"]:
-        assert rows[name][1:] == ["unreadable", "-", "-", "-", "-"], name
+        assert rows[name][1:] == ["unreadable", "-", "-", "-", "-", "-", "-"], name
         with pytest.raises(StateError):
             read_head(directory / f"{name}.json")
     assert rows["tree"][1] == "completed"
