@@ -33,7 +33,8 @@ _OUTPUT_KEYS: Final = (
 )
 _CACHED_KEYS: Final = (attr.GEN_AI_CACHE_READ_TOKENS, attr.LLM_CACHE_READ_TOKENS)
 _REASONING_KEYS: Final = (attr.GEN_AI_REASONING_TOKENS, attr.LLM_REASONING_TOKENS)
-_MODEL_KEYS: Final = (attr.GEN_AI_RESPONSE_MODEL, attr.GEN_AI_REQUEST_MODEL, attr.LLM_MODEL_NAME)
+# The model asked for names a call (as prices are configured); else the one that answered.
+_MODEL_KEYS: Final = (attr.GEN_AI_REQUEST_MODEL, attr.GEN_AI_RESPONSE_MODEL, attr.LLM_MODEL_NAME)
 _PROVIDER_KEYS: Final = (attr.GEN_AI_PROVIDER_NAME, attr.GEN_AI_SYSTEM, attr.LLM_PROVIDER)
 MAX_TOKENS: Final = 10**15  # past this a count is not a count: hostile or broken input
 
@@ -135,13 +136,13 @@ class Tally:
             attr.USAGE_OUTPUT_TOKENS: record["output_tokens"],
             attr.USAGE_CACHED_INPUT_TOKENS: record["cached_input_tokens"],
             attr.USAGE_REASONING_TOKENS: record["reasoning_tokens"],
-            attr.USAGE_MODELS: list(record["models"]),
+            attr.USAGE_MODELS: tuple(record["models"]),
             attr.USAGE_BY_MODEL: json.dumps(record["models"], separators=(",", ":")),
         }
         if record["cost_usd"] is not None:
             attributes[attr.USAGE_COST_USD] = record["cost_usd"]
         if "unpriced_models" in record:
-            attributes[attr.USAGE_UNPRICED_MODELS] = record["unpriced_models"]
+            attributes[attr.USAGE_UNPRICED_MODELS] = tuple(record["unpriced_models"])
         return attributes
 
 

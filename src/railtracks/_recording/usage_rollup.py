@@ -17,7 +17,9 @@ so their usage is summed the same way.
 
 from __future__ import annotations
 
+import contextlib
 import threading
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
 
@@ -40,11 +42,14 @@ NodeListener = Callable[[str, str, Tally], None]
 class _Entry:
     """Usage under one open span: ``own`` reaches the nearest node, ``total`` everything."""
 
-    __slots__ = ("own", "total")
+    __slots__ = ("calls", "own", "total")
 
     def __init__(self) -> None:
         self.own = Tally()
         self.total = Tally()
+        # the model calls under it, told to the listeners when they reach a node: a
+        # call found inside another call's span (which is the whole call) never is
+        self.calls: list[tuple[str, Counts, Mapping[str, Any] | None]] = []
 
 
 def _events(span: ReadableSpan) -> Iterable[tuple[str, Mapping[str, Any]]]:
@@ -88,12 +93,28 @@ class UsageRollup(SpanProcessor):
             self._call_listeners = [f for f in self._call_listeners if f is not on_call]
             self._node_listeners = [f for f in self._node_listeners if f is not on_node]
 
-    def note_recorded(self, span_id: int) -> None:
+    def note_recorded(self, span: object, span_id: int) -> None:
         """An ``rt.record_usage`` event was added to this open span: read it when it ends."""
         TABLE.warm()
         with self._lock:
-            if span_id not in self.pending:
-                self.pending[span_id] = _Entry()
+            if span_id in self.pending:
+                return
+            self.pending[span_id] = _Entry()
+        self._drop_with(span, span_id)
+
+    def _drop_with(self, span: object, span_id: int) -> None:
+        """Forget ``span_id``'s entry when ``span`` is freed without ending through here.
+
+        A node's span on a remote worker ends into its segment's reply, not
+        into these processors: without this its entry would stay forever.
+        """
+        with contextlib.suppress(TypeError):  # no weak reference: a span that ends here anyway
+            weakref.finalize(span, self._drop, span_id)
+
+    def _drop(self, span_id: int) -> None:
+        with self._lock:
+            self.pending.pop(span_id, None)
+            self._closed.pop(span_id, None)
 
     def close(self, span: ReadableSpan, prices: Prices) -> dict[str, AttributeValue]:
         """The ``railtracks.usage.*`` attributes of a node's or session's span about to end."""
@@ -107,7 +128,9 @@ class UsageRollup(SpanProcessor):
             entry.own.add(model, counts)
             entry.total.add(model, counts)
             self._tell_call(model, counts, None)
-        self._closed[span_id] = entry
+        with self._lock:
+            self._closed[span_id] = entry
+        self._drop_with(span, span_id)
         return entry.total.span_attributes(prices) if entry.total else {}
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
@@ -144,6 +167,8 @@ class UsageRollup(SpanProcessor):
                 entry.own.add(model, counts)
                 entry.total.add(model, counts)
                 self._tell_call(model, counts, None)
+        for call in entry.calls:
+            self._tell_call(*call)
         node = attributes.get(attr.NODE_NAME)
         if entry.own and isinstance(node, str):
             session = attributes.get(attr.SESSION_NAME)
@@ -151,21 +176,27 @@ class UsageRollup(SpanProcessor):
             for listener in self._node_listeners:
                 listener(node, name, entry.own)
         if entry.total:
-            self._add_to_parent(span, None, entry.total)
+            self._add_to_parent(span, None, entry.total, [])
 
     def _end_foreign(self, span: ReadableSpan, span_id: int, attributes: Mapping[str, Any]) -> None:
         with self._lock:
             entry = self.pending.pop(span_id, None) if self.pending else None
         call = model_call(attributes)
         if call is not None:  # the whole call: what is under it is part of it
-            self._tell_call(call[0], call[1], attributes)
+            TABLE.warm()  # a model call: its price may be wanted soon
             tally = Tally()
             tally.add(*call)
-            self._add_to_parent(span, tally, tally)
+            self._add_to_parent(span, tally, tally, [(*call, dict(attributes))])
         elif entry is not None:
-            self._add_to_parent(span, entry.own, entry.total)
+            self._add_to_parent(span, entry.own, entry.total, entry.calls)
 
-    def _add_to_parent(self, span: ReadableSpan, own: Tally | None, total: Tally) -> None:
+    def _add_to_parent(
+        self,
+        span: ReadableSpan,
+        own: Tally | None,
+        total: Tally,
+        calls: list[tuple[str, Counts, Mapping[str, Any] | None]],
+    ) -> None:
         parent = span.parent
         if parent is None:
             return
@@ -176,9 +207,9 @@ class UsageRollup(SpanProcessor):
             if own is not None:
                 entry.own.merge(own)
             entry.total.merge(total)
+            entry.calls.extend(calls)
 
     def _tell_call(self, model: str, counts: Counts, attributes: Mapping[str, Any] | None) -> None:
-        TABLE.warm()  # a model call: its price may be wanted soon
         for listener in self._call_listeners:
             listener(model, counts, attributes)
 

@@ -48,4 +48,4 @@ def record_usage(
     if not span.is_recording():
         return  # the session's spans are not recorded here: nothing to sum
     span.add_event(attr.EVENT_USAGE, event)
-    ROLLUP.note_recorded(span.get_span_context().span_id)
+    ROLLUP.note_recorded(span, span.get_span_context().span_id)
