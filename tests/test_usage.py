@@ -301,3 +301,42 @@ def test_metrics_token_histogram_and_counter() -> None:
         ("instrumented", "m2", "input"): 20,
         ("instrumented", "m2", "output"): 4,
     }
+
+
+class _PickleExecutor:
+    """Runs a call in a thread after a pickle round trip of its reply: a process boundary."""
+
+    async def run_call(self, call: Any) -> Any:
+        import pickle
+
+        from railtracks._remote.segment import execute_call
+
+        reply = await asyncio.to_thread(execute_call, call)
+        ROLLUP._closed.clear()  # as in another process: this one saw none of the reply's spans
+        return pickle.loads(pickle.dumps(reply))
+
+
+@rt.function_node(executor=_PickleExecutor())
+async def remote_model_node() -> str:
+    rt.record_usage(model="far", input_tokens=40, output_tokens=4)
+    return "far"
+
+
+def test_usage_in_a_segment_reply_is_summed_by_the_caller() -> None:
+    @rt.function_node
+    async def caller() -> str:
+        return await rt.call(remote_model_node)
+
+    @rt.session(name="carried", logging_setting="NONE")
+    async def flow() -> str:
+        return await rt.call(caller)
+
+    with capture_spans() as capture:
+        _, session = asyncio.run(flow())
+    assert session.state is not None
+    usage = session.state["session"]["usage"]
+    assert (usage["calls"], usage["input_tokens"], usage["output_tokens"]) == (1, 40, 4)
+    assert usage["models"]["far"]["calls"] == 1
+    (caller_span,) = capture.named("caller")  # its total includes what came back in the reply
+    assert (caller_span.attributes or {})["railtracks.usage.input_tokens"] == 40
+    assert not ROLLUP.pending
