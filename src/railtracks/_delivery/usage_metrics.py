@@ -21,6 +21,7 @@ from typing import Any, Final
 
 from opentelemetry.metrics import Meter
 
+from .._logs.log import warn_once
 from .._recording import attributes as attr
 from .._recording.usage import Counts, Tally, provider_of
 from .._recording.usage_rollup import ROLLUP
@@ -63,11 +64,25 @@ class UsageMetrics:
         )
 
     def on_call(self, model: str, counts: Counts, attributes: Mapping[str, Any] | None) -> None:
+        try:
+            self._record_call(model, counts, attributes)
+        except Exception as exc:  # metrics never change a run: one warning
+            warn_once("usage-metrics", f"recording token metrics failed: {exc!r}")
+
+    def _record_call(
+        self, model: str, counts: Counts, attributes: Mapping[str, Any] | None
+    ) -> None:
         labels = _call_labels(model, attributes)
         self._histogram.record(counts.input_tokens, {**labels, attr.GEN_AI_TOKEN_TYPE: "input"})
         self._histogram.record(counts.output_tokens, {**labels, attr.GEN_AI_TOKEN_TYPE: "output"})
 
     def on_node(self, node: str, session: str, own: Tally) -> None:
+        try:
+            self._count_node(node, session, own)
+        except Exception as exc:  # metrics never change a run: one warning
+            warn_once("usage-metrics", f"recording token metrics failed: {exc!r}")
+
+    def _count_node(self, node: str, session: str, own: Tally) -> None:
         for model, counts in own.models.items():
             labels = {USAGE_MODEL: model, attr.NODE_NAME: node, attr.SESSION_NAME: session}
             for kind, tokens in (("input", counts.input_tokens), ("output", counts.output_tokens)):

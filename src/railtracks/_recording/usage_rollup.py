@@ -81,6 +81,7 @@ class UsageRollup(SpanProcessor):
         self._lock = threading.Lock()
         self._call_listeners: list[CallListener] = []
         self._node_listeners: list[NodeListener] = []
+        self.listener_failures = 0  # metrics listeners that raised, counted
 
     def listen(self, on_call: CallListener, on_node: NodeListener) -> None:
         """Be told of each model call and of each node's own usage (the metrics)."""
@@ -174,7 +175,10 @@ class UsageRollup(SpanProcessor):
             session = attributes.get(attr.SESSION_NAME)
             name = session if isinstance(session, str) else attr.UNNAMED_SESSION
             for listener in self._node_listeners:
-                listener(node, name, entry.own)
+                try:
+                    listener(node, name, entry.own)
+                except Exception:
+                    self.listener_failures += 1
         if entry.total:
             self._add_to_parent(span, None, entry.total, [])
 
@@ -211,7 +215,10 @@ class UsageRollup(SpanProcessor):
 
     def _tell_call(self, model: str, counts: Counts, attributes: Mapping[str, Any] | None) -> None:
         for listener in self._call_listeners:
-            listener(model, counts, attributes)
+            try:
+                listener(model, counts, attributes)
+            except Exception:  # a metrics failure never stops the sums (the fan-out warns)
+                self.listener_failures += 1
 
     def shutdown(self) -> None:
         pass

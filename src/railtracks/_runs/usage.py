@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, Final
 
+from .._logs.log import warn_once
 from .._recording.compact import FinishedSpan
 from .._recording.usage import Tally, model_call, recorded_calls
 from .._recording.usage_cost import Prices
@@ -46,6 +47,13 @@ class StateUsage:
         self._prices = prices
         self.by_span: dict[int, Tally] = {}
         self.session = Tally()
+        try:
+            self._sum(spans, session_span)
+        except Exception as exc:  # the state is saved all the same, without usage
+            self.by_span, self.session = {}, Tally()
+            warn_once("state-usage", f"summing model usage for the state failed: {exc!r}")
+
+    def _sum(self, spans: Sequence[FinishedSpan], session_span: FinishedSpan | None) -> None:
         owned: list[tuple[FinishedSpan, Tally]] = []
         calls: set[int] = set()
         for span in spans:
