@@ -340,3 +340,30 @@ def test_usage_in_a_segment_reply_is_summed_by_the_caller() -> None:
     (caller_span,) = capture.named("caller")  # its total includes what came back in the reply
     assert (caller_span.attributes or {})["railtracks.usage.input_tokens"] == 40
     assert not ROLLUP.pending
+
+
+def test_a_failing_usage_sum_never_changes_the_run(
+    monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    from railtracks._recording import usage as usage_module
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("price table on fire")
+
+    monkeypatch.setattr(usage_module, "cost_of", broken)
+
+    @rt.session(name="unharmed", logging_setting="QUIET")  # NONE would hide the warning
+    async def flow() -> str:
+        return await rt.call(recorded)
+
+    answer, session = asyncio.run(flow())
+    assert answer == "recorded"
+    assert session.status == "completed"
+    assert session.state is not None
+    validate_state(session.state)
+    assert "usage" not in session.state["session"]  # left out, the rest saved
+    assert rt.flush(30)
+    err = capfd.readouterr().err
+    warnings = [line for line in err.splitlines() if "summing model usage" in line]
+    assert len(warnings) == 2, warnings  # one for the spans, one for the state
+    assert all("price table on fire" in line for line in warnings)

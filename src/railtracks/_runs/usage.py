@@ -93,10 +93,17 @@ class StateUsage:
 
     def record_of(self, span_id: int) -> dict[str, Any] | None:
         tally = self.by_span.get(span_id)
-        return None if tally is None else tally.record(self._prices, PRICE_TABLE_WAIT)
+        return None if tally is None else self._record(tally)
 
     def session_record(self) -> dict[str, Any] | None:
-        return self.session.record(self._prices, PRICE_TABLE_WAIT) if self.session else None
+        return self._record(self.session) if self.session else None
+
+    def _record(self, tally: Tally) -> dict[str, Any] | None:
+        try:
+            return tally.record(self._prices, PRICE_TABLE_WAIT)
+        except Exception as exc:  # the state is saved all the same, without this usage
+            warn_once("state-usage", f"summing model usage for the state failed: {exc!r}")
+            return None
 
     def nodes_with_usage(
         self, record_of: Callable[[FinishedSpan], dict[str, Any]]
