@@ -54,10 +54,12 @@ def test_runs_and_show(tmp_path: Path) -> None:
     listed = railtracks("runs", cwd=tmp_path)
     assert listed.returncode == 0, listed.stderr
     header, *rows = listed.stdout.splitlines()
-    assert header.split() == ["NAME", "STATUS", "STARTED", "DURATION", "NODES", "FAILED"]
+    assert header.split() == [
+        "NAME", "STATUS", "STARTED", "DURATION", "NODES", "FAILED", "TOKENS", "COST"
+    ]  # fmt: skip
     demo_row = next(row.split() for row in rows if row.startswith("railtracks-demo"))
     assert demo_row[1] == "completed"
-    assert demo_row[4:] == ["22", "1"]
+    assert demo_row[4:] == ["22", "1", "-", "-"]  # the demo calls no model
     assert any(row.split()[:2] == ["broken", "unreadable"] for row in rows)
     shown = railtracks("show", "railtracks-demo", cwd=tmp_path)
     assert shown.returncode == 0, shown.stderr

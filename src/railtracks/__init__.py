@@ -39,6 +39,7 @@ from ._runtime.node import set_remote_runner as _set_remote_runner
 from ._runtime.options import set_config
 from ._runtime.session import Session
 from ._runtime.session_end import on_session_end
+from ._runtime.usage_record import record_usage
 from ._version import __version__
 
 # The layers below never import the ones above: these wire them together.
@@ -99,6 +100,7 @@ __all__ = [
     "function_node",
     "load_state",
     "merge_segment",
+    "record_usage",
     "session",
     "session_carrier",
     "session_id",

@@ -16,6 +16,7 @@ from typing import IO, TYPE_CHECKING, Any
 from opentelemetry.sdk.trace.export import SpanExporter
 
 from ._recording.encoding import DEFAULT_REDACT_PATTERN, DEFAULT_VALUE_LIMIT, ValueEncoder
+from ._recording.usage_cost import ModelPrice, parse_prices
 from ._settings import state_max_runs_from_environment
 from .errors import ConfigurationError
 
@@ -44,6 +45,7 @@ class TelemetrySettings:
     value_limit: int = DEFAULT_VALUE_LIMIT
     secret_patterns: tuple[str, ...] = ()
     redact: bool = True
+    prices: Mapping[str, ModelPrice] = dataclasses.field(default_factory=dict)
 
 
 class Configuration:
@@ -120,6 +122,7 @@ def configure(
     value_limit: int | None = None,
     secret_patterns: Sequence[str] = (),
     redact: bool = True,
+    prices: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> None:
     """Set up telemetry in code; each argument overrides its ``OTEL_*`` counterpart.
 
@@ -146,6 +149,9 @@ def configure(
             are replaced by ``[REDACTED]`` (on top of the built-in credential shapes).
         redact: ``False`` turns all redaction and scrubbing off (values recorded in clear).
         value_limit: longest attribute string before truncation (default 4096).
+        prices: USD per million tokens by model, ``{model: {"input": 0.15, "output": 0.6}}``
+            (optionally ``"cached_input"``), for the cost of model calls (SPEC 15); a model
+            not listed is priced from ``genai-prices`` when installed, else has no cost.
     """
     if protocol is not None and protocol not in ("grpc", "http/protobuf"):
         raise ConfigurationError(
@@ -179,6 +185,7 @@ def configure(
         raise ConfigurationError(f"configure(redact=...): expected True or False, got {redact!r}")
     if console_stream is not None and not callable(getattr(console_stream, "write", None)):
         raise ConfigurationError("configure(console_stream=...): expected a text stream")
+    parsed_prices = parse_prices(prices)
     CONFIG.set_telemetry(
         TelemetrySettings(
             service_name=service_name,
@@ -195,5 +202,6 @@ def configure(
             value_limit=value_limit if value_limit is not None else DEFAULT_VALUE_LIMIT,
             secret_patterns=tuple(secret_patterns),
             redact=redact,
+            prices=parsed_prices,
         )
     )

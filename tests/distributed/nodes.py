@@ -94,3 +94,20 @@ def returns_lock() -> Any:
 @rt.function_node(executor="local")
 def local_pid() -> int:
     return os.getpid()
+
+
+@rt.function_node
+async def model_worker() -> int:
+    """One recorded and one instrumented model call, on the worker (SPEC 15)."""
+    from opentelemetry import trace
+
+    rt.record_usage(model="worker-model", input_tokens=300, output_tokens=30)
+    with trace.get_tracer("tests.worker_llm").start_as_current_span("chat worker-model") as span:
+        span.set_attributes(
+            {
+                "gen_ai.request.model": "worker-model",
+                "gen_ai.usage.input_tokens": 12,
+                "gen_ai.usage.output_tokens": 3,
+            }
+        )
+    return os.getpid()

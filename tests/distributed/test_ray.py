@@ -256,3 +256,22 @@ def test_end_on_error_cancels_a_running_remote_call(tmp_path: Path) -> None:
         asyncio.run(flow())
     time.sleep(6)
     assert not target.exists(), "the remote call kept running after end_on_error"
+
+
+def test_model_usage_on_a_worker_is_summed_by_the_caller() -> None:
+    @rt.function_node(executor="local")
+    async def caller() -> int:
+        return await rt.call(nodes.model_worker)
+
+    @rt.session(executor=second_node(), logging_setting="NONE")
+    async def flow() -> int:
+        return await rt.call(caller)
+
+    pid, session = asyncio.run(flow())
+    assert pid != os.getpid()
+    assert session.state is not None
+    usage = session.state["session"]["usage"]
+    assert (usage["calls"], usage["input_tokens"], usage["output_tokens"]) == (2, 312, 33)
+    (caller_span,) = by_name(session)["caller"]
+    assert caller_span.attributes["railtracks.usage.input_tokens"] == 312
+    assert caller_span.attributes["railtracks.usage.calls"] == 2

@@ -214,6 +214,8 @@ FEED_METRICS = (
     "railtracks_node_calls_total",
     "railtracks_session_duration_seconds_bucket",
     "railtracks_node_duration_seconds_bucket",
+    "railtracks_tokens_total",
+    "gen_ai_client_token_usage_bucket",
 )
 MIN_SAMPLES = 6
 

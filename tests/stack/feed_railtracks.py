@@ -16,6 +16,9 @@ records into it instead of making its own), and serves ``/metrics`` on
 - ``payment``: fetch_order -> price -> charge_card, which raises: the node and
   the session fail (the exception propagates out of the session).
 
+charge_card and refund_payment each record a model call (``rt.record_usage``),
+so the token metrics (SPEC 15) have series too.
+
 It prints "ready" once every kind of session has run at least once.
 """
 
@@ -62,6 +65,7 @@ def main() -> None:
     @rt.function_node
     async def charge_card(amount: float, decline: bool = False) -> str:
         await asyncio.sleep(0.004)
+        rt.record_usage(model="gpt-4o-mini", input_tokens=120, output_tokens=30)  # SPEC 15
         if decline:
             raise CardDeclinedError(f"card declined for {amount}")
         return "charged"
@@ -69,6 +73,7 @@ def main() -> None:
     @rt.function_node
     async def refund_payment(order: dict[str, object]) -> str:
         await asyncio.sleep(0.003)
+        rt.record_usage(model="claude-haiku-4-5", input_tokens=80, output_tokens=20)
         return f"refunded {order['id']}"
 
     @rt.session(name="checkout", logging_setting="NONE", save_state=False)

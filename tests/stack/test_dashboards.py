@@ -39,6 +39,9 @@ RAILTRACKS_SERIES = {
     "railtracks_node_duration_seconds_bucket",
     "railtracks_node_duration_seconds_sum",
     "railtracks_node_duration_seconds_count",
+    # model calls (SPEC 15)
+    "railtracks_tokens_total",
+    "gen_ai_client_token_usage_bucket",
 }
 RAILTRACKS_LABELS = {
     "job",
@@ -46,6 +49,10 @@ RAILTRACKS_LABELS = {
     "railtracks_session_name",
     "railtracks_node_name",
     "railtracks_status",
+    "railtracks_usage_model",
+    "gen_ai_token_type",
+    "gen_ai_request_model",
+    "otel_scope_name",  # the GenAI histogram: railtracks' own, not an instrumentation's
 }
 STATUSES = {"completed", "failed", "timeout", "cancelled"}
 # Span and resource attributes of SPEC §3 that the Tempo (TraceQL) queries may use.

@@ -142,6 +142,9 @@ def test_exact_series_names_labels_and_buckets(live_prometheus: LivePrometheus) 
         "railtracks_node_duration_seconds_bucket": node_labels | {"le"},
         "railtracks_node_duration_seconds_sum": node_labels,
         "railtracks_node_duration_seconds_count": node_labels,
+        # model calls (SPEC 15): tokens by the node that made the calls, and by model
+        "railtracks_tokens_total": node_labels - {"railtracks_status"}
+        | {"railtracks_usage_model", "gen_ai_token_type"},
     }
     # otel_scope_* labels come from the exporter; nothing else may appear.
     allowed_extra = {"__name__", "otel_scope_name", "otel_scope_version", "otel_scope_schema_url"}
@@ -153,6 +156,21 @@ def test_exact_series_names_labels_and_buckets(live_prometheus: LivePrometheus) 
             assert set(s) <= labels | allowed_extra, (name, s)
     names = {s["__name__"] for s in live_prometheus.series('{__name__=~"railtracks_.*"}')}
     assert names == set(expected)
+    tokens = live_prometheus.query(
+        "sum by (railtracks_usage_model, gen_ai_token_type) "
+        '(railtracks_tokens_total{railtracks_node_name="charge_card"})'
+    )
+    models = {
+        (s["metric"]["railtracks_usage_model"], s["metric"]["gen_ai_token_type"]) for s in tokens
+    }
+    assert models == {("gpt-4o-mini", "input"), ("gpt-4o-mini", "output")}
+    calls = live_prometheus.series("gen_ai_client_token_usage_count")
+    assert {(s["gen_ai_request_model"], s["gen_ai_token_type"]) for s in calls} == {
+        (model, kind)
+        for model in ("gpt-4o-mini", "claude-haiku-4-5")
+        for kind in ("input", "output")
+    }
+    assert {s["gen_ai_operation_name"] for s in calls} == {"chat"}
     for name in (
         "railtracks_session_duration_seconds_bucket",
         "railtracks_node_duration_seconds_bucket",

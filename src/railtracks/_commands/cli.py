@@ -45,6 +45,7 @@ from .imports import add_parser as add_import_parser
 from .outbox import add_parser as add_outbox_parser
 from .show import add_arguments as add_show_arguments
 from .show import narrowing_of, show
+from .usage_text import usage_cells
 
 EXIT_USAGE = 2
 EXIT_FAILED = 1
@@ -97,9 +98,10 @@ def _summary(path: Path) -> list[str]:
             format_duration(duration) if isinstance(duration, int | float) else "-",
             str(counts["nodes"]),
             str(counts["failed"]),
+            *usage_cells(session),
         ]
     except Exception:  # one bad file is listed as such; the others are still shown
-        return [path.stem, "unreadable", "-", "-", "-", "-"]
+        return [path.stem, "unreadable", "-", "-", "-", "-", "-", "-"]
 
 
 def _runs(_: argparse.Namespace) -> int:
@@ -114,7 +116,7 @@ def _runs(_: argparse.Namespace) -> int:
         return 0
     rows = [[inert(cell) for cell in _summary(path)] for path in files]
     rows.sort(key=lambda row: row[2], reverse=True)
-    header = ["NAME", "STATUS", "STARTED", "DURATION", "NODES", "FAILED"]
+    header = ["NAME", "STATUS", "STARTED", "DURATION", "NODES", "FAILED", "TOKENS", "COST"]
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
         _say("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
@@ -172,7 +174,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="run a small multi-node workflow in a session")
     demo.set_defaults(handler=_demo)
     runs = commands.add_parser(
-        "runs", help="list saved states (name, status, start, duration, nodes, failed nodes)"
+        "runs",
+        help="list saved states (name, status, start, duration, nodes, failed nodes, tokens, cost)",
     )
     runs.set_defaults(handler=_runs)
     show = commands.add_parser("show", help="print the call tree of one saved state")

@@ -25,6 +25,7 @@ from .._delivery.console import format_duration, short
 from .._logs.terminal import inert
 from .._runs.store import load_state
 from ..errors import RailtracksError
+from .usage_text import usage_by_model, usage_suffix
 
 DEFAULT_LIMIT: Final = 1000
 
@@ -115,7 +116,7 @@ def tree_line(depth: int, record: dict[str, Any], *, session: bool) -> str:
     duration = record.get("duration_seconds")
     shown = format_duration(duration) if isinstance(duration, int | float) else "-"
     name = record.get("span_name") if session else record.get("name")
-    line = f"{'  ' * depth}{name}  {record['status']}  {shown}"
+    line = f"{'  ' * depth}{name}  {record['status']}  {shown}{usage_suffix(record)}"
     if record["status"] != "completed" and record.get("error"):
         line += f"  {short(record['error'].get('message') or record['error'].get('type'), 160)}"
     elif not session and record.get("output") is not None:
@@ -136,15 +137,16 @@ def say(text: str) -> None:
     _say(text)
 
 
-def context_lines(session: dict[str, Any]) -> list[str]:
-    """The session's context lines: at its start, and at its end when that differs."""
+def session_lines(session: dict[str, Any]) -> list[str]:
+    """The lines under the session's: its context at its start, at its end when that
+    differs, and its model calls' usage by model."""
     lines = []
     if session.get("context"):
         lines.append(f"  context: {_context_line(session['context'])}")
     final = session.get("final_context")
     if final is not None and final != session.get("context"):
         lines.append(f"  final context: {_context_line(final) if final else '(empty)'}")
-    return lines
+    return lines + usage_by_model(session)
 
 
 def show(run: str, narrowing: Narrowing) -> int:
@@ -157,7 +159,7 @@ def show(run: str, narrowing: Narrowing) -> int:
     chosen = select(state["nodes"], narrowing)  # before any line: --node may name no node
     session = state["session"]
     _say(f"{tree_line(0, session, session=True)}  trace {session['trace_id']}")
-    for line in context_lines(session):
+    for line in session_lines(session):
         _say(line)
     limit = narrowing.limit
     for entry, hidden in chosen[:limit] if limit is not None else chosen:

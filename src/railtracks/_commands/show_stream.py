@@ -23,7 +23,7 @@ from .._runs.schema import SchemaError, validate_node
 from .._runs.store import resolve_state_path
 from .._runs.stream import stream_nodes
 from ..errors import StateError
-from .show import Narrowing, context_lines, say, tree_line
+from .show import Narrowing, say, session_lines, tree_line
 
 # Lines printed before the output is flushed the first time: a terminal's screen.
 _SCREEN: Final = 60
@@ -62,7 +62,7 @@ def show_streamed(run: str, narrowing: Narrowing) -> int:
         return -1
     session = head.session
     say(f"{tree_line(0, session, session=True)}  trace {session['trace_id']}")
-    for line in context_lines(session):
+    for line in session_lines(session):
         say(line)
     sys.stdout.flush()
     printer = _Printer(narrowing.limit)

@@ -32,6 +32,7 @@ from .._logs.terminal import inert
 from .._recording import attributes as attr
 from .._recording.compact import attribute_dict
 from .._settings import LoggingSetting
+from .usage_console import usage_segment
 
 SHORT_VALUE: Final = 80
 _RESET: Final = "\033[0m"
@@ -247,6 +248,7 @@ def _end_line(
         ("  " * depth + span.name + " ", None),
         (status, status),
         (" " + format_duration((end - start) / 1e9), "dim"),
+        *usage_segment(attributes),
     ]
     if attributes.get(attr.NODE_REPLAYED) is True:
         line.append((" replayed", "dim"))

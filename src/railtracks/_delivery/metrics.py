@@ -29,6 +29,7 @@ from opentelemetry.metrics import CallbackOptions, Meter, Observation
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from .._recording import attributes as attr
+from .usage_metrics import usage_metrics
 
 SECONDS_BUCKETS: Final = (
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
@@ -143,6 +144,7 @@ class MetricsSpanProcessor(SpanProcessor):
     def __init__(self, meter: Meter) -> None:
         self.meter = meter
         self._metrics = _run_metrics(meter)
+        self._usage = usage_metrics(meter)  # model calls' tokens (SPEC 15)
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         pass
@@ -162,6 +164,7 @@ class MetricsSpanProcessor(SpanProcessor):
         self._metrics.add(key, (end - start) / 1e9)
 
     def shutdown(self) -> None:
+        self._usage.stop()
         self._metrics.drain()
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:

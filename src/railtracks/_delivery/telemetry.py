@@ -36,6 +36,7 @@ from .._config import CONFIG
 from .._logs import log as _log
 from .._recording.collector import SessionSpanCollector
 from .._recording.sampling import RecordLocallySampler
+from .._recording.usage_rollup import ROLLUP as USAGE_ROLLUP
 from .._version import __version__
 from ..errors import ConfigurationError
 from . import signals as _signals
@@ -101,6 +102,7 @@ class Telemetry:
         self.fanout = FanOutSpanProcessor()
         self.collector = SessionSpanCollector()
         self.fanout.add(self.collector)
+        self.fanout.add(USAGE_ROLLUP)  # model calls' tokens summed up the tree (SPEC 15)
         # on a host provider whose tracers railtracks cannot use: spans made there
         # inside nodes reach the sessions' states, and nothing else of railtracks
         self._collect_only = FanOutSpanProcessor()

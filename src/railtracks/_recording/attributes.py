@@ -103,3 +103,40 @@ CONTEXT_CHANGE_RECORDED: Final = "railtracks.context.recorded"
 CONTEXT_CHANGE_UNREPLAYABLE: Final = "railtracks.context.unreplayable"
 # On the session span: how many of its calls were replayed.
 SESSION_REPLAYED: Final = "railtracks.session.replayed"
+
+# -- model calls: tokens and cost (SPEC 15) ---------------------------------------
+# Read from other instrumentation's spans: the GenAI conventions, older names of
+# them, and OpenInference's.
+GEN_AI_REQUEST_MODEL: Final = "gen_ai.request.model"
+GEN_AI_RESPONSE_MODEL: Final = "gen_ai.response.model"
+GEN_AI_PROVIDER_NAME: Final = "gen_ai.provider.name"
+GEN_AI_SYSTEM: Final = "gen_ai.system"
+GEN_AI_TOKEN_TYPE: Final = "gen_ai.token.type"
+GEN_AI_INPUT_TOKENS: Final = "gen_ai.usage.input_tokens"
+GEN_AI_OUTPUT_TOKENS: Final = "gen_ai.usage.output_tokens"
+GEN_AI_PROMPT_TOKENS: Final = "gen_ai.usage.prompt_tokens"
+GEN_AI_COMPLETION_TOKENS: Final = "gen_ai.usage.completion_tokens"
+GEN_AI_CACHE_READ_TOKENS: Final = "gen_ai.usage.cache_read.input_tokens"
+GEN_AI_REASONING_TOKENS: Final = "gen_ai.usage.reasoning.output_tokens"
+GEN_AI_INPUT_MESSAGES: Final = "gen_ai.input.messages"
+GEN_AI_OUTPUT_MESSAGES: Final = "gen_ai.output.messages"
+LLM_MODEL_NAME: Final = "llm.model_name"
+LLM_PROVIDER: Final = "llm.provider"
+LLM_PROMPT_TOKENS: Final = "llm.token_count.prompt"
+LLM_COMPLETION_TOKENS: Final = "llm.token_count.completion"
+LLM_CACHE_READ_TOKENS: Final = "llm.token_count.prompt_details.cache_read"
+LLM_REASONING_TOKENS: Final = "llm.token_count.completion_details.reasoning"
+# rt.record_usage(...) on the current node's span: one event per call, with the
+# GenAI keys above as its attributes.
+EVENT_USAGE: Final = "railtracks.usage"
+# A node's and a session's totals (own calls and descendants'), set when it ends.
+USAGE_CALLS: Final = "railtracks.usage.calls"
+USAGE_INPUT_TOKENS: Final = "railtracks.usage.input_tokens"
+USAGE_OUTPUT_TOKENS: Final = "railtracks.usage.output_tokens"
+USAGE_CACHED_INPUT_TOKENS: Final = "railtracks.usage.cached_input_tokens"
+USAGE_REASONING_TOKENS: Final = "railtracks.usage.reasoning_tokens"
+USAGE_MODELS: Final = "railtracks.usage.models"
+USAGE_COST_USD: Final = "railtracks.usage.cost_usd"  # a decimal string: exact, never a float
+USAGE_BY_MODEL: Final = "railtracks.usage.by_model"  # JSON: the state's "usage" "models"
+# Models without a price when others have one: the cost counts the others only.
+USAGE_UNPRICED_MODELS: Final = "railtracks.usage.unpriced_models"

@@ -25,10 +25,12 @@ from typing import Any, Final
 
 from opentelemetry.sdk.trace import ReadableSpan
 
+from .._config import CONFIG
 from .._recording import attributes as attr
 from .._recording.compact import FinishedSpan, Record, compact
 from .head import tree_counts
 from .tree import NodeWalk, children_of, sort_by_start, walk
+from .usage import StateUsage, add_session_usage
 
 SCHEMA_VERSION: Final = 2
 READABLE_SCHEMA_VERSIONS: Final = (1, 2)
@@ -269,12 +271,14 @@ def state_parts(
             session_span = span
         else:
             nodes.append(span)
+    usage = StateUsage(nodes, session_span, CONFIG.telemetry.prices)
     sort_by_start(nodes)
     children = children_of(nodes)
     # counts ahead of the nodes, so `railtracks runs` never has to read them
     last_output = functools.partial(_last_output, children.get(None, []))
     head = assembled_head(session_span, tree_counts(children), last_output)
-    return head, walk(children, _node)
+    add_session_usage(head["session"], usage)
+    return head, walk(children, usage.nodes_with_usage(_node))
 
 
 def _last_output(roots: Sequence[FinishedSpan]) -> Any:

@@ -25,6 +25,7 @@ from .._runs.recorded import arguments_digest
 from ..errors import ConfigurationError, GlobalTimeOutError
 from . import never_awaited as _never_awaited
 from . import recording as _recording
+from . import usage as _usage
 from .executors import LOCAL, validate_executor
 from .options import validate_option
 from .replayed import replay_answer
@@ -317,6 +318,8 @@ async def _execute(  # noqa: PLR0912, PLR0915  # one branch per way a node can e
             session.unregister_node(task, span)  # type: ignore[arg-type]  # tracked implies a task
         otel_context.detach(token)
         if span.is_recording():  # the session may have ended it already (see Session._finish)
+            if _usage.PENDING:  # model calls under it: their totals go on the span
+                _usage.close_usage(span)
             span.end()
 
 

@@ -34,6 +34,7 @@ from .._runs.respan import spans_from_state
 from .._runs.state import build_state, unsampled_state
 from .._settings import LoggingSetting
 from ..errors import ConfigurationError
+from . import usage as _usage
 from .context_store import SessionContext, context_record
 from .options import UNSET, BroadcastCallback, SessionOptions, Unset, resolve_options
 from .replay import Replayer
@@ -378,6 +379,7 @@ class Session(Supervision):
         )
         if self.replayed_calls:
             final = {**final, attr.SESSION_REPLAYED: self.replayed_calls}
+        final = {**final, **_usage.usage_attributes(span)}
         _spans.end_session_span(
             span, status, self._error, self._answer_json(), self.encoder, end_attributes=final
         )

@@ -23,6 +23,7 @@ from .._recording import attributes as attr
 from .._recording.encoding import REDACTED
 from ._final_context import final_context_of
 from ._redact import is_sensitive, redact
+from ._usage import badge, conversation, usage_of
 
 RUNNING: Final = attr.STATUS_RUNNING
 STATUSES: Final = frozenset(
@@ -253,6 +254,7 @@ class Run:
             "spans": len(self.spans),
             "dropped": self.dropped,
             "version": self.version,
+            "usage": usage_of(root) if root is not None else None,  # SPEC 15
         }
         self._summary = (self.version, summary)
         return dict(summary)
@@ -304,10 +306,11 @@ class Run:
         return parent
 
     def outline(self) -> dict[str, Any]:
-        """The waterfall's data: one row per span, ``[id, depth, name, status, role, t0, t1]``.
+        """The waterfall's data: one row per span, ``[id, depth, name, status, role, t0, t1, b]``.
 
-        Times are microseconds from the run's start (floats: unix nanoseconds
-        do not fit a JavaScript number).
+        ``b`` is the span's usage badge (SPEC 15), or None. Times are
+        microseconds from the run's start (floats: unix nanoseconds do not fit
+        a JavaScript number).
         """
         if self._outline is not None and self._outline[0] == self.version:
             return self._outline[1]
@@ -345,6 +348,7 @@ class Run:
                 span.role,
                 (span.start - origin) / 1e3 if span.start is not None else None,
                 (span.end - origin) / 1e3 if span.end is not None else None,
+                badge(span),  # model calls' tokens and cost (SPEC 15), or None
             ]
             for depth, span in self.tree_order()
         ]
@@ -381,6 +385,8 @@ class Run:
             "error": span.error,
             "attributes": span.attributes,
             "extra": span.extra,
+            "usage": usage_of(span),
+            "messages": conversation(span),
         }
 
     def details(self) -> dict[str, Any]:

@@ -405,6 +405,7 @@
         h("div", null, h("b", { text: "Started" }), h("span", { text: fmtTime(run.start), title: run.start || "" })),
         h("div", null, h("b", { text: "Duration" }), h("span", { text: run.duration_s === null ? "–" : fmtDur(run.duration_s * 1e6) })),
         h("div", null, h("b", { text: "Nodes" }), h("span", { text: Number(run.nodes).toLocaleString() })),
+        usageFacts(run.usage),
         h("div", null, h("b", { text: "Trace" }), h("span", { class: "mono", text: run.trace_id || "–" }))),
       run.dropped ? h("span", { class: "warn", text: run.dropped + " spans over the viewer's limit were not kept" }) : null,
       this.findBox);
@@ -493,6 +494,8 @@
       el.name.textContent = row[2];
       el.name.title = row[2];
       el.badge.hidden = row[4] !== "foreign";
+      el.usage.textContent = row[7] || "";  // model calls' tokens and cost (SPEC 15)
+      el.usage.hidden = !row[7];
       var t0 = row[5] === null ? 0 : row[5];
       var t1 = row[6] === null ? this.total : row[6];
       var x0 = this.x(t0, barWidth), x1 = this.x(t1, barWidth);
@@ -515,7 +518,8 @@
     var dot = h("span", { class: "dot" });
     var name = h("span", { class: "name" });
     var badge = h("span", { class: "badge foreign", text: "foreign" });
-    var cell = h("div", { class: "cell-name" }, toggle, dot, name, badge);
+    var usage = h("span", { class: "badge usage" });
+    var cell = h("div", { class: "cell-name" }, toggle, dot, name, badge, usage);
     var bar = h("div", { class: "bar" });
     var dur = h("span", { class: "dur" });
     var root = h("div", { class: "row", role: "treeitem" }, cell, h("div", { class: "cell-bar" }, bar, dur));
@@ -529,7 +533,7 @@
     });
     root.addEventListener("dblclick", function () { self.zoomToSelected(); });
     this.spacer.append(root);
-    return { root: root, cell: cell, toggle: toggle, dot: dot, name: name, badge: badge, bar: bar, dur: dur };
+    return { root: root, cell: cell, toggle: toggle, dot: dot, name: name, badge: badge, usage: usage, bar: bar, dur: dur };
   };
 
   RunView.prototype.drawAxis = function (barLeft, barWidth) {
@@ -743,6 +747,44 @@
     return list;
   }
 
+  // -- model calls (SPEC 15): text only, never markup --------------------------------
+
+  function usageFacts(u) {
+    if (!u) return null;
+    return h("div", null, h("b", { text: "Tokens" }), h("span", {
+      class: "run-usage",
+      text: (u.input_tokens + u.output_tokens).toLocaleString() + " (" + u.calls + " model call" + (u.calls === 1 ? "" : "s") + ")" +
+        (u.cost_usd ? " · $" + u.cost_usd : ""),
+    }));
+  }
+
+  function usageTable(u) {
+    var body = h("tbody");
+    body.append(h("tr", null, h("th", { text: "Model" }), h("th", { text: "Calls" }), h("th", { text: "Input" }),
+      h("th", { text: "Output" }), h("th", { text: "Cost (USD)" })));
+    var models = u.models || {};
+    Object.keys(models).sort().forEach(function (m) {
+      var f = models[m];
+      body.append(h("tr", null, h("td", { text: m }), h("td", { text: String(f.calls) }),
+        h("td", { text: Number(f.input_tokens).toLocaleString() }), h("td", { text: Number(f.output_tokens).toLocaleString() }),
+        h("td", { text: f.cost_usd || "–" })));
+    });
+    body.append(h("tr", { class: "total" }, h("td", { text: "total" }), h("td", { text: String(u.calls) }),
+      h("td", { text: Number(u.input_tokens).toLocaleString() }), h("td", { text: Number(u.output_tokens).toLocaleString() }),
+      h("td", { text: u.cost_usd || "–" })));
+    return h("table", { class: "attrs usage-table" }, body);
+  }
+
+  function conversation(messages) {
+    if (!messages.length) return h("div", { class: "none", text: "none" });
+    var list = h("div", { class: "conversation" });
+    messages.forEach(function (m) {
+      list.append(h("div", { class: "message " + (m.role === "assistant" ? "assistant" : "other") },
+        h("div", { class: "role", text: m.role }), h("pre", { class: "code", text: m.text })));
+    });
+    return list;
+  }
+
   function detailsOf(d, row) {
     var out = [];
     out.push(h("h2", { text: d.name }));
@@ -783,8 +825,10 @@
       });
       out.push(section("Error", null, box));
     }
-    if (d.role !== "session") out.push(section("Input", null, valueBlock(d.input)));
-    out.push(section(d.role === "session" ? "Answer" : "Output", null, valueBlock(d.output)));
+    var msgs = d.messages || {};  // a model call's prompt and completion (SPEC 15)
+    if (d.role !== "session") out.push(section("Input", null, msgs.input && isEmpty(d.input) ? conversation(msgs.input) : valueBlock(d.input)));
+    out.push(section(d.role === "session" ? "Answer" : "Output", null, msgs.output && isEmpty(d.output) ? conversation(msgs.output) : valueBlock(d.output)));
+    if (d.usage) out.push(section("Usage", d.usage.calls, usageTable(d.usage)));
     out.push(section("Context at call", Object.keys(d.context || {}).length, attrTable(d.context)));
     if (d.role === "session" && d.final_context) {
       // the session's context when it ended (saved runs and live ones alike)
