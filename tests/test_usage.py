@@ -15,6 +15,7 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 import railtracks as rt
 from railtracks import errors
 from railtracks._recording.usage_rollup import ROLLUP
+from railtracks._runs.journal import KEPT_RECORDS
 from railtracks._runs.schema import validate_state
 from railtracks.testing import capture_spans
 
@@ -138,6 +139,34 @@ def test_usage_is_summed_exactly_per_node_and_session() -> None:
     assert spans["instrumented"]["railtracks.usage.calls"] == 2
     assert "railtracks.usage.calls" not in spans["quiet_node"]
     assert not ROLLUP.pending  # nothing left behind for the next run
+
+
+def test_a_state_assembled_from_the_journal_has_the_same_usage() -> None:
+    """Over KEPT_RECORDS spans the state is streamed from the journal, usage from span totals."""
+
+    @rt.function_node
+    async def filler(i: int) -> int:
+        return i
+
+    @rt.session(name="usage-big", logging_setting="NONE")
+    async def flow() -> list[Any]:
+        for i in range(KEPT_RECORDS + 10):
+            await rt.call(filler, i)
+        return await rt.call(top)
+
+    asyncio.run(flow())
+    rt.flush()
+    state = rt.load_state("usage-big")
+    assert state["counts"]["nodes"] > KEPT_RECORDS  # it was assembled from the journal
+    usage = state["session"]["usage"]
+    assert (usage["calls"], usage["input_tokens"], usage["output_tokens"]) == (4, 1077, 22)
+    assert (_fields(usage, "m1"), _fields(usage, "m2")) == (M1, M2)
+    nodes = _by_name(state["nodes"])
+    assert nodes["top"]["usage"] == usage
+    assert nodes["middle"]["usage"]["input_tokens"] == 1007
+    assert nodes["instrumented"]["usage"]["input_tokens"] == 70
+    assert "usage" not in nodes["quiet_node"]
+    assert "usage" not in nodes["filler"]
 
 
 def test_configured_prices_are_exact_decimals() -> None:

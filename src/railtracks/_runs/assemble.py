@@ -20,11 +20,13 @@ from array import array
 from collections.abc import Iterator
 from typing import Any, Final
 
+from .._config import CONFIG
 from .._recording import attributes as attr
 from .._recording.compact import FinishedSpan, Record
 from .journal_lines import Decoder, Line, Scanned, lines_of_file
 from .state import assembled_head, node_record
 from .tree import NodeWalk
+from .usage import usage_from_attributes
 
 _FAILED: Final = 1
 _STARTED_ONLY: Final = 2
@@ -180,9 +182,12 @@ class Assembly:
         self.header = self._decoder.header
         self._tree = _Tree(self._index)
         self.crashed = self._index.session is None or self._index.session_started_only
+        session_span = self._session_span()
         self.head = assembled_head(
-            self._session_span(), _counts(self._index, self._tree), self._last_output
+            session_span, _counts(self._index, self._tree), self._last_output
         )
+        if session_span is not None and self.head["session"] is not None:
+            _add_usage(self.head["session"], session_span)
 
     def _line(self, offset: int, length: int) -> Line:
         line = self._decoder.decode(_read(self._fd, offset, length), 2)
@@ -226,6 +231,16 @@ class Assembly:
                 siblings.pop()
                 yield None
                 continue
-            yield siblings[-1], node_record(self._span(slot))
+            span = self._span(slot)
+            record = node_record(span)
+            _add_usage(record, span)
+            yield siblings[-1], record
             siblings[-1] += 1
             siblings.append(0)
+
+
+def _add_usage(record: dict[str, Any], span: FinishedSpan) -> None:
+    """The record's ``usage``, from the totals its span carries (the spans are not all here)."""
+    usage = usage_from_attributes(span.attributes, CONFIG.telemetry.prices)
+    if usage is not None:
+        record["usage"] = usage

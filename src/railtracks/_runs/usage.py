@@ -11,16 +11,22 @@ process are here like local ones, so their usage is in.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import json
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
 from .._logs.log import warn_once
+from .._recording import attributes as attr
 from .._recording.compact import FinishedSpan
-from .._recording.usage import Tally, model_call, recorded_calls
+from .._recording.usage import Counts, Tally, model_call, recorded_calls
 from .._recording.usage_cost import Prices
 
 PRICE_TABLE_WAIT: Final = 5.0  # seconds the state may wait for genai-prices to load
 _MAX_DEPTH: Final = 100_000  # a parent chain longer than the session: malformed ids
+# A model's figures in ``railtracks.usage.by_model``, in ``Counts``' argument order.
+_FIELDS: Final = ("calls", "input_tokens", "output_tokens", "cached_input_tokens",
+                  "reasoning_tokens")  # fmt: skip
+_MAX_COUNT: Final = 10**15
 
 
 def _own(span: FinishedSpan) -> tuple[Tally | None, bool]:
@@ -129,3 +135,43 @@ def add_session_usage(session: dict[str, Any] | None, usage: StateUsage) -> None
     record = usage.session_record()
     if record is not None:
         session["usage"] = record
+
+
+def usage_from_attributes(attributes: Mapping[str, Any], prices: Prices) -> dict[str, Any] | None:
+    """A node's or session's ``usage`` from the totals its span carries as it ended.
+
+    For a state assembled from a journal, whose spans are never all in memory:
+    the span's ``railtracks.usage.by_model`` (set by the roll-up as it ended,
+    its descendants' calls included) is read back, as untrusted input, and
+    priced again like the in-memory path. None when absent or malformed.
+    """
+    text = attributes.get(attr.USAGE_BY_MODEL)
+    try:
+        tally = _tally_of(text)
+    except ValueError:
+        return None
+    if not tally:
+        return None
+    try:
+        return tally.record(prices, PRICE_TABLE_WAIT)
+    except Exception as exc:  # the state is saved all the same, without this usage
+        warn_once("state-usage", f"summing model usage for the state failed: {exc!r}")
+        return None
+
+
+def _tally_of(text: object) -> Tally:
+    """The figures of a ``railtracks.usage.by_model`` value (empty when there is none).
+
+    ValueError when the value is malformed.
+    """
+    models = json.loads(text) if isinstance(text, str) else None
+    tally = Tally()
+    if not isinstance(models, dict):
+        return tally  # empty: no usage
+    for model, figures in models.items():
+        values = [figures.get(field) for field in _FIELDS] if isinstance(figures, dict) else []
+        counts = [v for v in values if type(v) is int and 0 <= v <= _MAX_COUNT]
+        if len(counts) != len(_FIELDS):
+            raise ValueError(f"bad figures for model {model!r}")
+        tally.add(model, Counts(*counts))
+    return tally
