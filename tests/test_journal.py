@@ -441,3 +441,50 @@ def test_the_state_assembled_from_the_journal_is_the_state_built_in_memory(
     assembled = rt.load_state("same")  # from the journal file
     assert assembled["counts"]["nodes"] > 40
     assert assembled == session.state  # built from the spans the session kept
+
+
+# The same workflow run again with resume=True, after the kill (SPEC 14 on SPEC 13).
+RESUMER = textwrap.dedent(
+    """
+    import asyncio
+    import railtracks as rt
+
+    rt.configure(export=False)
+
+    @rt.function_node
+    async def leaf(i: int) -> int:
+        print("ran", i, flush=True)
+        return i
+
+    @rt.function_node
+    async def hang(n: int) -> int:
+        for i in range(n):
+            await rt.call(leaf, i)
+        return n
+
+    async def main() -> None:
+        async with rt.Session(name="doomed", logging_setting="NONE", resume=True) as session:
+            await rt.call(hang, 5)
+        rt.flush()
+        state = session.state
+        print("replayed", state["session"].get("replayed"), state["session"]["status"])
+
+    asyncio.run(main())
+    """
+)
+
+
+def test_a_killed_run_is_resumed_without_redoing_its_finished_calls(tmp_path: Path) -> None:
+    _kill_after_progress(CHILD, tmp_path, "async", "5")
+    resumed = subprocess.run(
+        [PYTHON, "-c", RESUMER],
+        capture_output=True,
+        text=True,
+        env=_env(tmp_path),
+        cwd=tmp_path,
+        timeout=300,
+        check=False,
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    # the five leaves ended before the kill: replayed; `hang` was running: it runs again
+    assert resumed.stdout.splitlines() == ["replayed 5 completed"], resumed.stdout
