@@ -387,10 +387,17 @@ class Run:
             "extra": span.extra,
             "usage": usage_of(span),
             "messages": conversation(span),
+            "replayed": _replayed(span),
         }
 
     def details(self) -> dict[str, Any]:
         return {span_id: self.detail(span_id) for span_id in self.spans}
+
+
+def _replayed(span: Span) -> bool:
+    """A call answered from a recorded run (SPEC 14): the live attribute or the saved field."""
+    marks = (span.attributes.get(attr.NODE_REPLAYED), span.extra.get("replayed"))
+    return span.role == "node" and any(mark is True for mark in marks)
 
 
 def _depth_first(

@@ -789,7 +789,8 @@
     var out = [];
     out.push(h("h2", { text: d.name }));
     out.push(h("div", { class: "tags" }, pill(d.status),
-      h("span", { class: "badge " + d.role, text: d.role }), h("span", { class: "badge", text: d.kind })));
+      h("span", { class: "badge " + d.role, text: d.role }), h("span", { class: "badge", text: d.kind }),
+      d.replayed ? h("span", { class: "badge replayed", text: "replayed" }) : null));
     var kv = h("dl", { class: "kv" });
     function fact(label, value, mono) {
       kv.append(h("dt", { text: label }), h("dd", { class: mono ? "mono" : "", text: value === null || value === undefined ? "–" : String(value) }));
