@@ -8,6 +8,7 @@ import subprocess
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -68,3 +69,15 @@ def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]
 def quiet() -> None:
     """Sessions print nothing unless a test asks for it."""
     rt.set_config(logging_setting="NONE")
+
+
+def metric_points(reader: Any) -> dict[str, list[Any]]:
+    """Every metric an ``InMemoryMetricReader`` holds, by name: its data points."""
+    data = reader.get_metrics_data()
+    assert data is not None
+    return {
+        metric.name: list(metric.data.data_points)
+        for rm in data.resource_metrics
+        for sm in rm.scope_metrics
+        for metric in sm.metrics
+    }

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import textwrap
 from pathlib import Path
-from typing import Any
 
 import pytest
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
@@ -14,23 +13,12 @@ import railtracks as rt
 from railtracks._delivery import metrics as _metrics
 from railtracks._delivery.telemetry import TELEMETRY
 
-from .conftest import run_python
+from .conftest import metric_points, run_python
 
 
 @rt.function_node
 async def work(i: int) -> int:
     return i
-
-
-def _points(reader: InMemoryMetricReader) -> dict[str, list[Any]]:
-    data = reader.get_metrics_data()
-    assert data is not None
-    return {
-        metric.name: list(metric.data.data_points)
-        for rm in data.resource_metrics
-        for sm in rm.scope_metrics
-        for metric in sm.metrics
-    }
 
 
 def _flow(calls: int) -> None:
@@ -46,7 +34,7 @@ def test_counts_and_histograms_agree_after_many_calls() -> None:
     reader = InMemoryMetricReader()
     rt.configure(metric_readers=[reader])
     _flow(250)
-    points = _points(reader)
+    points = metric_points(reader)
     (calls,) = points["railtracks.node.calls"]
     (durations,) = points["railtracks.node.duration"]
     assert calls.value == 250
@@ -56,7 +44,7 @@ def test_counts_and_histograms_agree_after_many_calls() -> None:
     assert sessions.value == 1
     # a second collection sees cumulative totals, not the queue twice
     _flow(10)
-    points = _points(reader)
+    points = metric_points(reader)
     assert points["railtracks.node.calls"][0].value == 260
     assert points["railtracks.node.duration"][0].count == 260
 
@@ -69,7 +57,7 @@ def test_nothing_is_recorded_on_the_instruments_until_a_reader_collects() -> Non
         p for p in TELEMETRY.fanout.processors if isinstance(p, _metrics.MetricsSpanProcessor)
     ]
     assert len(processor._metrics.pending) == 6  # five nodes and the session, queued
-    _points(reader)
+    metric_points(reader)
     assert len(processor._metrics.pending) == 0
 
 
@@ -81,7 +69,7 @@ def test_the_queue_is_bounded_when_no_reader_ever_collects(
     rt.configure(metric_readers=[reader])
     _flow(100)
     assert all(len(m.pending) <= 20 for m in _metrics._BY_METER.values())
-    assert _points(reader)["railtracks.node.calls"][0].value == 100
+    assert metric_points(reader)["railtracks.node.calls"][0].value == 100
 
 
 HOST_METER = textwrap.dedent(
@@ -133,6 +121,6 @@ def test_two_readers_each_see_every_measurement() -> None:
     first, second = InMemoryMetricReader(), InMemoryMetricReader()
     rt.configure(metric_readers=[first, second])
     _flow(7)
-    assert _points(first)["railtracks.node.duration"][0].count == 7
-    assert _points(second)["railtracks.node.duration"][0].count == 7
-    assert _points(second)["railtracks.node.calls"][0].value == 7
+    assert metric_points(first)["railtracks.node.duration"][0].count == 7
+    assert metric_points(second)["railtracks.node.duration"][0].count == 7
+    assert metric_points(second)["railtracks.node.calls"][0].value == 7

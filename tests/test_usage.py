@@ -19,6 +19,8 @@ from railtracks._runs.journal import KEPT_RECORDS
 from railtracks._runs.schema import validate_state
 from railtracks.testing import capture_spans
 
+from .conftest import metric_points
+
 TRACER = trace.get_tracer("tests.fake_llm")
 
 
@@ -279,22 +281,11 @@ def test_hostile_counts_on_a_span_are_not_counted() -> None:
     assert (usage["calls"], usage["input_tokens"], list(usage["models"])) == (1, 4, ["\x1b[2J"])
 
 
-def _points(reader: InMemoryMetricReader) -> dict[str, list[Any]]:
-    data = reader.get_metrics_data()
-    assert data is not None
-    return {
-        metric.name: list(metric.data.data_points)
-        for rm in data.resource_metrics
-        for sm in rm.scope_metrics
-        for metric in sm.metrics
-    }
-
-
 def test_metrics_token_histogram_and_counter() -> None:
     reader = InMemoryMetricReader()
     rt.configure(metric_readers=[reader])
     _run()
-    points = _points(reader)
+    points = metric_points(reader)
     sums: dict[tuple[str, str], tuple[int, int]] = {}
     for p in points["gen_ai.client.token.usage"]:  # one point per set of labels
         key = (p.attributes["gen_ai.request.model"], p.attributes["gen_ai.token.type"])
