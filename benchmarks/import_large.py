@@ -120,7 +120,7 @@ def main() -> None:
         imported = root / "into-pb" / ".railtracks" / "big.json"
         seconds, peak, out = timed([RAILTRACKS, "diff", str(state), str(imported)], root)
         rows.append(("diff original vs imported", 2 * state.stat().st_size, seconds, peak))
-        from railtracks._runs.rundiff import diff_states
+        from railtracks._reuse.rundiff import diff_states
         from railtracks._runs.store import load_state
 
         started = time.perf_counter()

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from railtracks._runs.alignment import calls_by_place, place_text
-from railtracks._runs.rundiff import diff_states
-from railtracks._runs.valuediff import value_diff
+from railtracks._reuse.alignment import calls_by_place, place_text
+from railtracks._reuse.rundiff import diff_states
+from railtracks._reuse.valuediff import value_diff
 
 from .conftest import RAILTRACKS, run
 from .diffruns import record_run

@@ -18,8 +18,8 @@ import pytest
 import railtracks as rt
 from railtracks._recording import attributes as attr
 from railtracks._recording.scrub import Scrubber
-from railtracks._runs.rebuild import Unrebuildable, rebuild
-from railtracks._runs.recorded import Unrecordable, arguments_digest, record_json
+from railtracks._reuse.rebuild import Unrebuildable, rebuild
+from railtracks._reuse.recorded import Unrecordable, arguments_digest, record_json
 from railtracks.testing import SpanCapture
 
 RAN: list[str] = []

@@ -16,7 +16,7 @@ from typing import Any, Final
 
 from .._delivery.console import format_duration
 from .._logs.terminal import inert
-from .._runs.rundiff import KINDS, diff_states
+from .._reuse.rundiff import KINDS, diff_states
 from .._runs.store import load_state
 
 EXIT_SAME: Final = 0

@@ -17,7 +17,7 @@ from typing import Any, Final
 
 from .._config import CONFIG
 from .._logs.terminal import inert
-from .._runs.imported import check_name
+from .._reuse.imported import check_name
 from ..errors import StateError
 from ..view._otlp_file import import_file
 

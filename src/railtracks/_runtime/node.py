@@ -21,7 +21,7 @@ from opentelemetry import trace
 from .._recording import attributes as attr
 from .._recording import spans as _spans
 from .._recording.fastspan import set_trusted, start_span
-from .._runs.recorded import arguments_digest
+from .._reuse.recorded import arguments_digest
 from ..errors import ConfigurationError, GlobalTimeOutError
 from . import never_awaited as _never_awaited
 from . import recording as _recording

@@ -21,7 +21,7 @@ from opentelemetry.util.types import AttributeValue
 from .._recording import attributes as attr
 from .._recording import spans as _spans
 from .._recording.encoding import ValueEncoder
-from .._runs.recorded import Unrecordable, plain_json, record_json
+from .._reuse.recorded import Unrecordable, plain_json, record_json
 from .._settings import LoggingSetting
 
 _INT64_MIN: Final = -(2**63)

@@ -1,6 +1,6 @@
 """Answering node calls from a recorded run: resume and ``rt.testing.replay`` (SPEC 14).
 
-A ``RecordedRun`` indexes an earlier run's calls by place (``_runs.callkey``);
+A ``RecordedRun`` indexes an earlier run's calls by place (``_reuse.callkey``);
 each session that replays gets its own ``Replayer``, which gives every call
 its place as it starts and decides whether the recorded call answers it: same
 place, same arguments digest, completed, replayable, its output rebuildable
@@ -22,8 +22,8 @@ from typing import Any, Final
 from opentelemetry.util.types import AttributeValue
 
 from .._recording import attributes as attr
-from .._runs.callkey import ROOT, Place, format_place, places
-from .._runs.rebuild import Unrebuildable, rebuild, rebuild_value, return_annotation
+from .._reuse.callkey import ROOT, Place, format_place, places
+from .._reuse.rebuild import Unrebuildable, rebuild, rebuild_value, return_annotation
 from ..errors import ReplayMismatchError
 from .replay_mismatch import mismatch_message
 

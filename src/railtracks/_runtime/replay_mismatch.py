@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 from .._logs.terminal import inert
-from .._runs.callkey import Place, format_place
+from .._reuse.callkey import Place, format_place
 
 if TYPE_CHECKING:
     from .replay import RecordedRun

@@ -12,8 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from .._reuse.rundiff import diff_states
 from .._runs.pending import wait_for_directory
-from .._runs.rundiff import diff_states
 from .._runs.store import parse_state
 from ..errors import StateError
 from ._model import shown

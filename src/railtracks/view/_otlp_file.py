@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from .._recording.encoding import REDACTED
-from .._runs.imported import ImportedTrace, Traces, free_path, import_name, save_trace
+from .._reuse.imported import ImportedTrace, Traces, free_path, import_name, save_trace
 from .._runs.schema import SchemaError
 from .._runs.state import gc_paused
 from ..errors import StateError

@@ -4,7 +4,7 @@ A recorded value is what resume and replay hand back instead of running a
 call, so it is written faithfully rather than for display: a dataclass as
 its fields, a pydantic model as ``model_dump(mode="json")``, an enum as its
 value, ``datetime``/``date``/``time`` in ISO 8601, ``UUID`` and ``Decimal``
-as strings, sets and tuples as lists. ``_runs.rebuild`` turns it back into
+as strings, sets and tuples as lists. ``_reuse.rebuild`` turns it back into
 the node's return type. A value that holds a secret (a sensitive key, a
 credential shape in a string: the same rules as every value) is never
 recorded, and neither is one past the per-value bound or one JSON cannot

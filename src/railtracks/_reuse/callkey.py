@@ -3,7 +3,7 @@
 A call's *place* is the chain from the session root of ``(node name, ordinal
 among same-named siblings under the same parent, counted in start order)``,
 ending with the call itself; shown as ``plan[0]/ask[2]``. The arguments
-digest is ``_runs.recorded.arguments_digest``, recorded on every node span as
+digest is ``_reuse.recorded.arguments_digest``, recorded on every node span as
 ``railtracks.node.args_digest`` (the node record's ``"args_digest"``).
 """
 

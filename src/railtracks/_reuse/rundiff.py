@@ -1,6 +1,6 @@
 """Two saved runs compared call by call (SPEC 14 "Diff"): ``railtracks diff`` and the viewer.
 
-The calls are aligned by place (``_runs.alignment``). What differs, per call:
+The calls are aligned by place (``_reuse.alignment``). What differs, per call:
 
 * ``added`` / ``removed``: a place only one run has (only the topmost of a
   missing subtree is listed, with how many calls it holds);

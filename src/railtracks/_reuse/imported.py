@@ -43,10 +43,10 @@ from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, Trace
 from .._recording import attributes as attr
 from .._recording.compact import FinishedSpan, Record
 from .._recording.compact import record as compact_record
-from .schema import SchemaError, Validator, published_schema, validate_state
-from .state import state_parts
-from .store import encode_state_chunks, write_bytes_atomically
-from .tree import NodeWalk
+from .._runs.schema import SchemaError, Validator, published_schema, validate_state
+from .._runs.state import state_parts
+from .._runs.store import encode_state_chunks, write_bytes_atomically
+from .._runs.tree import NodeWalk
 
 StateParts = tuple[dict[str, Any], NodeWalk]
 _HEX: Final = {16: re.compile(r"[0-9a-f]{16}"), 32: re.compile(r"[0-9a-f]{32}")}
