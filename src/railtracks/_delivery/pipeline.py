@@ -26,7 +26,7 @@ from opentelemetry.sdk.trace import SpanProcessor
 from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SpanExporter
 
 from .._config import CONFIG
-from .._logs.log import console_stream
+from .._logs.sinks import console_stream
 from .._version import __version__
 from ..errors import ConfigurationError
 from .console import ConsoleSpanProcessor

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import sys
 import threading
 from contextvars import ContextVar
 from pathlib import Path
@@ -37,10 +36,11 @@ from .._recording import limits as _limits
 from .._recording.encoding import strict_text
 from .._settings import LoggingSetting, default_logging_setting
 from .log_file import LogFileSink
+from .sinks import console_sink, host_sink, stdlib_sink
 from .terminal import inert
 
 if TYPE_CHECKING:
-    from loguru import Message, Record
+    from loguru import Record
 
 _FORMAT: Final = "RT.{extra[rt_component]} : {level} - {message}"
 _FILE_FORMAT: Final = (
@@ -128,117 +128,6 @@ def _record_on_span(level: str, component: str, message: str) -> None:
         )
 
 
-# Where the console goes while a test isolates it (``railtracks.testing``).
-console_override: list[Any] = []
-
-
-def console_stream() -> Any:
-    """Where the console goes now: ``configure(console_stream=...)``, a test's, or stderr."""
-    return (
-        CONFIG.telemetry.console_stream
-        or (console_override[-1] if console_override else None)
-        or sys.stderr
-    )
-
-
-def _console_sink(message: Message) -> None:
-    stream = console_stream()
-    try:
-        stream.write(str(message))
-        stream.flush()
-    except Exception:  # a closed or broken console stream never breaks a run
-        return
-
-
-def _is_terminal(stream: Any) -> bool:
-    """Whether a handler's stream is where railtracks prints its own console lines."""
-    if stream is None:
-        return False
-    if stream is sys.stderr or stream is sys.__stderr__ or stream is console_stream():
-        return True
-    return getattr(stream, "name", None) == "<stderr>"
-
-
-def _stdlib_prints_on_terminal(handler: logging.Handler) -> bool:
-    return (
-        isinstance(handler, logging.StreamHandler)
-        and not isinstance(handler, logging.FileHandler)
-        and _is_terminal(getattr(handler, "stream", None))
-    )
-
-
-def _stdlib_sink(message: Message) -> None:
-    """Deliver to the stdlib handlers ``railtracks.{component}`` reaches, as stdlib would.
-
-    Like ``Logger.handle``: level, the logger's filters, then every handler up
-    the hierarchy while ``propagate`` holds; but handlers printing on the
-    terminal are skipped (railtracks has printed the record there) and there is
-    no "last resort" print.
-    """
-    record = message.record
-    logger = logging.getLogger(str(record["name"]))
-    level = record["level"].no
-    if not logger.isEnabledFor(level):
-        return
-    entry = logger.makeRecord(
-        logger.name,
-        level,
-        record["file"].path,
-        record["line"],
-        record["message"],
-        (),
-        None,
-        record["function"],
-        {"trace_id": record["extra"]["trace_id"], "span_id": record["extra"]["span_id"]},
-    )
-    if not logger.filter(entry):
-        return
-    current: logging.Logger | None = logger
-    while current is not None:
-        for handler in current.handlers:
-            if entry.levelno >= handler.level and not _stdlib_prints_on_terminal(handler):
-                handler.handle(entry)
-        current = current.parent if current.propagate else None
-
-
-def _loguru_skipped(handler: Any) -> bool:
-    """A host handler printing where railtracks prints already, or on a stream since closed.
-
-    loguru's default handler keeps the ``sys.stderr`` of the moment loguru was
-    imported; railtracks imports loguru lazily, possibly while a test framework
-    had swapped stderr for a stream it has closed since.
-    """
-    stream = getattr(getattr(handler, "_sink", None), "_stream", None)
-    return _is_terminal(stream) or bool(getattr(stream, "closed", False))
-
-
-def _host_sink(message: Message) -> None:
-    """Hand the record to the host's global loguru handlers, but those printing on the terminal.
-
-    loguru has no public way to address some handlers of a logger and not
-    others: this does what ``Logger._log`` does for each handler (the host's
-    ``extra`` and patcher included). loguru is pinned below 0.8 for this.
-    """
-    import loguru  # noqa: PLC0415  # loaded already: this runs inside loguru
-
-    core = getattr(loguru.logger, "_core", None)
-    handlers = getattr(core, "handlers", None)
-    if not isinstance(handlers, dict):
-        return
-    targets = [h for h in list(handlers.values()) if not _loguru_skipped(h)]
-    if not targets:
-        return
-    record = message.record
-    forwarded = dict(record)
-    forwarded["extra"] = {**getattr(core, "extra", {}), **record["extra"]}
-    patcher = getattr(core, "patcher", None)
-    if callable(patcher):
-        patcher(forwarded)
-    level_id = record["level"].name
-    for handler in targets:
-        handler.emit(forwarded, level_id, False, False, None)
-
-
 def _above_threshold(record: Record) -> bool:
     return bool(record["level"].no >= record["extra"].get("rt_threshold", _NOTHING))
 
@@ -280,9 +169,9 @@ class _Logs:
             patchers=[],
             extra={},
         ).patch(_add_trace_context)
-        own.add(_console_sink, level=0, format=_FORMAT, filter=_above_threshold, colorize=False)
-        own.add(_stdlib_sink, level=0, format="{message}", filter=_above_threshold)
-        own.add(_host_sink, level=0, format="{message}", filter=_above_threshold)
+        own.add(console_sink, level=0, format=_FORMAT, filter=_above_threshold, colorize=False)
+        own.add(stdlib_sink, level=0, format="{message}", filter=_above_threshold)
+        own.add(host_sink, level=0, format="{message}", filter=_above_threshold)
         stdlib = logging.getLogger(_STDLIB_ROOT)
         # Without a handler, stdlib's "last resort" would print our warnings a second time.
         if not any(isinstance(h, logging.NullHandler) for h in stdlib.handlers):

@@ -81,21 +81,9 @@ class Session(Supervision):
         executor: Any = UNSET,
         resume: bool | str | Path | Unset = UNSET,
     ) -> None:
-        given: dict[str, Any] = {}
-        for option, value in (
-            ("name", name),
-            ("context", context),
-            ("timeout", timeout),
-            ("logging_setting", logging_setting),
-            ("save_state", save_state),
-            ("end_on_error", end_on_error),
-            ("log_file", log_file),
-            ("broadcast_callback", broadcast_callback),
-            ("executor", executor),
-            ("resume", resume),
-        ):
-            if value is not UNSET:
-                given[option] = value
+        # every keyword given (not UNSET) is an option the caller chose
+        given = {key: value for key, value in locals().items() if value is not UNSET}
+        del given["self"]
         self._options: SessionOptions = resolve_options(given)
         if self._options.resume is True and self._options.name is None:
             raise ConfigurationError(
@@ -361,12 +349,8 @@ class Session(Supervision):
         if log_file is not None:
             self._log_handler = _log.LOGS.add_file(log_file, self._identifier)
         if _log.wanted("DEBUG", has_file=log_file is not None):
-            _log.emit(
-                "DEBUG",
-                "Session",
-                f"{self._label()} started (trace {self._trace_id})",
-                has_file=log_file is not None,
-            )
+            message = f"{self._label()} started (trace {self._trace_id})"
+            _log.emit("DEBUG", "Session", message, has_file=log_file is not None)
 
     def _close_root_span(self, status: str) -> None:
         """End the session's span with ``status`` and take its finished spans."""

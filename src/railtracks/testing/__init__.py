@@ -37,7 +37,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from .._config import CONFIG, ENV_STATE_DIR
 from .._delivery.telemetry import TELEMETRY
-from .._logs.log import LOGS, console_override
+from .._logs.log import LOGS
+from .._logs.sinks import console_override
 from .._recording import attributes as attr
 from ._replay import replay
 
