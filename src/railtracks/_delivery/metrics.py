@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import collections
 import threading
-import weakref
 from collections.abc import Iterable
 from typing import Final
 
@@ -29,6 +28,7 @@ from opentelemetry.metrics import CallbackOptions, Meter, Observation
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from .._recording import attributes as attr
+from .per_meter import PerMeter
 from .usage_metrics import usage_metrics
 
 SECONDS_BUCKETS: Final = (
@@ -126,16 +126,7 @@ class _RunMetrics:
         return self._observe(sessions=False)
 
 
-_BY_METER: weakref.WeakKeyDictionary[Meter, _RunMetrics] = weakref.WeakKeyDictionary()
-_BY_METER_LOCK = threading.Lock()
-
-
-def _run_metrics(meter: Meter) -> _RunMetrics:
-    with _BY_METER_LOCK:
-        found = _BY_METER.get(meter)
-        if found is None:
-            found = _BY_METER[meter] = _RunMetrics(meter)
-        return found
+RUN_METRICS: Final = PerMeter(_RunMetrics)
 
 
 class MetricsSpanProcessor(SpanProcessor):
@@ -143,7 +134,7 @@ class MetricsSpanProcessor(SpanProcessor):
 
     def __init__(self, meter: Meter) -> None:
         self.meter = meter
-        self._metrics = _run_metrics(meter)
+        self._metrics = RUN_METRICS.get(meter)
         self._usage = usage_metrics(meter)  # model calls' tokens (SPEC 15)
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:

@@ -14,8 +14,6 @@ spans end (a model call is rare next to a node call: recorded at once).
 
 from __future__ import annotations
 
-import threading
-import weakref
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -25,6 +23,7 @@ from .._logs.log import warn_once
 from .._recording import attributes as attr
 from .._recording.usage import Counts, Tally, provider_of
 from .._recording.usage_rollup import ROLLUP
+from .per_meter import PerMeter
 
 TOKEN_USAGE: Final = "gen_ai.client.token.usage"
 TOKENS: Final = "railtracks.tokens"
@@ -96,16 +95,12 @@ class UsageMetrics:
         ROLLUP.unlisten(self.on_call, self.on_node)
 
 
-_BY_METER: weakref.WeakKeyDictionary[Meter, UsageMetrics] = weakref.WeakKeyDictionary()
-_LOCK = threading.Lock()
+_USAGE_METRICS: Final = PerMeter(UsageMetrics)
 
 
 def usage_metrics(meter: Meter) -> UsageMetrics:
     """The usage instruments of ``meter`` (made once per meter), listening."""
-    with _LOCK:
-        found = _BY_METER.get(meter)
-        if found is None:
-            found = _BY_METER[meter] = UsageMetrics(meter)
+    found = _USAGE_METRICS.get(meter)
     found.stop()  # listening once, however many pipelines were built on this meter
     found.start()
     return found
