@@ -70,13 +70,14 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Generator, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -130,6 +131,7 @@ class PhoenixServer:
     grpc_port: int
     working_dir: Path
     log_path: Path
+    process: subprocess.Popen[bytes] | None = field(default=None, compare=False, repr=False)
 
     @property
     def http_base(self) -> str:
@@ -246,12 +248,31 @@ class PhoenixServer:
         return sum(int(edge["node"]["recordCount"]) for edge in edges)
 
     def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
-        """The last lines of the server's log (stdout and stderr)."""
+        """The last lines of the server's log (stdout and stderr), and how it ended if it did."""
         try:
             text = self.log_path.read_text(encoding="utf-8", errors="replace")
         except OSError as exc:
-            return f"(cannot read {self.log_path}: {exc})"
-        return "\n".join(text.splitlines()[-lines:])
+            text = f"(cannot read {self.log_path}: {exc})"
+        tail = "\n".join(text.splitlines()[-lines:])
+        ended = self.ended()
+        return tail if ended is None else f"{tail}\n{ended}"
+
+    def ended(self) -> str | None:
+        """How the server process ended (a signal it died of by name), or None while it runs.
+
+        A server killed from outside (the OOM killer's SIGKILL) writes nothing
+        to its log: this says so instead of leaving "connection refused".
+        """
+        code = None if self.process is None else self.process.poll()
+        if code is None:
+            return None
+        if code < 0:
+            try:
+                name = signal.Signals(-code).name
+            except ValueError:
+                name = f"signal {-code}"
+            return f"Phoenix is no longer running: killed by {name}"
+        return f"Phoenix is no longer running: exited with code {code}"
 
     def _read_spans(self, project: str, trace_id: str | None) -> list[Span] | None:
         """Every stored span, in the order stored; None while the project does not exist."""
@@ -396,7 +417,7 @@ def _start(base_dir: Path, attempt: int) -> tuple[PhoenixServer, subprocess.Pope
         deadline = time.monotonic() + READY_TIMEOUT_S
         while process.poll() is None and time.monotonic() < deadline:
             if _is_ready(server.http_base):
-                return server, process
+                return replace(server, process=process), process
             time.sleep(POLL_FIRST_S)
     except BaseException:  # an interrupt while waiting must not leave Phoenix running
         stop_process(process, STOP_TIMEOUT_S)

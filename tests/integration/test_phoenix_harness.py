@@ -182,3 +182,21 @@ def test_missing_phoenix_skips_locally_and_fails_in_ci(
     assert outcome in result.stdout, result.stdout + result.stderr
     assert result.returncode == exit_code, result.stdout + result.stderr
     assert NOT_INSTALLED in result.stdout, result.stdout
+
+
+def test_a_server_killed_from_outside_is_named_in_its_errors(tmp_path: Path) -> None:
+    # The OOM killer's SIGKILL leaves nothing in Phoenix's log: the harness says it.
+    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    log = tmp_path / "phoenix.log"
+    log.write_text("INFO: last line before the kill\n")
+    server = PhoenixServer(
+        http_port=1, grpc_port=2, working_dir=tmp_path, log_path=log, process=process
+    )
+    assert server.ended() is None
+    process.kill()
+    process.wait()
+    assert server.ended() == "Phoenix is no longer running: killed by SIGKILL"
+    assert server.log_tail().splitlines() == [
+        "INFO: last line before the kill",
+        "Phoenix is no longer running: killed by SIGKILL",
+    ]
