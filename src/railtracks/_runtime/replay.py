@@ -22,7 +22,7 @@ from typing import Any, Final
 from opentelemetry.util.types import AttributeValue
 
 from .._recording import attributes as attr
-from .._reuse.callkey import ROOT, Place, format_place, places
+from .._reuse.callkey import ROOT, Place, format_place, places, recorded_digest
 from .._reuse.rebuild import Unrebuildable, rebuild, rebuild_value, return_annotation
 from ..errors import ReplayMismatchError
 from .replay_mismatch import mismatch_message
@@ -127,7 +127,7 @@ class Replayer:
         if run.nodes is not None and name not in run.nodes:
             return None
         record = run.calls.get(place)
-        if record is None or _digest(record) != attributes.get(attr.NODE_ARGS_DIGEST):
+        if record is None or recorded_digest(record) != attributes.get(attr.NODE_ARGS_DIGEST):
             if run.strict:
                 arguments = _decoded(attributes.get(attr.NODE_INPUT))
                 raise ReplayMismatchError(
@@ -165,14 +165,6 @@ def _hex(value: object, digits: int) -> int:
         except ValueError:
             return 0
     return 0
-
-
-def _digest(record: Mapping[str, Any]) -> object:
-    digest = record.get("args_digest")
-    if digest is None:
-        attributes = record.get("attributes")
-        digest = attributes.get(attr.NODE_ARGS_DIGEST) if isinstance(attributes, dict) else None
-    return digest if isinstance(digest, str) else None
 
 
 def _unreplayable(record: Mapping[str, Any]) -> str | None:
