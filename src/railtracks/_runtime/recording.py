@@ -1,6 +1,7 @@
 """What a node span records so that its call can be replayed later (SPEC 14).
 
-On every call: ``railtracks.node.args_digest``. On completion, when
+On every call of a run that can be used again (``reusable``) or that
+replays one: ``railtracks.node.args_digest``. On completion, when
 ``railtracks.node.output`` is not the output's full JSON (cut at the value
 limit, or a value whose shown form is not its recorded form: a datetime, an
 enum, a dataclass), ``railtracks.node.recorded_output`` holds it; when the
