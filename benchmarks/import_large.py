@@ -1,6 +1,6 @@
 """``railtracks import`` of a 100,000-span OTLP file, and ``railtracks diff`` of two such runs.
 
-Run:  .venv/bin/python benchmarks/import_large.py [--nodes N]
+Run:  .venv/bin/python benchmarks/import_large.py [--nodes N] [--rounds R] [--base DIR ...]
 
 A real session of N node calls (100 planners of N/100 calls each) saves its
 state; its spans are written as OTLP/protobuf (the SDK's encoder, in the
@@ -9,6 +9,10 @@ Collector's file-exporter shape (a request per line, hex ids). Each file is
 imported by ``railtracks import`` in its own process (wall time, peak RSS from
 ``wait4``); then ``railtracks diff`` compares the imported run with the
 original. ``json.load`` of the state is printed beside them as the floor.
+With ``--base DIR`` (repeatable: another commit's tree, e.g. made with ``git
+archive <commit> | tar -x -C DIR``) each import is also run by that tree's
+code, interleaved round by round with this tree's; each row is the median of
+R rounds.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import asyncio
 import base64
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -87,9 +92,12 @@ _LAUNCHER = (
 )
 
 
-def timed(command: list[str], cwd: Path) -> tuple[float, float, str]:
-    """(seconds, peak RSS in MiB, stdout) of a command in a process of its own."""
+def timed(command: list[str], cwd: Path, tree: Path | None = None) -> tuple[float, float, str]:
+    """(seconds, peak RSS in MiB, stdout) of a command in a process of its own (``tree``:
+    with that tree's ``src`` first on the path)."""
     env = {k: v for k, v in os.environ.items() if k != "RAILTRACKS_STATE_DIR"}
+    if tree is not None:
+        env["PYTHONPATH"] = str(tree / "src")
     done = subprocess.run(
         [sys.executable, "-c", _LAUNCHER, *command], cwd=cwd, env=env, capture_output=True,
         text=True, check=False,
@@ -103,6 +111,8 @@ def timed(command: list[str], cwd: Path) -> tuple[float, float, str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nodes", type=int, default=100_000)
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--base", type=Path, action="append", default=[])
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         root = Path(scratch)
@@ -112,12 +122,22 @@ def main() -> None:
         json.loads(state.read_bytes())
         floor = time.perf_counter() - started
         rows = [("json.load of the state (floor)", state.stat().st_size, floor, None)]
+        trees: list[tuple[str, Path | None]] = [(str(b)[-20:], b) for b in args.base]
+        trees.append(("this tree", None))
         for label, path in (("import OTLP/protobuf", pb), ("import OTLP/JSON lines", js)):
-            target = root / f"into-{path.suffix[1:]}"
-            target.mkdir()
-            seconds, peak, _ = timed([RAILTRACKS, "import", str(path)], target)
-            rows.append((label, path.stat().st_size, seconds, peak))
-        imported = root / "into-pb" / ".railtracks" / "big.json"
+            measured: dict[str, list[tuple[float, float]]] = {shown: [] for shown, _ in trees}
+            for round_ in range(args.rounds):
+                for number, (shown, tree) in enumerate(trees):
+                    target = root / f"into-{path.suffix[1:]}-{round_}-{number}"
+                    target.mkdir()
+                    command = [sys.executable, "-m", "railtracks", "import", str(path)]
+                    seconds, peak, _ = timed(command, target, tree)
+                    measured[shown].append((seconds, peak))
+            for shown, _ in trees:
+                seconds = statistics.median(m[0] for m in measured[shown])
+                peak = max(m[1] for m in measured[shown])
+                rows.append((f"{label}, {shown}", path.stat().st_size, seconds, peak))
+        imported = root / f"into-pb-0-{len(trees) - 1}" / ".railtracks" / "big.json"
         seconds, peak, out = timed([RAILTRACKS, "diff", str(state), str(imported)], root)
         rows.append(("diff original vs imported", 2 * state.stat().st_size, seconds, peak))
         from railtracks._reuse.rundiff import diff_states
@@ -133,11 +153,11 @@ def main() -> None:
         rows.append(("  of which: aligning, comparing", 0, aligning, None))
         verdict = out.splitlines()[-1]
         print(f"{spans:,} spans ({args.nodes:,} nodes + session); diff says: {verdict}")
-        print(f"{'step':<34}{'input MB':>10}{'seconds':>10}{'spans/s':>12}{'peak RSS MiB':>14}")
+        print(f"{'step':<56}{'input MB':>10}{'seconds':>10}{'spans/s':>12}{'peak RSS MiB':>14}")
         for label, size, secs, rss in rows:
             rate = f"{spans / secs:,.0f}"
             shown = "-" if rss is None else f"{rss:,.0f}"
-            print(f"{label:<34}{size / 1e6:>10.1f}{secs:>10.2f}{rate:>12}{shown:>14}")
+            print(f"{label:<56}{size / 1e6:>10.1f}{secs:>10.2f}{rate:>12}{shown:>14}")
 
 
 if __name__ == "__main__":

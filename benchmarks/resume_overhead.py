@@ -1,14 +1,15 @@
 """What resume and replay cost (SPEC 14), side by side.
 
 Run:  .venv/bin/python benchmarks/resume_overhead.py [--calls N] [--rounds R] [--nodes M]
-          [--base DIR]
+          [--base DIR ...]
 
 Rows, each the median of R interleaved rounds:
 
-* ``rt.call`` per call at ``NONE`` when not resuming, in this tree and, with
-  ``--base DIR`` (a checkout of the commit before resume, e.g. made with
-  ``git archive <commit> | tar -x -C DIR``), in that tree: each round in a
-  fresh child process, alternating, so both see the same machine;
+* ``rt.call`` per call at ``NONE``, ``save_state=False``, when not resuming, in
+  this tree and, with ``--base DIR`` (repeatable: a checkout of another commit,
+  e.g. the one before resume, made with ``git archive <commit> | tar -x -C
+  DIR``), in that tree: each round in a fresh child process, alternating, so
+  all see the same machine;
 * a replayed call against a live call of the same trivial node, in one
   session of N calls (the replayed session resumes the live one);
 * resuming a run of M nodes of which 99% completed: seconds from entering the
@@ -119,23 +120,25 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=20_000)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--nodes", type=int, default=100_000)
-    parser.add_argument("--base", type=Path, default=None)
+    parser.add_argument("--base", type=Path, action="append", default=[])
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as states:
         os.environ["RAILTRACKS_STATE_DIR"] = states
         here: list[float] = []
-        base: list[float] = []
+        bases: list[list[float]] = [[] for _ in args.base]
         for _ in range(args.rounds):
             here.append(per_call_in(None, args.calls))
-            if args.base is not None:
-                base.append(per_call_in(args.base, args.calls))
+            for tree, times in zip(args.base, bases, strict=True):
+                times.append(per_call_in(tree, args.calls))
         rounds = f"median of {args.rounds} rounds"
-        print(f"\n{args.calls} sequential calls, NONE, not resuming, {rounds}")
-        if base:
-            b = statistics.median(base)
-            print(f"  rt.call, before resume ({args.base})  {b:8.2f} us    1.00x")
+        print(f"\n{args.calls} sequential calls, NONE, save_state=False, not resuming, {rounds}")
+        baseline = statistics.median(bases[0]) if bases else None
+        for tree, times in zip(args.base, bases, strict=True):
+            b = statistics.median(times)
+            ratio = f"{b / baseline:.2f}x" if baseline else ""
+            print(f"  rt.call, {str(tree)[-28:]:<28}  {b:8.2f} us    {ratio}")
         h = statistics.median(here)
-        ratio = f"{h / statistics.median(base):.2f}x" if base else ""
+        ratio = f"{h / baseline:.2f}x" if baseline else ""
         print(f"  rt.call, this tree                     {h:8.2f} us    {ratio}")
 
         pairs = [replay_vs_live(args.calls) for _ in range(args.rounds)]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from railtracks._reuse.alignment import calls_by_place, place_text
+from railtracks._reuse.callkey import calls_by_place, place_text
 from railtracks._reuse.rundiff import diff_states
 from railtracks._reuse.valuediff import value_diff
 

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 import railtracks as rt
+from railtracks._recording import attributes as attr
 from railtracks.errors import ReplayMismatchError
 from railtracks.testing import SpanCapture
 
@@ -104,6 +105,35 @@ def test_strict_mismatch_names_the_place_the_nearest_call_and_the_difference(
         rt.testing.replay("golden", nodes=[ask_llm]),
         pytest.raises(ReplayMismatchError, match=r"temperature: recorded 0\.0, now 0\.5"),
     ):
+        asyncio.run(agent(["a"], temperature=0.5))
+
+
+def test_a_session_that_saves_no_state_records_no_digest_and_replays_by_its_inputs(
+    rt_spans: SpanCapture,
+) -> None:
+    async def main(**options: Any) -> rt.Session:
+        async with rt.Session(name="unsaved", logging_setting="NONE", **options) as session:
+            await agent(["a", "b"])
+        return session
+
+    unsaved = asyncio.run(main(save_state=False))
+    saved = asyncio.run(main())
+    digests = {
+        name: [(s.attributes or {}).get(attr.NODE_ARGS_DIGEST) for s in rt_spans.spans(session)
+               if s.name == "ask_llm"]
+        for name, session in (("unsaved", unsaved), ("saved", saved))
+    }  # fmt: skip
+    assert digests["unsaved"] == [None, None]  # not on the hot path of a run nobody reuses
+    assert all(isinstance(d, str) and len(d) == 64 for d in digests["saved"])
+    assert unsaved.state is not None
+    assert all("args_digest" not in node for node in unsaved.state["nodes"])
+    CALLS.clear()
+    with rt.testing.replay(unsaved):  # matched by the recorded inputs instead
+        assert asyncio.run(agent(["a", "b"])) == ["ANSWER TO A", "ANSWER TO B"]
+    assert CALLS == []
+    with rt.testing.replay(unsaved), pytest.raises(ReplayMismatchError, match="ask_llm"):
+        asyncio.run(agent(["a", "c"]))
+    with rt.testing.replay(unsaved), pytest.raises(ReplayMismatchError, match="temperature"):
         asyncio.run(agent(["a"], temperature=0.5))
 
 

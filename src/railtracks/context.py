@@ -7,7 +7,8 @@ these functions raise ``rt.errors.ContextError``.
 
 Changes are recorded on the current span as ``railtracks.context.change``
 events (keys always; values only with ``logging_setting="VERBOSE"``, and
-sensitive keys always redacted), each with its values in full as
+sensitive keys always redacted). In a run that can be used again (it saves
+its state, or is ``VERBOSE``) each also carries its values in full as
 ``railtracks.context.recorded`` so a resumed run can apply it again (a
 change holding a secret is not recorded: the node that made it runs live).
 """
@@ -29,9 +30,7 @@ __all__ = ["as_dict", "delete", "get", "items", "keys", "put", "update"]
 
 
 def _record(session: Session, operation: str, changes: Mapping[str, Any]) -> None:
-    record_change(
-        trace.get_current_span(), operation, changes, session.logging_setting, session.encoder
-    )
+    record_change(trace.get_current_span(), operation, changes, session)
     has_file = session.options.log_file is not None
     if has_file or session.logging_setting is LoggingSetting.VERBOSE:
         keys = ", ".join(str(key) for key in changes)

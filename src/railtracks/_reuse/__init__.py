@@ -2,7 +2,7 @@
 
 ``recorded`` keeps a call's output as full JSON and digests its arguments,
 ``rebuild`` turns recorded JSON back into the return annotation's types and
-``callkey`` names each call by its place in the tree (resume and replay).
-``alignment``, ``valuediff`` and ``rundiff`` compare two runs; ``imported``
+``callkey`` names each call by its place in the tree (resume, replay and
+diff). ``valuediff`` and ``rundiff`` compare two runs; ``imported``
 turns OTLP files into saved runs.
 """

@@ -1,6 +1,7 @@
 """Two saved runs compared call by call (SPEC 14 "Diff"): ``railtracks diff`` and the viewer.
 
-The calls are aligned by place (``_reuse.alignment``). What differs, per call:
+The calls are aligned by place (``_reuse.callkey``, the call key of resume and replay).
+What differs, per call:
 
 * ``added`` / ``removed``: a place only one run has (only the topmost of a
   missing subtree is listed, with how many calls it holds);
@@ -19,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
-from .alignment import Call, Place, calls_by_place, place_text
+from .callkey import Call, Place, calls_by_place, place_text
 from .valuediff import short, value_diff
 
 TIMING_RATIO: Final = 1.5

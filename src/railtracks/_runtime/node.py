@@ -258,8 +258,9 @@ async def _execute(  # noqa: PLR0912, PLR0915  # one branch per way a node can e
     encoder = session.encoder
     attributes = session.node_attributes(node.name)
     _spans.set_node_input(attributes, encoder.json(bound))
-    attributes[attr.NODE_ARGS_DIGEST] = arguments_digest(bound, encoder.scrubber)
     replay = session.replay
+    if replay is not None or _recording.reusable(session):  # only matching calls needs it
+        attributes[attr.NODE_ARGS_DIGEST] = arguments_digest(bound, encoder.scrubber)
     answer = place_token = None
     if replay is not None:
         place = replay.place(node.name)

@@ -1,19 +1,24 @@
 """What a node span records so that its call can be replayed later (SPEC 14).
 
-On every call: ``railtracks.node.args_digest``. On completion, when
+On every call of a run that can be used again (``reusable``) or that
+replays one: ``railtracks.node.args_digest``. On completion, when
 ``railtracks.node.output`` is not the output's full JSON (cut at the value
 limit, or a value whose shown form is not its recorded form: a datetime, an
 enum, a dataclass), ``railtracks.node.recorded_output`` holds it; when the
 output cannot be recorded (a secret in it, past the per-value bound, no JSON
-form), ``railtracks.node.unreplayable`` says why. A context change event
-carries its values the same way (``railtracks.context.recorded``), so a
-replayed call can apply it again.
+form), ``railtracks.node.unreplayable`` says why.
+
+A context change event carries its values the same way
+(``railtracks.context.recorded``), so a replayed call can apply it again,
+but only in a run that can be used again (``reusable``): SPEC 3 puts context
+values on spans at ``VERBOSE`` only, so a session that saves no state and is
+not ``VERBOSE`` records the keys of a change and nothing more.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from opentelemetry import trace
 from opentelemetry.util.types import AttributeValue
@@ -23,6 +28,9 @@ from .._recording import spans as _spans
 from .._recording.encoding import ValueEncoder
 from .._reuse.recorded import Unrecordable, plain_json, record_json
 from .._settings import LoggingSetting
+
+if TYPE_CHECKING:
+    from .session import Session
 
 _INT64_MIN: Final = -(2**63)
 _INT64_END: Final = 2**63
@@ -55,15 +63,21 @@ def change_attributes(
         return {attr.CONTEXT_CHANGE_UNREPLAYABLE: exc.reason[:200]}
 
 
+def reusable(session: Session) -> bool:
+    """Whether the session's run can be used again: it saves its state, or is ``VERBOSE``
+    (its spans then carry the values anyway), so it records what resume needs."""
+    return session.options.save_state or session.logging_setting is LoggingSetting.VERBOSE
+
+
 def record_change(
-    span: trace.Span,
-    operation: str,
-    changes: Mapping[str, Any],
-    setting: LoggingSetting,
-    encoder: ValueEncoder,
+    span: trace.Span, operation: str, changes: Mapping[str, Any], session: Session
 ) -> None:
-    """The ``railtracks.context.change`` event of one change, with its recorded values."""
+    """The ``railtracks.context.change`` event of one change; its recorded values when the
+    run can be used again (``reusable``)."""
     if not span.is_recording():
         return
-    extra = change_attributes(operation, changes, encoder)
-    _spans.context_change_event(span, operation, changes, setting, encoder, extra=extra)
+    encoder = session.encoder
+    extra = change_attributes(operation, changes, encoder) if reusable(session) else None
+    _spans.context_change_event(
+        span, operation, changes, session.logging_setting, encoder, extra=extra
+    )

@@ -22,7 +22,7 @@ from typing import Any, Final
 from opentelemetry.util.types import AttributeValue
 
 from .._recording import attributes as attr
-from .._reuse.callkey import ROOT, Place, format_place, places
+from .._reuse.callkey import ROOT, Place, format_place, places, recorded_digest
 from .._reuse.rebuild import Unrebuildable, rebuild, rebuild_value, return_annotation
 from ..errors import ReplayMismatchError
 from .replay_mismatch import mismatch_message
@@ -127,7 +127,7 @@ class Replayer:
         if run.nodes is not None and name not in run.nodes:
             return None
         record = run.calls.get(place)
-        if record is None or _digest(record) != attributes.get(attr.NODE_ARGS_DIGEST):
+        if record is None or not _same_arguments(record, attributes):
             if run.strict:
                 arguments = _decoded(attributes.get(attr.NODE_INPUT))
                 raise ReplayMismatchError(
@@ -167,12 +167,27 @@ def _hex(value: object, digits: int) -> int:
     return 0
 
 
-def _digest(record: Mapping[str, Any]) -> object:
-    digest = record.get("args_digest")
-    if digest is None:
-        attributes = record.get("attributes")
-        digest = attributes.get(attr.NODE_ARGS_DIGEST) if isinstance(attributes, dict) else None
-    return digest if isinstance(digest, str) else None
+def _same_arguments(record: Mapping[str, Any], attributes: Mapping[str, AttributeValue]) -> bool:
+    """The recorded digest is the live one; in a run that recorded none (it saved no state
+    and was not VERBOSE), the recorded input, when whole, is the live one."""
+    digest = recorded_digest(record)
+    if digest is not None:
+        return digest == attributes.get(attr.NODE_ARGS_DIGEST)
+    raw = record.get("raw_fields")
+    if "input" not in record or (isinstance(raw, list) and "input" in raw):
+        return False  # cut at the value limit: too little to match on
+    shown = attributes.get(attr.NODE_INPUT)
+    if not isinstance(shown, str):
+        return False
+    try:
+        live = json.loads(shown)
+    except ValueError:  # this call's input was cut
+        return False
+    return _canonical(live) == _canonical(record["input"])  # JSON's true is not 1
+
+
+def _canonical(value: object) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=repr)
 
 
 def _unreplayable(record: Mapping[str, Any]) -> str | None:

@@ -39,7 +39,7 @@ def replay_answer(session: Session, span: trace.Span, answer: Answer) -> Any:
             changes = values if isinstance(values, dict) else {}
             store.update(changes)
         if changes:
-            record_change(span, operation, changes, session.logging_setting, session.encoder)
+            record_change(span, operation, changes, session)
     session.replayed_calls += 1
     return answer.value
 

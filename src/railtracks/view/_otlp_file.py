@@ -146,38 +146,70 @@ def _json_documents(text: str, path: Path) -> Iterator[dict[str, Any]]:
         position = _WHITESPACE.match(text, position).end()  # type: ignore[union-attr]
 
 
-def _redacted_attributes(attributes: Any) -> dict[str, Any]:
-    """``shown_mapping``, each distinct string redacted once (a payload travels twice on a
-    railtracks span: ``railtracks.node.input`` and ``input.value``)."""
-    if not isinstance(attributes, dict):
-        return {}
-    seen: dict[str, Any] = {}
-    kept: dict[str, Any] = {}
-    for key, value in attributes.items():
-        if is_sensitive(str(key)):
-            kept[key] = REDACTED
-        elif isinstance(value, str):
-            found = seen.get(value)
-            kept[key] = seen.setdefault(value, shown(value)) if found is None else found
-        else:
-            kept[key] = shown(value)
-    return kept
+class _Redactor:
+    """``shown`` for the values of one file's spans, each distinct short string redacted once.
 
+    Most attribute values repeat from span to span (node and session names,
+    kinds, mime types, statuses): ``shown`` of a string depends on the string
+    alone, so it is remembered (bounded); a payload travels twice on a
+    railtracks span (``railtracks.node.input`` and ``input.value``) and is
+    redacted once too.
+    """
 
-def _redacted(record: dict[str, Any]) -> dict[str, Any]:
-    """A decoded span with its values redacted as the viewer shows them (SPEC 3)."""
-    if record.get("trace_id") is None:
+    __slots__ = ("_memo",)
+
+    def __init__(self) -> None:
+        self._memo: dict[str, Any] = {}
+
+    def text(self, value: str) -> Any:
+        found = self._memo.get(value)
+        if found is None:
+            found = shown(value)
+            if len(value) <= _MEMO_TEXT and len(self._memo) < _MEMO_ENTRIES:
+                self._memo[value] = found
+        return found
+
+    def attributes(self, attributes: Any) -> dict[str, Any]:
+        """``shown_mapping`` of a span's attributes."""
+        if not isinstance(attributes, dict):
+            return {}
+        seen: dict[str, Any] = {}
+        kept: dict[str, Any] = {}
+        for key, value in attributes.items():
+            if is_sensitive(str(key)):
+                kept[key] = REDACTED
+            elif type(value) is str:
+                found = seen.get(value)
+                if found is None:
+                    found = seen[value] = self.text(value)
+                kept[key] = found
+            elif type(value) in _SCALARS:
+                kept[key] = value
+            else:
+                kept[key] = shown(value)
+        return kept
+
+    def __call__(self, record: dict[str, Any]) -> dict[str, Any]:
+        """A decoded span with its values redacted as the viewer shows them (SPEC 3)."""
+        if record.get("trace_id") is None:
+            return record
+        record["attributes"] = self.attributes(record.get("attributes"))
+        message = record.get("status_message")
+        record["status_message"] = self.text(message) if type(message) is str else shown(message)
+        for event in record.get("events") or ():
+            event["attributes"] = shown_mapping(event.get("attributes"))
         return record
-    record["attributes"] = _redacted_attributes(record.get("attributes"))
-    record["status_message"] = shown(record.get("status_message"))
-    for event in record.get("events") or ():
-        event["attributes"] = shown_mapping(event.get("attributes"))
-    return record
+
+
+_MEMO_TEXT: Final = 256  # longer strings are payloads: seldom repeated
+_MEMO_ENTRIES: Final = 1 << 16
+_SCALARS: Final = frozenset({int, float, bool, type(None)})
 
 
 def read_otlp_file(path: Path, limit: int = MAX_BYTES) -> Iterator[dict[str, Any]]:
     """The spans of an OTLP file as decoded records (``_otlp``); ``OtlpFileError`` if it is not."""
     data = read_file_bytes(path, limit)
+    redacted = _Redactor()
     start = data[: 1 << 10].lstrip()
     if start[:1] == b"{":
         try:
@@ -186,11 +218,11 @@ def read_otlp_file(path: Path, limit: int = MAX_BYTES) -> Iterator[dict[str, Any
             raise OtlpFileError(f"{path}: not OTLP/JSON: not UTF-8 ({exc.reason})") from None
         del data
         for document in _json_documents(text, path):
-            yield from map(_redacted, json_records(document))
+            yield from map(redacted, json_records(document))
         return
     try:
         records = decode_protobuf(data)  # the framing is checked before the first span
-        yield from map(_redacted, records)
+        yield from map(redacted, records)
     except BadPayload as exc:
         raise OtlpFileError(f"{path}: not OTLP/JSON or OTLP/protobuf ({exc})") from None
 

@@ -77,13 +77,53 @@ def _fields(data: bytes, pos: int, end: int) -> Iterator[_Field]:
         raise BadPayload("not an OTLP protobuf trace export: truncated")
 
 
+def _field_list(data: bytes, pos: int, end: int) -> list[_Field]:
+    """``list(_fields(...))`` for a small message (a span and what is in it), made faster:
+    one-byte tags and lengths, the common case, are read inline."""
+    out: list[_Field] = []
+    append = out.append
+    try:
+        while pos < end:
+            tag = data[pos]
+            pos += 1
+            if tag >= 0x80:
+                tag, pos = _varint(data, pos - 1)
+            wire = tag & 7
+            if wire == 2:
+                size = data[pos]
+                pos += 1
+                if size >= 0x80:
+                    size, pos = _varint(data, pos - 1)
+                stop = pos + size
+            elif wire == 0:
+                value = data[pos]
+                pos += 1
+                if value >= 0x80:
+                    value, pos = _varint(data, pos - 1)
+                append((tag >> 3, 0, value, 0))
+                continue
+            elif wire in (1, 5):
+                stop = pos + (8 if wire == 1 else 4)
+            else:
+                raise BadPayload(f"not an OTLP protobuf trace export: wire type {wire}")
+            if stop > end:
+                raise BadPayload("not an OTLP protobuf trace export: truncated field")
+            append((tag >> 3, wire, pos, stop))
+            pos = stop
+    except IndexError as exc:
+        raise BadPayload("not an OTLP protobuf trace export: truncated") from exc
+    if pos != end:
+        raise BadPayload("not an OTLP protobuf trace export: truncated")
+    return out
+
+
 def _text(data: bytes, start: int, end: int) -> str:
     return data[start:end].decode("utf-8", "replace")
 
 
 def _any(data: bytes, start: int, end: int, depth: int) -> Any:
     value: Any = None
-    for number, wire, a, b in _fields(data, start, end):
+    for number, wire, a, b in _field_list(data, start, end):
         if wire == 2 and number == 1:
             value = _text(data, a, b)
         elif wire == 0 and number == 2:
@@ -96,7 +136,7 @@ def _any(data: bytes, start: int, end: int, depth: int) -> Any:
             if depth >= MAX_ANY_DEPTH:
                 value = TOO_DEEP
             elif number == 5:
-                items = _fields(data, a, b)
+                items = _field_list(data, a, b)
                 value = [_any(data, x, y, depth + 1) for n, w, x, y in items if n == 1 and w == 2]
             else:
                 value = _kvs(data, a, b, 1, depth + 1)
@@ -109,14 +149,21 @@ def _kvs(data: bytes, start: int, end: int, field: int, depth: int = 0) -> dict[
     """The KeyValue list under ``field`` of the message in ``data[start:end]``."""
     return dict(
         _kv(data, a, b, depth)
-        for number, wire, a, b in _fields(data, start, end)
+        for number, wire, a, b in _field_list(data, start, end)
         if number == field and wire == 2
     )
 
 
 def _kv(data: bytes, start: int, end: int, depth: int = 0) -> tuple[str, Any]:
+    # the common shape, read inline: a short key, then a short AnyValue holding a string
+    if end - start >= 6 and data[start] == 0x0A and data[start + 1] < 0x80:
+        at = start + 2 + data[start + 1]  # the value's tag
+        if at + 4 <= end and data[at] == 0x12 and data[at + 2] == 0x0A:
+            size, length = data[at + 1], data[at + 3]
+            if size == end - at - 2 and length == end - at - 4 and size < 0x80:
+                return _text(data, start + 2, at), _text(data, at + 4, end)
     key, value = "", None
-    for number, wire, a, b in _fields(data, start, end):
+    for number, wire, a, b in _field_list(data, start, end):
         if number == 1 and wire == 2:
             key = _text(data, a, b)
         elif number == 2 and wire == 2:
@@ -130,7 +177,7 @@ def _fixed64(data: bytes, start: int) -> int:
 
 def _event(data: bytes, start: int, end: int) -> dict[str, Any]:
     event: dict[str, Any] = {"name": "", "time_unix_nano": 0, "attributes": {}}
-    for number, wire, a, _ in _fields(data, start, end):
+    for number, wire, a, _ in _field_list(data, start, end):
         if number == 1 and wire == 1:
             event["time_unix_nano"] = _fixed64(data, a)
         elif number == 2 and wire == 2:
@@ -147,7 +194,7 @@ def _span(data: bytes, start: int, end: int) -> dict[str, Any]:
         "start": 0, "end": 0, "events": [], "status_code": 0, "status_message": "",
         "attributes": {},
     }  # fmt: skip
-    for number, wire, a, b in _fields(data, start, end):
+    for number, wire, a, b in _field_list(data, start, end):
         if wire == 2 and number in (1, 2, 4):
             key = ("trace_id", "span_id", "", "parent_id")[number - 1]
             record[key] = data[a:b].hex()
@@ -163,7 +210,7 @@ def _span(data: bytes, start: int, end: int) -> dict[str, Any]:
         elif wire == 2 and number == 11:
             record["events"].append(_event(data, a, b))
         elif wire == 2 and number == 15:
-            for n, w, x, y in _fields(data, a, b):
+            for n, w, x, y in _field_list(data, a, b):
                 if n == 2 and w == 2:
                     record["status_message"] = _text(data, x, y)
                 elif n == 3 and w == 0:
@@ -195,7 +242,7 @@ def _spans_of(data: bytes) -> Iterator[tuple[dict[str, Any], tuple[str, str | No
 
 def _scope_of(data: bytes, start: int, end: int) -> tuple[str, str | None]:
     """An InstrumentationScope's ``(name, version)``."""
-    fields = list(_fields(data, start, end))
+    fields = _field_list(data, start, end)
     names = [_text(data, a, b) for n, w, a, b in fields if n == 1 and w == 2]
     versions = [_text(data, a, b) for n, w, a, b in fields if n == 2 and w == 2]
     return (names[-1] if names else "", versions[-1] if versions else None)
@@ -218,7 +265,7 @@ def decode_protobuf(body: bytes) -> Iterator[dict[str, Any]]:
         if number == 1 and wire == 2:
             for n, w, x, y in _fields(body, a, b):
                 if n == 2 and w == 2:
-                    for _ in _fields(body, x, y):
+                    for _ in _field_list(body, x, y):
                         pass
     return _proto_records(body)
 
