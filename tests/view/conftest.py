@@ -47,9 +47,13 @@ def _missing(reason: str) -> None:
     pytest.skip(f"{reason}: {INSTALL_HINT}")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Any]:
-    """One headless chromium for the whole test run."""
+    """One headless chromium for the viewer's tests.
+
+    Package-scoped: while Playwright's sync API runs, the main thread has a
+    running event loop, and any later test's ``asyncio.run`` would fail.
+    """
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:

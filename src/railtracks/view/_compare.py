@@ -16,7 +16,7 @@ from .._reuse.rundiff import diff_states
 from .._runs.pending import wait_for_directory
 from .._runs.store import parse_state
 from ..errors import StateError
-from ._model import shown
+from ._values import shown
 
 
 def _key_ok(key: str) -> bool:

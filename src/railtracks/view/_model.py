@@ -10,7 +10,6 @@ the wire until a span is looked at.
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import gc
 import json
 import sys
@@ -18,28 +17,12 @@ import threading
 from collections.abc import Callable
 from typing import Any, Final
 
-from .._config import scrub_text
 from .._recording import attributes as attr
-from .._recording.encoding import REDACTED
 from ._final_context import final_context_of
-from ._redact import is_sensitive, redact
 from ._usage import badge, conversation, usage_of
+from ._values import MAX_DEPTH, iso
 
 RUNNING: Final = attr.STATUS_RUNNING
-STATUSES: Final = frozenset(
-    {
-        attr.STATUS_COMPLETED,
-        attr.STATUS_FAILED,
-        attr.STATUS_TIMEOUT,
-        attr.STATUS_CANCELLED,
-        RUNNING,
-        attr.STATUS_CRASHED,  # the run journal (SPEC 13): a run whose process died
-        attr.STATUS_UNFINISHED,
-    }
-)
-_SPAN_KINDS: Final = frozenset({"INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUMER"})
-_MAX_TEXT: Final = 256
-_MAX_DEPTH: Final = 64  # as deep as ``redact`` looks
 # what a Span costs beyond its values: the object, its empty containers, its place in a run
 _SPAN_BASE: Final = 800
 
@@ -71,52 +54,11 @@ class Span:
     size: int = 0  # estimated bytes held (live runs)
 
 
-def shown(value: Any) -> Any:
-    """``redact(value)``, for any value: nesting too deep to parse is shown as scrubbed text.
-
-    ``redact`` parses JSON-looking strings to redact by key inside them; a
-    string nested deeper than the JSON parser goes (``"[" * 1500``) is not
-    JSON to the viewer: it is shown as the text it is, with credential shapes
-    scrubbed, never a reason to fail.
-    """
-    try:
-        return redact(value)
-    except RecursionError:
-        return _shown_deep(value, 0)
-
-
-def _shown_deep(value: Any, depth: int) -> Any:
-    if isinstance(value, dict | list) and depth > _MAX_DEPTH:
-        return REDACTED  # too deep to check, as in ``redact``
-    if isinstance(value, dict):
-        return {
-            key: REDACTED if is_sensitive(str(key)) else _shown_deep(item, depth + 1)
-            for key, item in value.items()
-        }
-    if isinstance(value, list):
-        return [_shown_deep(item, depth + 1) for item in value]
-    if isinstance(value, str):
-        try:
-            return redact(value, depth)
-        except RecursionError:
-            return scrub_text(value)
-    return value
-
-
-def shown_mapping(values: Any) -> dict[str, Any]:
-    """A mapping of attributes (or context) as ``shown``; anything else becomes ``{}``."""
-    if not isinstance(values, dict) or not values:
-        return {}
-    result = shown(values)
-    assert isinstance(result, dict)
-    return result
-
-
 def footprint(value: Any, depth: int = 0) -> int:
     """Estimated bytes a checked value holds (containers, keys and items)."""
     if isinstance(value, str | bytes):
         return sys.getsizeof(value)
-    if depth > 2 * _MAX_DEPTH:
+    if depth > 2 * MAX_DEPTH:
         return 0  # checked values are never this deep
     if isinstance(value, dict):
         return sys.getsizeof(value) + sum(
@@ -137,68 +79,6 @@ def span_size(span: Span) -> int:
         if value:
             size += footprint(value)
     return size
-
-
-def text(value: Any, default: str = "") -> str:
-    """A short display string from an untrusted value."""
-    if isinstance(value, str):
-        return value[:_MAX_TEXT]
-    if value is None:
-        return default
-    return str(value)[:_MAX_TEXT]
-
-
-def nanos(value: Any) -> int | None:
-    """A unix-nanosecond time from an untrusted value (int, or a decimal string as in OTLP/JSON)."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, str) and value.isdigit():
-        value = int(value)
-    if isinstance(value, int) and 0 < value < 2**63:
-        return value
-    return None
-
-
-def iso(unix_nano: int | None) -> str | None:
-    if unix_nano is None:
-        return None
-    moment = dt.datetime.fromtimestamp(unix_nano / 1e9, tz=dt.UTC)
-    return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
-
-
-def status_of(value: Any, failed: bool) -> str:
-    if isinstance(value, str) and value in STATUSES:
-        return value
-    return attr.STATUS_FAILED if failed else attr.STATUS_COMPLETED
-
-
-def events_of(value: Any) -> list[dict[str, Any]]:
-    """Events from an untrusted list: name, time and redacted attributes each."""
-    if not isinstance(value, list):
-        return []
-    result = []
-    for event in value:
-        if isinstance(event, dict):
-            time = nanos(event.get("time_unix_nano"))
-            result.append(
-                {
-                    "name": text(event.get("name"), "event"),
-                    "time": iso(time),
-                    "time_unix_nano": str(time) if time is not None else None,
-                    "attributes": shown_mapping(event.get("attributes")),
-                }
-            )
-    return result
-
-
-def error_of(value: Any) -> dict[str, Any] | None:
-    if not isinstance(value, dict):
-        return None
-    kind, message = value.get("type"), value.get("message")
-    return {
-        "type": kind if isinstance(kind, str) else None,
-        "message": shown(message) if isinstance(message, str) else None,
-    }
 
 
 @dataclasses.dataclass(slots=True)
@@ -419,7 +299,3 @@ def _depth_first(
 
 def _start_key(span: Span) -> int:
     return span.start or 0
-
-
-def kind_of(value: Any) -> str:
-    return value if isinstance(value, str) and value in _SPAN_KINDS else "INTERNAL"

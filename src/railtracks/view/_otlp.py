@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from typing import Any, Final
 
 from .._recording import attributes as attr
-from ._model import Span, error_of, events_of, nanos, shown, shown_mapping, status_of, text
+from ._model import Span
 from ._protobuf import (
     KINDS,
     MAX_ANY_DEPTH,
@@ -22,6 +22,7 @@ from ._protobuf import (
     decode_protobuf,
     json_number,
 )
+from ._values import error_of, events_of, nanos, shown, shown_mapping, status_of, text
 
 __all__ = ["BadPayload", "decode_json", "decode_protobuf", "json_records", "to_span"]
 

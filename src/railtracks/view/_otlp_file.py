@@ -32,9 +32,9 @@ from .._reuse.imported import ImportedTrace, Traces, free_path, import_name, sav
 from .._runs.schema import SchemaError
 from .._runs.state import gc_paused
 from ..errors import StateError
-from ._model import shown, shown_mapping
 from ._otlp import BadPayload, decode_protobuf, json_records
 from ._redact import is_sensitive
+from ._values import shown, shown_mapping
 
 MAX_BYTES: Final = 256 << 20
 _CHUNK: Final = 1 << 20

@@ -15,7 +15,7 @@ import struct
 from collections.abc import Iterator
 from typing import Any, Final
 
-from ._model import shown_mapping
+from ._values import shown_mapping
 
 KINDS: Final = ("INTERNAL", "INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUMER")
 MAX_ANY_DEPTH: Final = 32

@@ -22,18 +22,8 @@ from .._runs.pending import wait_for_directory
 from .._runs.recover import settle
 from .._runs.state import READABLE_SCHEMA_VERSIONS
 from ..errors import StateError
-from ._model import (
-    Run,
-    Span,
-    error_of,
-    events_of,
-    kind_of,
-    nanos,
-    shown,
-    shown_mapping,
-    status_of,
-    text,
-)
+from ._model import Run, Span
+from ._values import error_of, events_of, kind_of, nanos, shown, shown_mapping, status_of, text
 
 _SPAN_ID: Final = re.compile(r"[0-9a-f]{16}")
 _TRACE_ID: Final = re.compile(r"[0-9a-f]{32}")
