@@ -241,6 +241,30 @@ class PhoenixServer:
             activity=self.stored_total,
         )
 
+    def run_while_storing(
+        self, command: list[str], cwd: Path, env: dict[str, str]
+    ) -> subprocess.CompletedProcess[str]:
+        """Run ``command`` (``railtracks outbox send`` to here) for as long as it takes.
+
+        How long it takes is Phoenix's speed, so it is waited on as Phoenix's
+        progress: it is stopped (and the test fails) only when it is still
+        running while Phoenix stored nothing new for ``STALL_S`` seconds.
+        """
+        out, err = cwd / "run.stdout", cwd / "run.stderr"
+        with out.open("w") as stdout, err.open("w") as stderr:
+            process = subprocess.Popen(
+                command, cwd=cwd, env={**os.environ, **env}, stdout=stdout, stderr=stderr
+            )
+            try:
+                wait_for_progress(
+                    lambda: 0 if process.poll() is None else 1, 1, activity=self.stored_total
+                )
+            finally:
+                stop_process(process, STOP_TIMEOUT_S)
+        return subprocess.CompletedProcess(
+            command, process.returncode, out.read_text(), err.read_text()
+        )
+
     def stored_total(self) -> int:
         """How many spans Phoenix has stored in all, every project together."""
         query = "{ projects { edges { node { recordCount } } } }"

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from ..conftest import RAILTRACKS, run, run_python
+from ..conftest import RAILTRACKS, run_python
 from ..test_seed import PREAMBLE, SEED_PAGE_SCRIPT
 from .conftest import OtlpProtocol, PhoenixServer, Span
 
@@ -199,7 +199,7 @@ def test_a_sequential_20000_call_session_over_grpc_arrives_complete(
     trace_id = json.loads(done.stdout)["trace_id"]
     if "RT.Telemetry" in done.stderr:  # Phoenix was too slow for the exit cap: the outbox has it
         assert "spooled" in done.stderr, done.stderr
-        sent = run([RAILTRACKS, "outbox", "send"], tmp_path, env, timeout=300)
+        sent = phoenix.run_while_storing([RAILTRACKS, "outbox", "send"], tmp_path, env)
         assert sent.returncode == 0, sent.stdout + sent.stderr
     count = phoenix.wait_for_count(project, trace_id, min_count=20_001)
     assert count == 20_001
