@@ -10,6 +10,8 @@ crafted ``"S"`` line is a one-line error, like any other.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 from binascii import b2a_base64
 from pathlib import Path
 from typing import Any
@@ -159,3 +161,57 @@ def test_a_crafted_compact_line_is_a_journal_error_naming_it(line: str, why: str
     assert why in str(err.value)
     with pytest.raises(JournalError, match="line 4"):
         decoder.decode(lines[-1], 4)
+
+
+def test_a_forked_child_holds_no_journal_lock_and_writes_nothing(tmp_path: Path) -> None:
+    """A real ``os.fork`` in a session: the child closes its copy of the journal file."""
+
+    @rt.function_node
+    async def leaf(i: int) -> int:
+        return i
+
+    async def main() -> tuple[int, bytes]:
+        async with rt.Session(name="forked", logging_setting="NONE") as session:
+            await rt.call(leaf, 1)
+            while session.journal is None or not session.journal.path.exists():  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
+            journal = session.journal
+            size = journal.path.stat().st_size
+            told, tell = os.pipe()
+            done, finish = os.pipe()
+            pid = os.fork()
+            if pid == 0:  # the child: its copy of the journal writes nothing
+                try:
+                    journal.queue.append(record_of_a_span())
+                    journal.drain(sync=True)
+                    os.write(tell, b"1" if journal.path.stat().st_size == size else b"0")
+                    os.read(done, 1)  # alive (its descriptors open) until the parent looked
+                finally:
+                    os._exit(0)
+            answer = os.read(told, 1)
+            held = _descriptors_of(pid, journal.path)
+            os.write(finish, b"x")
+            await asyncio.to_thread(os.waitpid, pid, 0)
+            await rt.call(leaf, 2)  # the parent's journal goes on
+        return held, answer
+
+    held, answer = asyncio.run(main())
+    assert answer == b"1"  # the child wrote nothing into the parent's journal
+    assert held == 0  # and kept no descriptor of it (nor its lock)
+    assert rt.load_state("forked")["counts"]["nodes"] == 2
+
+
+def record_of_a_span() -> Any:
+    with trace.get_tracer("test").start_as_current_span("x") as span:
+        pass
+    return record(span)  # type: ignore[arg-type]
+
+
+def _descriptors_of(pid: int, path: Path) -> int:
+    """How many of process ``pid``'s descriptors are open on ``path`` (Linux's /proc)."""
+    directory = Path(f"/proc/{pid}/fd")
+    count = 0
+    for entry in directory.iterdir():
+        with contextlib.suppress(OSError):
+            count += os.readlink(entry) == str(path)
+    return count

@@ -94,6 +94,7 @@ class Journal:
         fd = self._fd
         if fd is None:
             fd = self._fd = self._create()
+            JOURNALS.holding(self)
         queue, encoder = self.queue, self._encoder
         popleft = queue.popleft
         lines = [encoder.lines([popleft() for _ in range(len(queue))])]
@@ -151,6 +152,18 @@ class Journal:
         self.drain()
         return None if self.failed is not None else self._fd
 
+    def forked(self) -> None:
+        """In a forked child: close this process's copy of the file; write nothing more."""
+        self._lock = threading.Lock()  # the parent's journal thread may have held it
+        self.failed = "the process forked: the journal is its parent's"
+        self.closed = True
+        self.queue.clear()
+        self.running.clear()
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(fd)  # the child's copy only: the parent's lock stays
+
     def stop(self) -> None:
         """No more writes (its state is built from memory); the file stays until ``remove``."""
         JOURNALS.forget(self)
@@ -171,6 +184,7 @@ class Journal:
             self._close("released")
 
     def _close(self, why: str) -> None:
+        JOURNALS.let_go(self)
         self.closed = True
         self.failed = self.failed or why  # later drains write nothing
         self.queue.clear()
@@ -188,6 +202,15 @@ class JournalThread:
         self._lock = threading.Lock()
         self._open: dict[int, Journal] = {}
         self._thread: threading.Thread | None = None
+        self._holding: dict[int, Journal] = {}  # journals that may have a file open
+
+    def holding(self, journal: Journal) -> None:
+        with self._lock:
+            self._holding[id(journal)] = journal
+
+    def let_go(self, journal: Journal) -> None:
+        with self._lock:
+            self._holding.pop(id(journal), None)
 
     def open(self, state: Path, identifier: str, name: str | None) -> Journal:
         """A new journal for a session; the file is made by the thread."""
@@ -214,10 +237,19 @@ class JournalThread:
                 journal.drain()
 
     def after_fork_in_child(self) -> None:
-        """The child writes none of its parent's journals (their locks stay the parent's)."""
+        """The child writes none of its parent's journals and holds none of their locks.
+
+        A forked child has a copy of every descriptor: its copy of a journal's
+        would keep the ``flock`` after the parent let go (a crashed parent's
+        run would look live while the child runs). The child closes its copies
+        (the parent's lock stays) and its journals write nothing more.
+        """
         self._lock = threading.Lock()
         self._open = {}
         self._thread = None
+        holding, self._holding = self._holding, {}
+        for journal in holding.values():
+            journal.forked()
 
 
 def _write_all(fd: int, data: bytes) -> None:
