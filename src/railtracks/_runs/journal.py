@@ -96,11 +96,12 @@ class Journal:
             fd = self._fd = self._create()
             JOURNALS.holding(self)
         queue, encoder = self.queue, self._encoder
-        popleft = queue.popleft
-        lines = [encoder.lines([popleft() for _ in range(len(queue))])]
+        lines: list[bytes] = []
         if self.running or self._began:
-            # after the records: a span that ended since is in neither this copy nor
-            # this write (it is removed from ``running`` before its record is queued)
+            # before the records (the session's own span first in the file, where
+            # `railtracks runs` reads a live run's start): a span in this copy has
+            # not had its record queued yet (it leaves ``running`` first), so its
+            # "s" line comes after this "b" line, in this write or a later one
             running = self.running.copy()
             began = self._began
             began.intersection_update(running)
@@ -108,6 +109,8 @@ class Journal:
                 if span_id not in began and getattr(span, "end_time", None) is None:
                     began.add(span_id)
                     lines.append(encoder.line(record(span), "b"))
+        popleft = queue.popleft
+        lines.append(encoder.lines([popleft() for _ in range(len(queue))]))
         data = b"".join(lines)
         if data:
             _write_all(fd, data)
