@@ -6,7 +6,8 @@ Run:  .venv/bin/python benchmarks/journal.py [--sizes 1000 100000 500000 1000000
 ``--per-call``: the per-call cost of the same session with its journal
 disabled (its state built from memory, as before the journal) and enabled,
 each in a fresh process, rounds interleaved, medians side by side (target:
-within 10%).
+within 10%), and the time from the session's end to ``rt.flush()``: its
+state built from memory, or assembled from its journal.
 
 Per session size N (each in a fresh child process, after a 100-call warm-up
 session): one ``async with rt.Session`` of N sequential ``rt.call``s with its
@@ -106,17 +107,23 @@ def per_call(sizes: list[int], rounds: int) -> None:
     print(
         f"per call, one session of N sequential calls, state saved, median of {rounds} rounds"
         f"\n  {'N':>9}{'no journal':>13}{'journal':>11}{'ratio':>8}"
+        f"{'state from memory':>20}{'from journal':>14}{'ratio':>7}"
     )
     for size in sizes:
         samples: dict[str, list[float]] = {"off": [], "on": []}
+        built: dict[str, list[float]] = {"off": [], "on": []}
         for round_ in range(rounds):
             for mode in ("off", "on") if round_ % 2 == 0 else ("on", "off"):
                 with tempfile.TemporaryDirectory() as name:
                     figures = json.loads(_child(_CHILD, str(size), name, mode))
                     samples[mode].append(figures["per_call_us"])
+                    built[mode].append(figures["assembly_s"])
         off, on = (statistics.median(samples[mode]) for mode in ("off", "on"))
+        memory, journal = (statistics.median(built[mode]) for mode in ("off", "on"))
         print(
-            f"  {size:>9}{off:>11.2f}us{on:>9.2f}us{on / off:>7.2f}x  target <= 1.10x", flush=True
+            f"  {size:>9}{off:>11.2f}us{on:>9.2f}us{on / off:>7.2f}x"
+            f"{memory:>19.2f}s{journal:>13.2f}s{journal / memory:>6.2f}x  target <= 1.10x per call",
+            flush=True,
         )
 
 

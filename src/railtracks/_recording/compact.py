@@ -35,6 +35,7 @@ from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
+from .attributes import STATUS, STATUS_COMPLETED
 from .fastspan import RailtracksSpan
 
 # (name, time in unix nanoseconds, attributes)
@@ -184,9 +185,11 @@ JournalText = tuple[int, tuple[str, ...], int, object, bytes]
 JOURNAL_TEXT_LENGTH: Final = 5  # a Record has 19 fields; both hold the span id at [2]
 JOURNAL_SEPARATOR: Final = "\x1f"
 """Joins a span's values (every one a string) in a journal payload."""
-JOURNAL_HEAD: Final = struct.Struct("<QQQQBBBBIIIIi")
+JOURNAL_HEAD: Final = struct.Struct("<QQQQBBBBBIIIIi")
 """A journal payload's head: span id, parent id (0: none), start, end, flags, kind, status
-code, how its values are written (``JOURNAL_JOINED`` or ``JOURNAL_ARRAY``), dropped
+code, how its values are written (``JOURNAL_JOINED`` or ``JOURNAL_ARRAY``), its
+``railtracks.status`` (0: none, 1: completed, 2: another: an assembly's first pass
+reads only the head), dropped
 attributes, events and links, the name's length and the description's (-1: none), in
 bytes; then the name, the description and the values, UTF-8."""
 JOURNAL_JOINED: Final = 0  # every value a string: joined by JOURNAL_SEPARATOR
@@ -229,6 +232,7 @@ def journal_text(span: ReadableSpan) -> JournalText | None:
         if not len(values):
             return None
         name = span._name.encode()
+        outcome = attributes.get(STATUS)
         description = status.description
         described = b"" if description is None else description.encode()
         head = JOURNAL_HEAD.pack(
@@ -240,6 +244,7 @@ def journal_text(span: ReadableSpan) -> JournalText | None:
             0 if kind is _INTERNAL else kind.value,
             0 if code is _UNSET else code.value,
             form,
+            0 if outcome is None else 1 if outcome == STATUS_COMPLETED else 2,
             getattr(own, "dropped", 0),
             getattr(span._events, "dropped", 0),
             getattr(span._links, "dropped", 0),

@@ -63,6 +63,7 @@ _SCALAR_TYPES: Final = frozenset({str, bool, int, float})
 # and links are not part of a saved state.
 _ORIGIN: Final = 15
 _SPAN_FIELDS: Final = 18  # "b"/"s" line length
+_HEAD_CHARACTERS: Final = 76  # the base64 of a payload's head (57 bytes)
 
 
 class JournalError(StateError):
@@ -210,6 +211,7 @@ class Decoder:
         self._origins: dict[int, tuple[Resource, InstrumentationScope | None]] = {}
         self._keys: dict[int, tuple[str, ...]] = {}
         self._trace = 0  # the journal's trace id, once its "t" line is read
+        self._kinds: dict[tuple[object, object], bool] = {}  # (keys, origin) -> a session's
 
     def fail(self, number: int, why: str) -> JournalError:
         return JournalError(f"{self.source} is not a readable run journal: line {number}: {why}")
@@ -228,7 +230,7 @@ class Decoder:
         """What the first pass needs of a span line, checked (see ``Scanned``); others decoded."""
         fields = self._fields(raw, number)
         if number != 1 and fields[0] == "S":
-            return _scanned("s", self._line(fields, number, self._compact))
+            return self._scan_compact(fields, number)
         if number == 1 or len(fields) != _SPAN_FIELDS or fields[0] not in ("s", "b"):
             self._decoded(fields, number)
             return None
@@ -254,6 +256,39 @@ class Decoder:
         )
         return Scanned(fields[0], span, parent or 0, start or 0, failed, session)
 
+    def _scan_compact(self, fields: list[Any], number: int) -> Scanned:
+        """An ``"S"`` line's head only: the rest is checked when the node is read."""
+        try:
+            _expect(len(fields) == 5 and type(fields[4]) is str, "bad span line")
+            head = a2b_base64(fields[4][:_HEAD_CHARACTERS], strict_mode=True)
+            _expect(len(head) == JOURNAL_HEAD.size, "payload too short")
+            span, parent, start, _, _, _, code, _, outcome, *_ = JOURNAL_HEAD.unpack(head)
+            _expect(span > 0 and outcome < 3, "bad id or status")
+            session = self._session_kind(fields[2], fields[3])
+        except KeyError as exc:
+            raise self.fail(number, f"no origin or key list {exc}") from None
+        except (ValueError, TypeError) as exc:
+            raise self.fail(number, str(exc) or type(exc).__name__) from None
+        failed = code == _ERROR if outcome == 0 else outcome == 2
+        return Scanned("s", span, parent, start, failed, session)
+
+    def _session_kind(self, keys: object, origin: object) -> bool:
+        """Whether spans of this key list and origin are a session's own span."""
+        cached = self._kinds.get((keys, origin)) if type(keys) is int else None
+        if cached is not None:
+            return cached
+        names = self._keys[keys] if type(keys) is int else _strings(keys)
+        scope = self._origins[origin][1]  # type: ignore[index]
+        session = (
+            _SESSION_ID in names
+            and _NODE_NAME not in names
+            and scope is not None
+            and scope.name == _RAILTRACKS
+        )
+        if type(keys) is int:
+            self._kinds[(keys, origin)] = session
+        return session
+
     def decode(self, raw: bytes, number: int) -> Line | None:
         """The span of one line (None for a header, origin or key line)."""
         return self._decoded(self._fields(raw, number), number)
@@ -266,6 +301,8 @@ class Decoder:
             return None
         kind = fields[0]
         try:
+            if kind in ("o", "k"):
+                self._kinds.clear()
             if kind == "o":
                 self._origin(fields)
             elif kind == "t":
@@ -303,8 +340,8 @@ class Decoder:
         data = a2b_base64(payload, strict_mode=True)  # binascii.Error is a ValueError
         at = JOURNAL_HEAD.size
         _expect(len(data) >= at, "payload too short")
-        (span, parent, start, end, flags, kind, code, form, dropped_a, dropped_e, dropped_l,
-         name_length, described) = JOURNAL_HEAD.unpack_from(data)  # fmt: skip
+        (span, parent, start, end, flags, kind, code, form, outcome, dropped_a, dropped_e,
+         dropped_l, name_length, described) = JOURNAL_HEAD.unpack_from(data)  # fmt: skip
         _expect(span > 0 and kind < 5 and code < 3, "bad id, kind or code")
         _expect(form in (JOURNAL_JOINED, JOURNAL_ARRAY), "bad values form")
         _expect(at + name_length + max(described, 0) <= len(data) and described >= -1, "bad length")
@@ -322,6 +359,9 @@ class Decoder:
             _expect(end_at == len(text), "bad values")
             values = _values(array)
         _expect(len(values) == len(keys), "keys and values differ in length")
+        status = values[keys.index(_STATUS)] if _STATUS in keys else None
+        said = 0 if status is None else 1 if status == _COMPLETED else 2
+        _expect(outcome == said, "its status differs from its head's")
         trace = trace or self._trace
         _expect(trace > 0, "no trace id")
         return (name, trace, span, flags, None, parent or None, kind, start, end, code, description,
@@ -367,20 +407,6 @@ class Decoder:
         return (name, trace, span, flags, None, parent, kind, start, end, code, description,
                 keys, values, _events(events) if events else (), (), self._origins[origin],
                 dropped_a, dropped_e, dropped_l)  # fmt: skip
-
-
-def _scanned(kind: str, kept: Record) -> Scanned:
-    keys, values, code = kept[11], kept[12], kept[9]
-    status = values[keys.index(_STATUS)] if _STATUS in keys else None
-    failed = code == _ERROR if status is None else status != _COMPLETED
-    scope = kept[15][1]
-    session = (
-        _SESSION_ID in keys
-        and _NODE_NAME not in keys
-        and scope is not None
-        and scope.name == _RAILTRACKS
-    )
-    return Scanned(kind, kept[2], kept[5] or 0, kept[7] or 0, failed, session)
 
 
 def _header(fields: list[Any]) -> dict[str, Any] | None:
