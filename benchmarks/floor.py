@@ -47,6 +47,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from _rss import CHILD_PRELUDE  # benchmarks/_rss.py
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
@@ -316,27 +317,9 @@ def reference_rows(bare: TracerProvider, calls: int, rounds: int) -> None:
 
 
 # -- one session of N calls, in a child process ----------------------------------------------
-_CHILD = r"""
-import asyncio, json, os, sys, time
-import railtracks as rt
-
-calls = int(sys.argv[1])
-rt.configure(console_stream=open(os.devnull, "w"), state_dir=sys.argv[2], export=False)
-
-@rt.function_node
-async def step(i: int) -> dict:
-    return {"i": i}
-
-def peak_mb() -> float:
-    # VmHWM, this address space's own peak: ru_maxrss would carry over the parent's
-    # peak through fork and exec
-    with open("/proc/self/status") as f:
-        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) * 1024 / 1e6
-
-def rss_mb() -> float:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
-
+_CHILD = (
+    CHILD_PRELUDE
+    + r"""
 async def main() -> dict:
     longest = 0.0
     stop = False
@@ -376,6 +359,7 @@ async def main() -> dict:
 
 print(json.dumps(asyncio.run(main())))
 """
+)
 
 
 @contextlib.contextmanager

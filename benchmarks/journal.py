@@ -1,6 +1,13 @@
 """The run journal (SPEC 13): memory, per-call cost, assembly and reading, side by side.
 
 Run:  .venv/bin/python benchmarks/journal.py [--sizes 1000 100000 500000 1000000] [--no-read]
+      .venv/bin/python benchmarks/journal.py --per-call [--sizes 1000 100000] [--rounds 5]
+
+``--per-call``: the per-call cost of the same session with its journal
+disabled (its state built from memory, as before the journal) and enabled,
+each in a fresh process, rounds interleaved, medians side by side (target:
+within 10%), and the time from the session's end to ``rt.flush()``: its
+state built from memory, or assembled from its journal.
 
 Per session size N (each in a fresh child process, after a 100-call warm-up
 session): one ``async with rt.Session`` of N sequential ``rt.call``s with its
@@ -23,30 +30,21 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-_CHILD = r"""
-import asyncio, json, os, sys, time
-import railtracks as rt
+from _rss import CHILD_PRELUDE  # benchmarks/_rss.py
 
-calls = int(sys.argv[1])
-rt.configure(console_stream=open(os.devnull, "w"), state_dir=sys.argv[2], export=False)
-
-@rt.function_node
-async def step(i: int) -> dict:
-    return {"i": i}
-
-def peak_mb() -> float:
-    with open("/proc/self/status") as f:
-        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) * 1024 / 1e6
-
-def rss_mb() -> float:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
+_CHILD = (
+    CHILD_PRELUDE
+    + r"""
+if sys.argv[3] == "off":  # the same session with no journal: its state built from memory
+    import railtracks._runtime.session as _session
+    _session.open_journal = lambda *args: None
 
 async def main() -> dict:
     async with rt.Session(name="warm-up", logging_setting="NONE", save_state=False):
@@ -66,6 +64,7 @@ async def main() -> dict:
 
 print(json.dumps(asyncio.run(main())))
 """
+)
 
 _READ = r"""
 import json, sys, time
@@ -103,6 +102,31 @@ def _show(directory: Path) -> tuple[float, float]:
     return first, time.perf_counter() - started
 
 
+def per_call(sizes: list[int], rounds: int) -> None:
+    """The same session with its journal off and on, in fresh processes, rounds interleaved."""
+    print(
+        f"per call, one session of N sequential calls, state saved, median of {rounds} rounds"
+        f"\n  {'N':>9}{'no journal':>13}{'journal':>11}{'ratio':>8}"
+        f"{'state from memory':>20}{'from journal':>14}{'ratio':>7}"
+    )
+    for size in sizes:
+        samples: dict[str, list[float]] = {"off": [], "on": []}
+        built: dict[str, list[float]] = {"off": [], "on": []}
+        for round_ in range(rounds):
+            for mode in ("off", "on") if round_ % 2 == 0 else ("on", "off"):
+                with tempfile.TemporaryDirectory() as name:
+                    figures = json.loads(_child(_CHILD, str(size), name, mode))
+                    samples[mode].append(figures["per_call_us"])
+                    built[mode].append(figures["assembly_s"])
+        off, on = (statistics.median(samples[mode]) for mode in ("off", "on"))
+        memory, journal = (statistics.median(built[mode]) for mode in ("off", "on"))
+        print(
+            f"  {size:>9}{off:>11.2f}us{on:>9.2f}us{on / off:>7.2f}x"
+            f"{memory:>19.2f}s{journal:>13.2f}s{journal / memory:>6.2f}x  target <= 1.10x per call",
+            flush=True,
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sizes = [1_000, 100_000, 500_000, 1_000_000]
@@ -112,7 +136,16 @@ def main() -> None:
         "--read-max", type=int, default=500_000,
         help="above this size, skip load_state and json.load (json.load of 1M nodes takes ~6 GB)",
     )  # fmt: skip
+    parser.add_argument(
+        "--per-call", action="store_true",
+        help="only the per-call cost with the journal off and on (default sizes 1000 100000)",
+    )  # fmt: skip
+    parser.add_argument("--rounds", type=int, default=5, help="rounds of --per-call")
     args = parser.parse_args()
+    if args.per_call:
+        given = "--sizes" in sys.argv
+        per_call(args.sizes if given else [1_000, 100_000], args.rounds)
+        return
     print(
         f"  {'N':>9}{'per call':>11}{'peak RSS+':>11}{'held':>8}{'assembly':>10}{'state':>9}"
         f"{'load_state':>12}{'json.load':>11}{'ratio':>7}{'show 1st':>10}{'show all':>10}"
@@ -120,7 +153,7 @@ def main() -> None:
     for size in args.sizes:
         with tempfile.TemporaryDirectory() as name:
             directory = Path(name)
-            figures = json.loads(_child(_CHILD, str(size), name))
+            figures = json.loads(_child(_CHILD, str(size), name, "on"))
             state = directory / "big.json"
             row = (
                 f"  {size:>9}{figures['per_call_us']:>9.2f}us{figures['peak_above_mb']:>9.0f}MB"

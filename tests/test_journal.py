@@ -313,9 +313,12 @@ def test_a_live_journal_is_never_taken_for_an_abandoned_one(states: Path) -> Non
         (journal,) = journals_in(states)
         # readers and other writers while it is written: in this process and in others
         assert settle(states) == (0, 0)
-        listed = _cli(states, "runs")
+        listed = _cli(states, "runs")  # listed as running (SPEC 13: never as crashed)
         assert listed.returncode == 0, listed.stderr
-        assert listed.stdout.startswith("no saved runs")
+        (row,) = listed.stdout.splitlines()[1:]
+        name, status, started, *rest = row.split()
+        assert (name, status, rest) == ("live", "running", ["-"] * 5)
+        assert started.endswith("Z")  # its session span's start, read from the journal
         with pytest.raises(rt.errors.StateNotFoundError):
             rt.load_state("live")
         other = run([PYTHON, "-c", OTHER_WRITER], states, env=_env(states))

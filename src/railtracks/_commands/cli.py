@@ -35,8 +35,9 @@ from .._logs.terminal import inert
 from .._recording.scrub import redact_url
 from .._runs.head import document_counts, read_head
 from .._runs.pending import READER_WAIT_SECONDS, wait_for_all
-from .._runs.recover import settle
+from .._runs.recover import LiveRun, live_runs, settle
 from .._runs.respan import spans_from_state
+from .._runs.state import iso_time
 from .._runs.store import load_state, resolve_state_path
 from .._version import __version__
 from ..errors import RailtracksError
@@ -104,6 +105,11 @@ def _summary(path: Path) -> list[str]:
         return [path.stem, "unreadable", "-", "-", "-", "-", "-", "-"]
 
 
+def _running(run: LiveRun) -> list[str]:
+    started = "-" if run.started is None else iso_time(run.started) or "-"
+    return [run.name, "running", started, "-", "-", "-", "-", "-"]
+
+
 def _runs(_: argparse.Namespace) -> int:
     directory = CONFIG.state_dir()
     settle(directory)  # a run whose process died is listed as crashed (SPEC 13)
@@ -111,10 +117,12 @@ def _runs(_: argparse.Namespace) -> int:
         files = sorted(directory.glob("*.json")) if directory.is_dir() else []
     except OSError as exc:
         raise UsageError(f"cannot list {directory}: {exc.strerror or exc}") from None
-    if not files:
+    live = live_runs(directory)  # running in a process alive now: no state file yet
+    if not files and not live:
         _say(f"no saved runs in {directory}/")
         return 0
     rows = [[inert(cell) for cell in _summary(path)] for path in files]
+    rows += [[inert(cell) for cell in _running(run)] for run in live]
     rows.sort(key=lambda row: row[2], reverse=True)
     header = ["NAME", "STATUS", "STARTED", "DURATION", "NODES", "FAILED", "TOKENS", "COST"]
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]

@@ -10,10 +10,13 @@ foreign spans under them, stay theirs. Spans are kept in their compact form
 
 A session saved to disk opens with a *journal queue* (SPEC 13): every record
 of its spans is appended to that queue too, and every railtracks span of it
-that starts is appended as the span object itself (the journal thread,
-``_runs.journal``, writes both out and empties the queue). Such a session
+that is running is in the journal's *running* dict (span id -> span) until it
+ends (the journal thread, ``_runs.journal``, writes both out and empties the
+queue). A span that ended is never held there: it is freed at once. Such a session
 keeps at most ``keep`` records in memory (``Session.spans`` of a small
 session); its state is built from the journal, never from what is kept here.
+Past ``keep``, a span is queued as the text of its journal line
+(``compact.journal_text``): made once, with no record to make and free.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from .attributes import SESSION_ID
-from .compact import Record, attribute_dict, record
+from .compact import JournalText, Record, attribute_dict, journal_text, record
 
 
 def _session_of_live_parent(parent_id: int, parent_context: Context | None) -> str | None:
@@ -51,17 +54,23 @@ class SessionSpanCollector(SpanProcessor):
         # span ends, so closing a session of any size touches only what is open.
         self._owners: dict[int, str] = {}
         self._open: dict[str, set[int]] = {}
-        # session id -> (its journal queue, the most records kept in its buffer)
-        self._journals: dict[str, tuple[deque[Any], int]] = {}
+        # session id -> (its journal queue, the most records kept in its buffer, its running spans)
+        self._journals: dict[str, tuple[deque[Any], int, dict[int, Any]]] = {}
         self._lock = threading.Lock()
 
-    def open(self, session_id: str, journal: deque[Any] | None = None, keep: int = 0) -> None:
+    def open(
+        self,
+        session_id: str,
+        journal: deque[Any] | None = None,
+        keep: int = 0,
+        running: dict[int, Any] | None = None,
+    ) -> None:
         """Collect a session's spans (also into ``journal``, keeping ``keep`` records, if given)."""
         with self._lock:
             self._buffers[session_id] = []
             self._open[session_id] = set()
             if journal is not None:
-                self._journals[session_id] = (journal, keep)
+                self._journals[session_id] = (journal, keep, {} if running is None else running)
 
     def close(self, session_id: str) -> list[Record]:
         """Stop collecting for a session and hand back its spans in end order."""
@@ -79,8 +88,8 @@ class SessionSpanCollector(SpanProcessor):
             # railtracks' own span: its attribute names its session again at the end
             if self._journals:
                 journal = self._journals.get(own_session)
-                if journal is not None:
-                    journal[0].append(span)  # deque.append is atomic: no lock needed
+                if journal is not None:  # dict updates are atomic under the GIL: no lock needed
+                    journal[2][span.get_span_context().span_id] = span
             return
         # another instrumentation's span (from whatever provider a host installed: read
         # defensively): its session is its parent's
@@ -124,14 +133,20 @@ class SessionSpanCollector(SpanProcessor):
         buffer = self._buffers.get(session_id)
         if buffer is None:
             return
-        kept = record(span)
         journal = self._journals.get(session_id) if self._journals else None
         if journal is None:
-            buffer.append(kept)  # list.append is atomic: no lock needed
+            buffer.append(record(span))  # list.append is atomic: no lock needed
             return
-        journal[0].append(kept)
+        item: Record | JournalText
         if len(buffer) < journal[1]:
-            buffer.append(kept)
+            item = record(span)
+            buffer.append(item)
+        else:  # not kept: only its journal line's text is made (once, here)
+            item = journal_text(span) or record(span)
+        # off the running spans before it is queued (both hold the span id at [2]), so
+        # the journal never writes it as started after it ended
+        journal[2].pop(item[2], None)
+        journal[0].append(item)
 
     def shutdown(self) -> None:
         pass

@@ -1,8 +1,9 @@
 """The run journal (SPEC 13): each saved session's spans appended to disk as they end.
 
 A session that saves its state opens a ``Journal``: a queue the span
-collector appends to on the hot path (a finished span's compact record, or a
-railtracks span that has just started) and a file beside the state,
+collector appends each finished span's compact record to on the hot path, a
+dict of its railtracks spans still running (span id -> span: a span that
+ended is never held, so it is freed at once), and a file beside the state,
 ``.{state name}.{session id}.journal``, mode 0600. One thread per process,
 ``railtracks-journal``, empties every open journal's queue every
 ``FLUSH_SECONDS`` (100 ms) into its file with one ``write``: what a killed
@@ -33,7 +34,7 @@ from typing import Any, Final
 
 from .._files import DIR_MODE, FILE_MODE
 from .._logs import log as _log
-from .._recording.compact import Record
+from .._recording.compact import JOURNAL_TEXT_LENGTH, Record, record
 from ..errors import StateError
 from .journal_lines import LineEncoder, header_line
 from .pending import absolute
@@ -66,6 +67,8 @@ class Journal:
         self.identifier = identifier
         self.name = name
         self.queue: deque[Any] = deque()
+        self.running: dict[int, Any] = {}  # filled and emptied by the span collector
+        self._began: set[int] = set()  # running spans whose "b" line is written
         self._lock = threading.Lock()  # one drain at a time (journal thread, assembly)
         self._fd: int | None = None
         self._encoder = LineEncoder()
@@ -91,11 +94,26 @@ class Journal:
         fd = self._fd
         if fd is None:
             fd = self._fd = self._create()
-        queue, lines, encode = self.queue, [], self._encoder.line
-        while queue:
-            lines.append(encode(queue.popleft()))
-        if lines:
-            _write_all(fd, b"".join(lines))
+            JOURNALS.holding(self)
+        queue, encoder = self.queue, self._encoder
+        lines: list[bytes] = []
+        if self.running or self._began:
+            # before the records (the session's own span first in the file, where
+            # `railtracks runs` reads a live run's start): a span in this copy has
+            # not had its record queued yet (it leaves ``running`` first), so its
+            # "s" line comes after this "b" line, in this write or a later one
+            running = self.running.copy()
+            began = self._began
+            began.intersection_update(running)
+            for span_id, span in running.items():
+                if span_id not in began and getattr(span, "end_time", None) is None:
+                    began.add(span_id)
+                    lines.append(encoder.line(record(span), "b"))
+        popleft = queue.popleft
+        lines.append(encoder.lines([popleft() for _ in range(len(queue))]))
+        data = b"".join(lines)
+        if data:
+            _write_all(fd, data)
             self._dirty = True
         now = time.monotonic()
         if self._dirty and (sync or now - self._synced_at >= SYNC_SECONDS):
@@ -126,16 +144,28 @@ class Journal:
         self.closed = True
         JOURNALS.forget(self)
         with self._lock:
-            if self._fd is None and self.failed is None:
+            queue = self.queue
+            if (
+                self._fd is None
+                and self.failed is None
+                and all(len(item) != JOURNAL_TEXT_LENGTH for item in queue)  # records only
+            ):
                 self.failed = "finished in memory"  # later drains write nothing
-                queue = self.queue
-                return [
-                    item
-                    for item in (queue.popleft() for _ in range(len(queue)))
-                    if type(item) is tuple
-                ]
+                return [queue.popleft() for _ in range(len(queue))]
         self.drain()
         return None if self.failed is not None else self._fd
+
+    def forked(self) -> None:
+        """In a forked child: close this process's copy of the file; write nothing more."""
+        self._lock = threading.Lock()  # the parent's journal thread may have held it
+        self.failed = "the process forked: the journal is its parent's"
+        self.closed = True
+        self.queue.clear()
+        self.running.clear()
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(fd)  # the child's copy only: the parent's lock stays
 
     def stop(self) -> None:
         """No more writes (its state is built from memory); the file stays until ``remove``."""
@@ -157,9 +187,11 @@ class Journal:
             self._close("released")
 
     def _close(self, why: str) -> None:
+        JOURNALS.let_go(self)
         self.closed = True
         self.failed = self.failed or why  # later drains write nothing
         self.queue.clear()
+        self.running.clear()
         fd, self._fd = self._fd, None
         if fd is not None:
             with contextlib.suppress(OSError):
@@ -173,6 +205,15 @@ class JournalThread:
         self._lock = threading.Lock()
         self._open: dict[int, Journal] = {}
         self._thread: threading.Thread | None = None
+        self._holding: dict[int, Journal] = {}  # journals that may have a file open
+
+    def holding(self, journal: Journal) -> None:
+        with self._lock:
+            self._holding[id(journal)] = journal
+
+    def let_go(self, journal: Journal) -> None:
+        with self._lock:
+            self._holding.pop(id(journal), None)
 
     def open(self, state: Path, identifier: str, name: str | None) -> Journal:
         """A new journal for a session; the file is made by the thread."""
@@ -199,10 +240,19 @@ class JournalThread:
                 journal.drain()
 
     def after_fork_in_child(self) -> None:
-        """The child writes none of its parent's journals (their locks stay the parent's)."""
+        """The child writes none of its parent's journals and holds none of their locks.
+
+        A forked child has a copy of every descriptor: its copy of a journal's
+        would keep the ``flock`` after the parent let go (a crashed parent's
+        run would look live while the child runs). The child closes its copies
+        (the parent's lock stays) and its journals write nothing more.
+        """
         self._lock = threading.Lock()
         self._open = {}
         self._thread = None
+        holding, self._holding = self._holding, {}
+        for journal in holding.values():
+            journal.forked()
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -246,9 +296,12 @@ def assembled_chunks(journal: Journal) -> Iterator[bytes]:
     return encode_state_chunks(assembly.head, assembly.nodes())
 
 
-def journal_queue(journal: Journal | None) -> tuple[()] | tuple[deque[Any], int]:
-    """What the span collector opens a session with: the journal's queue and the records kept."""
-    return () if journal is None else (journal.queue, KEPT_RECORDS)
+def journal_queue(
+    journal: Journal | None,
+) -> tuple[()] | tuple[deque[Any], int, dict[int, Any]]:
+    """What the span collector opens a session with: the journal's queue, the records kept
+    and its running spans."""
+    return () if journal is None else (journal.queue, KEPT_RECORDS, journal.running)
 
 
 def kept_all(journal: Journal | None, spans: list[Any]) -> bool:

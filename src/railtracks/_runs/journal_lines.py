@@ -2,13 +2,16 @@
 
 Every line is one JSON array ending in ``\\n``:
 
-* ``["railtracks-journal", 1, {"session_id", "name", "state", "pid"}]`` first;
+* ``["railtracks-journal", 2, {"session_id", "name", "state", "pid"}]`` first
+  (version 1 files, which have no ``"S"`` line, are read too);
 * ``["o", N, {resource attributes}, scope name, scope version]``: origin N;
 * ``["k", N, [attribute keys]]``: key list N (every call of a node shares one);
 * ``["t", trace id]``: the journal's trace, once (a span line of it says 0);
 * ``["s", name, trace id or 0, span id, flags, parent id, kind, start, end, status
   code, description, keys (N or a list), values, events, origin N, dropped
-  attributes, dropped events, dropped links]``: a span that ended;
+  attributes, dropped events, dropped links]``: a span that ended. Its values
+  are an array, or, when every value is a string (none holding U+001F), one
+  string of them joined by U+001F;
 * ``["b", ...the same]``: a railtracks span that had started (read as
   unfinished unless its ``"s"`` line follows).
 
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import json
 import os
+from binascii import a2b_base64
 from collections.abc import Callable, Iterator
 from typing import Any, Final, NamedTuple
 
@@ -28,11 +32,21 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 from .._recording import attributes as attr
-from .._recording.compact import FinishedSpan, Record, record
+from .._recording.compact import (
+    JOURNAL_ARRAY,
+    JOURNAL_HEAD,
+    JOURNAL_JOINED,
+    JOURNAL_SEPARATOR,
+    JOURNAL_TEXT_LENGTH,
+    JournalText,
+    Record,
+    origin_pair,
+)
 from ..errors import StateError
 
 MAGIC: Final = "railtracks-journal"
-VERSION: Final = 1
+VERSION: Final = 2
+_READABLE_VERSIONS: Final = (1, 2)
 _KEY_LISTS_KEPT: Final = 4096
 _BLOCK: Final = 1 << 20
 _DECODER: Final = json.JSONDecoder()
@@ -49,6 +63,7 @@ _SCALAR_TYPES: Final = frozenset({str, bool, int, float})
 # and links are not part of a saved state.
 _ORIGIN: Final = 15
 _SPAN_FIELDS: Final = 18  # "b"/"s" line length
+_HEAD_CHARACTERS: Final = 76  # the base64 of a payload's head (57 bytes)
 
 
 class JournalError(StateError):
@@ -81,48 +96,85 @@ def _dump(value: Any) -> bytes:
 
 
 class LineEncoder:
-    """Encodes queue items as lines, numbering origins and key lists as they first appear."""
+    """Encodes queue items as lines, numbering origins and key lists as they first appear.
+
+    An item is a span's ``Record`` (encoded here, on the journal thread) or the
+    text of its line made once by the thread that ended it
+    (``_recording.compact.journal_text``), to which only the journal's numbers
+    are added here.
+    """
 
     def __init__(self) -> None:
         self._origins: dict[object, int] = {}
-        self._keys: dict[tuple[str, ...], int] = {}
+        # id(key tuple) -> (the tuple, its number): keys are shared tuples (_recording.compact),
+        # and an int hashes at once where a tuple of 17 strings is hashed again every time
+        self._keys: dict[int, tuple[tuple[str, ...], int]] = {}
         self._trace: int | None = None  # written once ("t"): a span line of it says 0
 
-    def line(self, item: Any) -> bytes:
-        """The line(s) of one queue item: a record (ended) or a live span (started)."""
-        if type(item) is tuple:
-            kind, kept = "s", item
-        elif getattr(item, "end_time", None) is not None:
-            return b""  # it has ended since: its record follows in the queue
-        else:
-            kind, kept = "b", record(item)
+    def line(self, item: Record | JournalText, kind: str = "s") -> bytes:
+        """The line(s) of one item: a span that ended (``"s"``) or that has started (``"b"``)."""
+        if len(item) == JOURNAL_TEXT_LENGTH:
+            trace, keys, _, origin_key, payload = item
+            prefix, trace, number, origin = self._numbers(trace, keys, origin_key)
+            keys_field = number if type(number) is int else _ENCODE(number)
+            head = f'["S",{trace},{keys_field},{origin},"'.encode("ascii")
+            return b"".join((prefix, head, payload, b'"]\n'))
+        prefix, trace, number, origin = self._numbers(item[1], item[11], item[_ORIGIN])
+        fields = [kind, item[0], trace, *item[2:4], *item[5:11], number, item[12], item[13],
+                  origin, *item[16:19]]  # fmt: skip
+        return prefix + _dump(fields)
+
+    def lines(self, items: list[Any]) -> bytes:
+        """The lines of every item, in order, as one write.
+
+        Most items are payloads of one node's calls in one trace: their line
+        head (trace, key list and origin numbers) is made once and reused.
+        """
+        out: list[bytes] = []
+        append = out.append
+        last: tuple[object, object] | None = None  # (keys, origin key) of ``head``
+        head = b""
+        for item in items:
+            if len(item) != JOURNAL_TEXT_LENGTH:
+                append(self.line(item))
+                continue
+            trace, keys, origin = item[0], item[1], item[3]
+            if last is None or keys is not last[0] or origin != last[1] or trace != self._trace:
+                prefix, trace, number, origin = self._numbers(trace, keys, origin)
+                keys_field = number if type(number) is int else _ENCODE(number)
+                head = f'["S",{trace},{keys_field},{origin},"'.encode("ascii")
+                append(prefix)
+                last = (keys, item[3]) if trace == 0 and type(number) is int else None
+            append(head)
+            append(item[4])
+            append(b'"]\n')
+        return b"".join(out)
+
+    def _numbers(
+        self, trace: int, keys: tuple[str, ...], origin_key: object
+    ) -> tuple[bytes, int, object, int]:
+        """``(lines to write first, trace (0: the journal's), key list number, origin number)``."""
         prefix = b""
-        origin_key = kept[_ORIGIN]
         origin = self._origins.get(origin_key if type(origin_key) is int else id(origin_key))
         if origin is None:
-            origin, prefix = self._new_origin(kept)
-        keys: object = kept[11]
-        number = self._keys.get(kept[11])
-        if number is not None:
-            keys = number
+            origin, prefix = self._new_origin(origin_key)
+        entry = self._keys.get(id(keys))
+        number: object
+        if entry is not None and entry[0] is keys:
+            number = entry[1]
         elif len(self._keys) < _KEY_LISTS_KEPT:
-            number = self._keys[kept[11]] = len(self._keys)
-            prefix += _dump(["k", number, kept[11]])
-            keys = number
-        trace = kept[1]
+            number = len(self._keys)
+            self._keys[id(keys)] = (keys, number)  # kept alive: its id stays its own
+            prefix += _dump(["k", number, keys])
+        else:
+            number = list(keys)  # the line carries its keys
         if self._trace is None:
             self._trace = trace
             prefix += _dump(["t", trace])
-        if trace == self._trace:
-            trace = 0  # the journal's trace (a trace id is never 0)
-        fields = [kind, kept[0], trace, *kept[2:4], *kept[5:11], keys, kept[12], kept[13], origin,
-                  *kept[16:19]]  # fmt: skip
-        return prefix + _dump(fields)
+        return prefix, 0 if trace == self._trace else trace, number, origin
 
-    def _new_origin(self, kept: Record) -> tuple[int, bytes]:
-        view = FinishedSpan.view(kept)
-        resource, scope = view.resource, view.instrumentation_scope
-        key = kept[_ORIGIN]
+    def _new_origin(self, key: object) -> tuple[int, bytes]:
+        resource, scope = origin_pair(key)
         number = self._origins[key if type(key) is int else id(key)] = len(self._origins)
         attributes = {k: list(v) if type(v) is tuple else v for k, v in resource.attributes.items()}
         line = ["o", number, attributes, scope and scope.name, scope and scope.version]
@@ -159,6 +211,7 @@ class Decoder:
         self._origins: dict[int, tuple[Resource, InstrumentationScope | None]] = {}
         self._keys: dict[int, tuple[str, ...]] = {}
         self._trace = 0  # the journal's trace id, once its "t" line is read
+        self._kinds: dict[tuple[object, object], bool] = {}  # (keys, origin) -> a session's
 
     def fail(self, number: int, why: str) -> JournalError:
         return JournalError(f"{self.source} is not a readable run journal: line {number}: {why}")
@@ -176,6 +229,8 @@ class Decoder:
     def scan(self, raw: bytes, number: int) -> Scanned | None:
         """What the first pass needs of a span line, checked (see ``Scanned``); others decoded."""
         fields = self._fields(raw, number)
+        if number != 1 and fields[0] == "S":
+            return self._scan_compact(fields, number)
         if number == 1 or len(fields) != _SPAN_FIELDS or fields[0] not in ("s", "b"):
             self._decoded(fields, number)
             return None
@@ -201,6 +256,39 @@ class Decoder:
         )
         return Scanned(fields[0], span, parent or 0, start or 0, failed, session)
 
+    def _scan_compact(self, fields: list[Any], number: int) -> Scanned:
+        """An ``"S"`` line's head only: the rest is checked when the node is read."""
+        try:
+            _expect(len(fields) == 5 and type(fields[4]) is str, "bad span line")
+            head = a2b_base64(fields[4][:_HEAD_CHARACTERS], strict_mode=True)
+            _expect(len(head) == JOURNAL_HEAD.size, "payload too short")
+            span, parent, start, _, _, _, code, _, outcome, *_ = JOURNAL_HEAD.unpack(head)
+            _expect(span > 0 and outcome < 3, "bad id or status")
+            session = self._session_kind(fields[2], fields[3])
+        except KeyError as exc:
+            raise self.fail(number, f"no origin or key list {exc}") from None
+        except (ValueError, TypeError) as exc:
+            raise self.fail(number, str(exc) or type(exc).__name__) from None
+        failed = code == _ERROR if outcome == 0 else outcome == 2
+        return Scanned("s", span, parent, start, failed, session)
+
+    def _session_kind(self, keys: object, origin: object) -> bool:
+        """Whether spans of this key list and origin are a session's own span."""
+        cached = self._kinds.get((keys, origin)) if type(keys) is int else None
+        if cached is not None:
+            return cached
+        names = self._keys[keys] if type(keys) is int else _strings(keys)
+        scope = self._origins[origin][1]  # type: ignore[index]
+        session = (
+            _SESSION_ID in names
+            and _NODE_NAME not in names
+            and scope is not None
+            and scope.name == _RAILTRACKS
+        )
+        if type(keys) is int:
+            self._kinds[(keys, origin)] = session
+        return session
+
     def decode(self, raw: bytes, number: int) -> Line | None:
         """The span of one line (None for a header, origin or key line)."""
         return self._decoded(self._fields(raw, number), number)
@@ -213,6 +301,8 @@ class Decoder:
             return None
         kind = fields[0]
         try:
+            if kind in ("o", "k"):
+                self._kinds.clear()
             if kind == "o":
                 self._origin(fields)
             elif kind == "t":
@@ -223,13 +313,60 @@ class Decoder:
                 self._keys[fields[1]] = _strings(fields[2])
             elif kind in ("s", "b") and len(fields) == _SPAN_FIELDS:
                 return Line(kind, self._record(fields))
+            elif kind == "S":
+                return Line("s", self._compact(fields))
             else:
                 _expect(False, "unknown line")
         except KeyError as exc:
             raise self.fail(number, f"no origin or key list {exc}") from None
-        except (ValueError, TypeError) as exc:
+        except (ValueError, TypeError, RecursionError) as exc:
             raise self.fail(number, str(exc) or type(exc).__name__) from None
         return None
+
+    def _line(self, fields: list[Any], number: int, read: Callable[[list[Any]], Record]) -> Record:
+        try:
+            return read(fields)
+        except KeyError as exc:
+            raise self.fail(number, f"no origin or key list {exc}") from None
+        except (ValueError, TypeError, RecursionError) as exc:
+            raise self.fail(number, str(exc) or type(exc).__name__) from None
+
+    def _compact(self, fields: list[Any]) -> Record:
+        """The record of an ``"S"`` line (its payload made by ``compact.journal_text``)."""
+        _expect(len(fields) == 5 and type(fields[4]) is str, "bad span line")
+        _, trace, keys, origin, payload = fields
+        _expect(_is_int(trace) and trace >= 0, "bad trace")
+        keys = self._keys[keys] if type(keys) is int else _strings(keys)
+        data = a2b_base64(payload, strict_mode=True)  # binascii.Error is a ValueError
+        at = JOURNAL_HEAD.size
+        _expect(len(data) >= at, "payload too short")
+        (span, parent, start, end, flags, kind, code, form, outcome, dropped_a, dropped_e,
+         dropped_l, name_length, described) = JOURNAL_HEAD.unpack_from(data)  # fmt: skip
+        _expect(span > 0 and kind < 5 and code < 3, "bad id, kind or code")
+        _expect(form in (JOURNAL_JOINED, JOURNAL_ARRAY), "bad values form")
+        _expect(at + name_length + max(described, 0) <= len(data) and described >= -1, "bad length")
+        name = data[at : at + name_length].decode()  # UnicodeDecodeError is a ValueError
+        at += name_length
+        description = None
+        if described >= 0:
+            description = data[at : at + described].decode()
+            at += described
+        text = data[at:].decode()
+        if form == JOURNAL_JOINED:
+            values = tuple(text.split(JOURNAL_SEPARATOR))
+        else:
+            array, end_at = _DECODER.raw_decode(text)  # RecursionError: too deep to be ours
+            _expect(end_at == len(text), "bad values")
+            values = _values(array)
+        _expect(len(values) == len(keys), "keys and values differ in length")
+        status = values[keys.index(_STATUS)] if _STATUS in keys else None
+        said = 0 if status is None else 1 if status == _COMPLETED else 2
+        _expect(outcome == said, "its status differs from its head's")
+        trace = trace or self._trace
+        _expect(trace > 0, "no trace id")
+        return (name, trace, span, flags, None, parent or None, kind, start, end, code, description,
+                keys, values, (), (), self._origins[origin], dropped_a, dropped_e,
+                dropped_l)  # fmt: skip
 
     def _origin(self, fields: list[Any]) -> None:
         _expect(len(fields) == 5 and _is_int(fields[1]) and type(fields[2]) is dict, "bad origin")
@@ -273,7 +410,9 @@ class Decoder:
 
 
 def _header(fields: list[Any]) -> dict[str, Any] | None:
-    if len(fields) != 3 or fields[0] != MAGIC or fields[1] != VERSION:
+    if len(fields) != 3 or fields[0] != MAGIC or not _is_int(fields[1]):
+        return None
+    if fields[1] not in _READABLE_VERSIONS:
         return None
     head = fields[2]
     if type(head) is not dict or type(head.get("session_id")) is not str:

@@ -24,13 +24,14 @@ import os
 import stat
 import threading
 from pathlib import Path
-from typing import Final
+from typing import Final, NamedTuple
 
 from .._logs import log as _log
 from .._logs.terminal import inert
 from ..errors import StateError
 from .assemble import Assembly
 from .head import read_head
+from .journal_lines import Decoder
 from .pending import PENDING, absolute
 from .state import gc_paused
 from .store import JOURNAL_SUFFIX, encode_state_chunks, fsync_directory, write_and_rename
@@ -43,6 +44,7 @@ except ImportError:  # pragma: no cover - Windows: journals are not recovered
 _NO_FOLLOW: Final = getattr(os, "O_NOFOLLOW", 0)
 _NON_BLOCKING: Final = getattr(os, "O_NONBLOCK", 0)
 _LOCK = threading.Lock()  # one settling at a time in a process
+_LIVE_READ: Final = 1 << 16
 
 
 def journals_in(directory: Path) -> list[Path]:
@@ -116,6 +118,60 @@ def _settle_one(path: Path) -> int:
         return _assemble_abandoned(fd, path)
     finally:
         os.close(fd)
+
+
+class LiveRun(NamedTuple):
+    """A run whose journal a live process holds: its session is still running."""
+
+    name: str  # the session's name, or its state file's stem
+    identifier: str
+    started: int | None  # unix nanoseconds, when its session span is in the journal's start
+
+
+def live_runs(directory: Path) -> list[LiveRun]:
+    """The runs of ``directory`` whose journal a live process holds (its lock), never waited on.
+
+    Only the journal's header and its first ``_LIVE_READ`` bytes are read (the
+    session span's start is written in the journal's first write); a journal
+    that is not one railtracks wrote is left out.
+    """
+    if fcntl is None:
+        return []
+    runs: list[LiveRun] = []
+    for path in journals_in(directory):
+        with contextlib.suppress(OSError, StateError):
+            run = _live_run(path)
+            if run is not None:
+                runs.append(run)
+    return runs
+
+
+def _live_run(path: Path) -> LiveRun | None:
+    fd = os.open(path, os.O_RDONLY | _NO_FOLLOW | _NON_BLOCKING)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            pass  # held: a live process writes it
+        else:
+            return None  # abandoned (settled by readers), or being removed
+        data = os.pread(fd, _LIVE_READ, 0)
+    finally:
+        os.close(fd)
+    decoder = Decoder(path)
+    started = None
+    for number, raw in enumerate(data.split(b"\n")[:-1], 1):  # complete lines only
+        line = decoder.scan(raw, number)
+        if line is not None and line.session:
+            started = line.start
+            break
+    header = decoder.header
+    if header is None:
+        return None
+    name = header.get("name") or Path(header["state"]).stem
+    return LiveRun(name, header["session_id"], started)
 
 
 def _assemble_abandoned(fd: int, path: Path) -> int:

@@ -115,10 +115,14 @@ def save_session_state(session: EndedSession) -> None:
         return
     session.record_state_path(path)
 
-    def written() -> None:
+    def written(instead: WriteJob | None) -> None:
         if journal is not None:
             journal.remove()
-        _log.emit("DEBUG", "Session", f"state saved to {path}", **log)
+        if instead is None:
+            _log.emit("DEBUG", "Session", f"state saved to {path}", **log)
+        else:  # a later session's state of the same path was handed over at once
+            message = f"state not saved to {path}: superseded by a later session's state"
+            _log.emit("DEBUG", "Session", message, **log)
 
     def failed(exc: BaseException) -> None:
         if journal is not None:

@@ -10,7 +10,7 @@ their true parent with ``"foreign": true`` and their instrumentation scope; a
 railtracks node under one nests under it. ``session.sampled`` is false when the
 trace was not sampled for export (the state is complete all the same); when an
 application's sampler dropped the session, railtracks saw no span at all and
-the state is built from what the session itself knows (``unsampled_state``).
+the state is built from what the session itself knows (``_runs.unsampled``).
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ _NODE_FIELDS: Final = frozenset(
         attr.OUTPUT_VALUE,
     }
 )
-_SCOPE: Final = "railtracks"
+RAILTRACKS_SCOPE: Final = "railtracks"
 # The session's answer attribute stays under "attributes" as written: with
 # `with rt.Session()` there is none, and "answer" is derived (see build_state).
 _SESSION_FIELDS: Final = frozenset(
@@ -61,14 +61,14 @@ def _hex_span(span_id: int | None) -> str | None:
     return None if span_id is None else format(span_id, "016x")
 
 
-def _iso(unix_nano: int | None) -> str | None:
+def iso_time(unix_nano: int | None) -> str | None:
     if unix_nano is None:
         return None
     moment = dt.datetime.fromtimestamp(unix_nano / 1e9, tz=dt.UTC)
     return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
-def _decode(value: Any) -> tuple[Any, bool]:
+def json_or_raw(value: Any) -> tuple[Any, bool]:
     """``(parsed JSON, True)``, or ``(value, False)`` when it is not valid JSON (e.g. truncated)."""
     if not isinstance(value, str):
         return value, False
@@ -152,7 +152,7 @@ def _dropped(span: FinishedSpan, attributes: Mapping[str, Any]) -> dict[str, int
 
 def _is_foreign(span: FinishedSpan, attributes: Mapping[str, Any]) -> bool:
     scope = span.instrumentation_scope
-    return attr.NODE_NAME not in attributes or scope is None or scope.name != _SCOPE
+    return attr.NODE_NAME not in attributes or scope is None or scope.name != RAILTRACKS_SCOPE
 
 
 def _node(span: FinishedSpan) -> dict[str, Any]:
@@ -164,7 +164,7 @@ def _node(span: FinishedSpan) -> dict[str, Any]:
     raw: list[str] = []
     for field, key in (("input", attr.NODE_INPUT), ("output", attr.NODE_OUTPUT)):
         if key in attributes:
-            value, parsed = _decode(attributes[key])
+            value, parsed = json_or_raw(attributes[key])
             record[field] = value
             if not parsed:
                 raw.append(field)
@@ -210,8 +210,8 @@ def _session_record(span: FinishedSpan) -> tuple[dict[str, Any], Any]:
         "span_name": span.name,
         "trace_id": format(span.trace_id, "032x"),
         "timeout": attributes.get(attr.SESSION_TIMEOUT),
-        "started_at": _iso(span.start_time),
-        "ended_at": _iso(span.end_time),
+        "started_at": iso_time(span.start_time),
+        "ended_at": iso_time(span.end_time),
     }
     record.update(_span_fields(span, attributes, _SESSION_FIELDS))
     record["resource"] = {
@@ -223,7 +223,7 @@ def _session_record(span: FinishedSpan) -> tuple[dict[str, Any], Any]:
     replayed = record["attributes"].pop(attr.SESSION_REPLAYED, None)
     if type(replayed) is int and replayed > 0:
         record["replayed"] = replayed
-    answer, _ = _decode(attributes.get(attr.SESSION_ANSWER))
+    answer, _ = json_or_raw(attributes.get(attr.SESSION_ANSWER))
     return record, answer
 
 
@@ -250,7 +250,7 @@ def _is_session_span(span: FinishedSpan) -> bool:
     if attr.SESSION_ID not in attributes or attr.NODE_NAME in attributes:
         return False
     scope = span.instrumentation_scope
-    return scope is not None and scope.name == _SCOPE
+    return scope is not None and scope.name == RAILTRACKS_SCOPE
 
 
 # The nodes of a state, depth first: (index among its siblings, the node's record
@@ -324,64 +324,6 @@ def gc_paused() -> Iterator[None]:
     finally:
         if paused:
             gc.enable()
-
-
-def unsampled_state(
-    *,
-    identifier: str,
-    name: str | None,
-    span_name: str,
-    trace_id: str,
-    span_id: str,
-    status: str,
-    times: tuple[int, int],
-    timeout: float | None,
-    context: Mapping[str, Any],
-    final_context: Mapping[str, Any],
-    error: tuple[str, str] | None,
-    answer_json: str | None,
-) -> dict[str, Any]:
-    """The state of a session an application's sampler dropped: no span was recorded.
-
-    railtracks saw none of its spans (they were never recording), so the state
-    holds what the session itself knows, says ``"sampled": false`` and has no
-    nodes, rather than being empty.
-    """
-    start, end = times
-    session: dict[str, Any] = {
-        "identifier": identifier,
-        "name": name,
-        "span_name": span_name,
-        "trace_id": trace_id,
-        "timeout": timeout,
-        "started_at": _iso(start),
-        "ended_at": _iso(end),
-        "span_id": span_id,
-        "parent_span_id": None,
-        "status": status,
-        "status_code": "UNSET" if error is None else "ERROR",
-        "kind": "INTERNAL",
-        "start_time_unix_nano": start,
-        "end_time_unix_nano": end,
-        "duration_seconds": (end - start) / 1e9,
-        "context": dict(context),
-        "error": None if error is None else {"type": error[0], "message": error[1]},
-        "context_changes": [],
-        "events": [],
-        "attributes": {},
-        "resource": {},
-        "scope": {"name": _SCOPE, "version": None},
-        "sampled": False,
-        "final_context": dict(final_context),
-    }
-    answer = _decode(answer_json)[0] if answer_json is not None else None
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "counts": {"nodes": 0, "failed": 0},
-        "session": session,
-        "answer": answer,
-        "nodes": [],
-    }
 
 
 def iter_nodes(nodes: Sequence[dict[str, Any]]) -> Iterable[tuple[int, dict[str, Any]]]:

@@ -8,7 +8,8 @@ from the session's spans and streams it into a temporary file, syncs the file's
 data (``fdatasync``) and renames it into place; then it fsyncs each directory
 of the batch once, so the renames (and retention's deletions) survive a crash.
 Two states of one path in a batch: only the last is written (it would overwrite
-the other anyway). No event loop ever pays for building, writing or syncing.
+the other anyway); the earlier one's callback says it was superseded. No event
+loop ever pays for building, writing or syncing.
 
 A state is complete (renamed, its directory fsync'ed) by the time
 ``rt.flush()`` returns, before any railtracks reader in the process reads it
@@ -57,7 +58,9 @@ class WriteJob:
     chunks: Callable[[], Iterable[bytes]]
     keep: int | None  # retention: the newest runs kept in the directory, None for all
     large: bool  # pause the cyclic collector while building it (many containers)
-    written: Callable[[], None]
+    # called with None once written, or with the later job of the same path that was
+    # written in its place (the same batch: this one's file would only be overwritten)
+    written: Callable[[WriteJob | None], None]
     failed: Callable[[BaseException], None]
 
 
@@ -131,10 +134,15 @@ class StateWriter:
         for directory in directories:
             fsync_directory(directory)
         for job in written:
-            _call(job.written)
-        for job in batch:  # overwritten in this batch by a later state of the same path
-            if latest[job.path] is not job and latest[job.path] in written:
-                _call(job.written)
+            _call(job.written, None)
+        for job in batch:  # superseded in this batch by a later state of the same path
+            last = latest[job.path]
+            if last is job:
+                continue
+            if last in written:
+                _call(job.written, last)
+            else:
+                _call(job.failed, OSError("superseded by a later state, whose write failed"))
 
     def _retain(self, directory: Path, name: str, keep: int) -> None:
         index = self._indexes.get(directory)

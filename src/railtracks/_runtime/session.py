@@ -31,7 +31,8 @@ from .._recording.compact import Record, compact
 from .._recording.fastspan import start_span
 from .._runs.journal import Journal, journal_queue, kept_all, open_journal, read_back
 from .._runs.respan import spans_from_state
-from .._runs.state import build_state, unsampled_state
+from .._runs.state import build_state
+from .._runs.unsampled import unsampled_state
 from .._settings import LoggingSetting
 from ..errors import ConfigurationError
 from . import usage as _usage
