@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from typing import Any, Final, NamedTuple
 
 from .._recording import attributes as attr
+from .._runs.state import gc_paused
 from .callkey import Place, walk
 
 NO_INPUT: Final[Any] = None  # a call whose recorded input is not kept (it has a digest)
@@ -48,6 +49,11 @@ class CallIndex:
     __slots__ = ("calls", "changes")
 
     def __init__(self, state: Mapping[str, Any], *, keep_inputs: bool) -> None:
+        # a burst of acyclic containers over a large state: see gc_paused
+        with gc_paused():
+            self._build(state, keep_inputs=keep_inputs)
+
+    def _build(self, state: Mapping[str, Any], *, keep_inputs: bool) -> None:
         nodes = state.get("nodes")
         walked = walk(nodes if isinstance(nodes, list) else [])
         # depth first, a subtree is a range of ``walked``; its changes are laid out so
