@@ -11,25 +11,25 @@ Rows, each the median of R interleaved rounds:
   DIR``), in that tree: each round in a fresh child process, alternating, so
   all see the same machine;
 * a replayed call against a live call of the same trivial node, in one
-  session of N calls (the replayed session resumes the live one);
-* resuming a run of M nodes of which 99% completed: seconds from entering the
-  session to the first live call (reading, validating and indexing the
-  earlier run, then replaying the 99% before it); ``--nodes 0`` skips it.
+  session of N calls (the replayed session resumes the live one), in each tree;
+* resuming a run of M nodes of which 99% completed, in each tree: seconds from
+  entering the session to the first live call, and its split: reading and
+  validating the earlier run (``load_state``), indexing it (``RecordedRun``),
+  and replaying the 99% before it; ``--nodes 0`` skips it.
+
+Each round runs every tree once, in a fresh child process, one after the other.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
+import json
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
-
-import railtracks as rt
 
 CHILD = """
 import asyncio, sys, time
@@ -67,52 +67,93 @@ def per_call_in(tree: Path | None, calls: int) -> float:
     return float(done.stdout.strip())
 
 
+REUSE_CHILD = """
+import asyncio, json, os, sys, tempfile, time
+os.environ["RAILTRACKS_STATE_DIR"] = tempfile.mkdtemp()
+import railtracks as rt
+from railtracks._runtime import resume
+
+split = {}
+
+def timed(name, func):
+    def wrapper(*args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return func(*args, **kwargs)
+        finally:
+            split[name] = split.get(name, 0.0) + time.perf_counter() - start
+    return wrapper
+
+resume.load_state = timed("read", resume.load_state)
+resume.RecordedRun = timed("index", resume.RecordedRun)
+
 @rt.function_node
 async def trivial(x: int) -> int:
     return x
-
 
 @rt.function_node
 async def last(x: int) -> int:
     return x
 
-
-async def _session(name: str, calls: int, **options: object) -> tuple[float, rt.Session]:
-    async with rt.Session(name=name, logging_setting="NONE", **options) as session:  # type: ignore[arg-type]
+async def session(name, calls, **options):
+    async with rt.Session(name=name, logging_setting="NONE", **options) as s:
         start = time.perf_counter()
         for i in range(calls):
             await rt.call(trivial, i)
         elapsed = (time.perf_counter() - start) / calls
-    return elapsed, session
+    return elapsed, s
 
-
-def replay_vs_live(calls: int) -> tuple[float, float]:
-    live, _ = asyncio.run(_session("replay-bench", calls))
-    assert rt.flush(60)
-    replayed, session = asyncio.run(_session("replay-bench", calls, resume=True))
-    assert session.replayed_calls == calls, session.replayed_calls
-    return live * 1e6, replayed * 1e6
-
-
-async def _partial(nodes: int, fail_at: int, resume: bool) -> float:
-    """The first run stops before call ``fail_at``; the resumed one times reaching it."""
-    first_live = 0.0
+async def partial(nodes, fail_at, resuming):
+    first = entered_at = 0.0
     entered = time.perf_counter()
-    async with rt.Session(name="resume-bench", logging_setting="NONE", resume=resume):
+    async with rt.Session(name="resume-bench", logging_setting="NONE", resume=resuming):
+        entered_at = time.perf_counter() - entered
         for i in range(nodes):
             if i == fail_at:
-                first_live = time.perf_counter() - entered
-                if not resume:
+                first = time.perf_counter() - entered
+                if not resuming:
                     break
             await rt.call(last if i == fail_at else trivial, i)
-    return first_live
+    return first, entered_at
 
-
-def time_to_first_live_call(nodes: int) -> float:
+calls, nodes = int(sys.argv[1]), int(sys.argv[2])
+out = {}
+if calls:
+    live, _ = asyncio.run(session("replay-bench", calls))
+    assert rt.flush(60)
+    replayed, s = asyncio.run(session("replay-bench", calls, resume=True))
+    assert s.replayed_calls == calls, s.replayed_calls
+    out.update(live=live * 1e6, replayed=replayed * 1e6)
+if nodes:
     fail_at = nodes * 99 // 100
-    asyncio.run(_partial(nodes, fail_at, resume=False))
-    assert rt.flush(120)
-    return asyncio.run(_partial(nodes, fail_at, resume=True))
+    asyncio.run(partial(nodes, fail_at, False))
+    assert rt.flush(300)
+    split.clear()
+    first, entered_at = asyncio.run(partial(nodes, fail_at, True))
+    out.update(first=first, read=split["read"], index=split["index"],
+               calls=first - entered_at)
+print(json.dumps(out))
+"""
+
+
+def reuse_in(tree: Path | None, calls: int, nodes: int) -> dict[str, float]:
+    """Replayed vs live call (us) and the resume split (s), in a fresh process of ``tree``."""
+    env = dict(os.environ)
+    if tree is not None:
+        env["PYTHONPATH"] = str(tree / "src")
+    done = subprocess.run(
+        [sys.executable, "-c", REUSE_CHILD, str(calls), str(nodes)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
+    found: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
+    return found
+
+
+def _label(tree: Path | None) -> str:
+    return "this tree" if tree is None else str(tree)[-28:]
 
 
 def main() -> None:
@@ -141,18 +182,28 @@ def main() -> None:
         ratio = f"{h / baseline:.2f}x" if baseline else ""
         print(f"  rt.call, this tree                     {h:8.2f} us    {ratio}")
 
-        pairs = [replay_vs_live(args.calls) for _ in range(args.rounds)]
-        live = statistics.median(p[0] for p in pairs)
-        replayed = statistics.median(p[1] for p in pairs)
-        print(f"\none session of {args.calls} calls, then resumed, median of {args.rounds} rounds")
-        print(f"  live call (state saved)                {live:8.2f} us    1.00x")
-        ratio = f"{replayed / live:.2f}x"
-        print(f"  replayed call                          {replayed:8.2f} us    {ratio}")
-
+        trees: list[Path | None] = [*args.base, None]
+        runs: list[list[dict[str, float]]] = [[] for _ in trees]
+        for _ in range(args.rounds):
+            for tree, found in zip(trees, runs, strict=True):
+                found.append(reuse_in(tree, args.calls, args.nodes))
+        print(f"\none session of {args.calls} calls, then resumed, {rounds}")
+        for tree, found in zip(trees, runs, strict=True):
+            live = statistics.median(r["live"] for r in found)
+            replayed = statistics.median(r["replayed"] for r in found)
+            print(
+                f"  {_label(tree):<28}  live {live:7.2f} us  replayed {replayed:7.2f} us"
+                f"  {replayed / live:.2f}x"
+            )
         if args.nodes > 0:
-            first = time_to_first_live_call(args.nodes)
-            print(f"\nresume of a {args.nodes}-node run, 99% completed")
-            print(f"  time to the first live call            {first:8.2f} s")
+            print(f"\nresume of a {args.nodes}-node run, 99% completed: seconds, {rounds}")
+            print(f"  {'':<28}  {'first live':>10} {'read':>7} {'index':>7} {'replayed':>9}")
+            for tree, found in zip(trees, runs, strict=True):
+                m = {k: statistics.median(r[k] for r in found) for k in found[0] if k != "live"}
+                print(
+                    f"  {_label(tree):<28}  {m['first']:10.2f} {m['read']:7.2f}"
+                    f" {m['index']:7.2f} {m['calls']:9.2f}"
+                )
 
 
 if __name__ == "__main__":

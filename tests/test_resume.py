@@ -248,10 +248,10 @@ def test_a_failure_inside_replay_runs_the_call_live_with_one_warning(
     run_checkout([8], fail=True)
     RAN.clear()
 
-    def broken(record: Any) -> None:
+    def broken(recorded: Any, attributes: Any) -> None:
         raise KeyError("railtracks' own bug")
 
-    monkeypatch.setattr("railtracks._runtime.replay.recorded_digest", broken)
+    monkeypatch.setattr("railtracks._runtime.replay._same_arguments", broken)
     rt.set_config(logging_setting="REGULAR")
     session = run_checkout([8], fail=False, resume=True)
     assert session.status == "completed"

@@ -37,6 +37,7 @@ class Call:
     record: dict[str, Any]
     foreign: bool
     digest: str | None = None
+    end: int = 0  # in ``walk``'s list: the index past its last descendant (its subtree's end)
 
     @property
     def name(self) -> str:
@@ -89,6 +90,8 @@ def _start_key(record: Mapping[str, Any]) -> tuple[int, str]:
 def walk(nodes: list[dict[str, Any]]) -> list[Call]:
     """The calls and foreign spans of a node tree, depth first, each with its place.
 
+    Each one's descendants follow it in the list, up to its ``end``.
+
     A node under a foreign span counts among its calling node's other calls, so
     ordinals are given after the whole tree is read, not as the walk meets them.
     Iterative: a hostile state nested deep never exhausts the stack.
@@ -103,6 +106,7 @@ def walk(nodes: list[dict[str, Any]]) -> list[Call]:
         record = next(records, None)
         if record is None:
             stack.pop()
+            parent.end = len(calls)
             continue
         if not isinstance(record, dict):
             continue
@@ -111,6 +115,7 @@ def walk(nodes: list[dict[str, Any]]) -> list[Call]:
         call = Call(place=((FOREIGN_MARK + label if foreign else label, 0),), record=record,
                     foreign=foreign, digest=recorded_digest(record))  # fmt: skip
         calls.append(call)
+        call.end = len(calls)
         anchors.append(parent if foreign else caller)
         children = record.get("children")
         if isinstance(children, list) and children:

@@ -14,16 +14,22 @@ from __future__ import annotations
 
 import collections
 import contextvars
-import dataclasses
 import json
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from opentelemetry.util.types import AttributeValue
 
 from .._recording import attributes as attr
-from .._reuse.callkey import ROOT, Place, format_place, places, recorded_digest
-from .._reuse.rebuild import Unrebuildable, rebuild, rebuild_value, return_annotation
+from .._reuse.callindex import CallIndex, Change, Recorded, hex_id
+from .._reuse.callkey import ROOT, Place, format_place
+from .._reuse.rebuild import (
+    Unrebuildable,
+    parse_recorded,
+    rebuild,
+    rebuilder,
+    return_annotation,
+)
 from ..errors import ReplayMismatchError
 from .replay_mismatch import mismatch_message
 
@@ -31,12 +37,11 @@ from .replay_mismatch import mismatch_message
 _PLACE: contextvars.ContextVar[tuple[object, Place]] = contextvars.ContextVar(
     "railtracks_replay_place", default=(None, ROOT)
 )
-_ANNOTATIONS: Final[dict[Callable[..., Any], Any]] = {}
+_REBUILDERS: Final[dict[Callable[..., Any], Callable[[Any], Any]]] = {}
 _MAX_ANNOTATIONS: Final = 4096
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class Answer:
+class Answer(NamedTuple):
     """A recorded call that answers a live one."""
 
     value: Any
@@ -60,10 +65,11 @@ class RecordedRun:
         nodes: Iterable[str] | None = None,
         strict: bool = False,
     ) -> None:
-        self.calls = places(state)
+        self.index = CallIndex(state, keep_inputs=strict)
+        self.calls = self.index.calls
         session = state.get("session")
         trace_id = session.get("trace_id") if isinstance(session, dict) else None
-        self.trace_id = _hex(trace_id, 32)
+        self.trace_id = hex_id(trace_id, 32)
         self.source = source
         self.nodes = None if nodes is None else frozenset(nodes)
         self.strict = strict
@@ -126,28 +132,33 @@ class Replayer:
         run = self.run
         if run.nodes is not None and name not in run.nodes:
             return None
-        record = run.calls.get(place)
-        if record is None or not _same_arguments(record, attributes):
+        recorded = run.calls.get(place)
+        if recorded is None or not _same_arguments(recorded, attributes):
             if run.strict:
                 arguments = _decoded(attributes.get(attr.NODE_INPUT))
                 raise ReplayMismatchError(
-                    mismatch_message(run, place, record, arguments), format_place(place)
+                    mismatch_message(run, place, recorded, arguments), format_place(place)
                 )
             return None
-        if record.get("status") != attr.STATUS_COMPLETED:
+        if not recorded.completed:
             return None
-        reason = _unreplayable(record)
+        reason = recorded.reason
         if reason is None:
             try:
-                value = _rebuilt(record, node.func)
-                changes = _changes(record)
+                value = _rebuilt(recorded, node.func)
+                changes = _changes(run.index.subtree_changes(recorded)) if _any(recorded) else ()
             except Unrebuildable as exc:
                 reason = f"its output could not be rebuilt ({exc})"
             else:
                 attributes[attr.NODE_REPLAYED] = True
-                return Answer(value, _hex(record.get("span_id"), 16), run.trace_id, changes)
+                return Answer(value, recorded.span_id, run.trace_id, changes)
         self.live[reason] += 1
         return None
+
+
+def _any(recorded: Recorded) -> bool:
+    start, end = recorded.changes
+    return start != end
 
 
 def _decoded(text: object) -> dict[str, Any]:
@@ -158,23 +169,12 @@ def _decoded(text: object) -> dict[str, Any]:
     return value if isinstance(value, dict) else {"arguments": text}
 
 
-def _hex(value: object, digits: int) -> int:
-    if isinstance(value, str) and len(value) == digits:
-        try:
-            return int(value, 16)
-        except ValueError:
-            return 0
-    return 0
-
-
-def _same_arguments(record: Mapping[str, Any], attributes: Mapping[str, AttributeValue]) -> bool:
+def _same_arguments(recorded: Recorded, attributes: Mapping[str, AttributeValue]) -> bool:
     """The recorded digest is the live one; in a run that recorded none (it saved no state
     and was not VERBOSE), the recorded input, when whole, is the live one."""
-    digest = recorded_digest(record)
-    if digest is not None:
-        return digest == attributes.get(attr.NODE_ARGS_DIGEST)
-    raw = record.get("raw_fields")
-    if "input" not in record or (isinstance(raw, list) and "input" in raw):
+    if recorded.digest is not None:
+        return recorded.digest == attributes.get(attr.NODE_ARGS_DIGEST)
+    if not recorded.input_whole:
         return False  # cut at the value limit: too little to match on
     shown = attributes.get(attr.NODE_INPUT)
     if not isinstance(shown, str):
@@ -183,80 +183,36 @@ def _same_arguments(record: Mapping[str, Any], attributes: Mapping[str, Attribut
         live = json.loads(shown)
     except ValueError:  # this call's input was cut
         return False
-    return _canonical(live) == _canonical(record["input"])  # JSON's true is not 1
+    return _canonical(live) == _canonical(recorded.input)  # JSON's true is not 1
 
 
 def _canonical(value: object) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), default=repr)
 
 
-def _unreplayable(record: Mapping[str, Any]) -> str | None:
-    """Why a completed call cannot be replayed (its own or its subtree's), or None."""
-    for node in _subtree(record):
-        attributes = node.get("attributes")
-        attributes = attributes if isinstance(attributes, dict) else {}
-        reason = attributes.get(attr.NODE_UNREPLAYABLE) if node is record else None
-        if isinstance(reason, str):
-            return f"its output was not recorded ({reason[:80]})"
-        dropped = node.get("dropped")
-        if isinstance(dropped, dict) and dropped.get("events"):
-            return "some of its context changes were not recorded (event limit)"
-        for change in _change_events(node):
-            if not isinstance(change.get(attr.CONTEXT_CHANGE_RECORDED), str):
-                return "a context change it made was not recorded (redacted or unencodable)"
-    return None
-
-
-def _subtree(record: Mapping[str, Any]) -> Iterable[Mapping[str, Any]]:
-    stack = [record]
-    while stack:
-        node = stack.pop()
-        yield node
-        children = node.get("children")
-        if isinstance(children, list):
-            stack.extend(c for c in children if isinstance(c, dict))
-
-
-def _change_events(node: Mapping[str, Any]) -> Iterable[Mapping[str, Any]]:
-    changes = node.get("context_changes")
-    for change in changes if isinstance(changes, list) else []:
-        attributes = change.get("attributes") if isinstance(change, dict) else None
-        yield attributes if isinstance(attributes, dict) else {}
-
-
-def _changes(record: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:
-    timed: list[tuple[int, str, str]] = []
-    for node in _subtree(record):
-        changes = node.get("context_changes")
-        for change in changes if isinstance(changes, list) else []:
-            attributes = change.get("attributes") if isinstance(change, dict) else None
-            if not isinstance(attributes, dict):
-                continue
-            at = change.get("time_unix_nano")
-            operation = attributes.get(attr.CONTEXT_CHANGE_OPERATION)
-            recorded = attributes.get(attr.CONTEXT_CHANGE_RECORDED)
-            if isinstance(operation, str) and isinstance(recorded, str):
-                timed.append((at if type(at) is int else 0, operation, recorded))
-    timed.sort(key=lambda item: item[0])
+def _changes(changes: list[Change]) -> tuple[tuple[str, Any], ...]:
     out: list[tuple[str, Any]] = []
-    for _, operation, recorded in timed:
+    for _, operation, recorded in changes:
         values = rebuild(recorded, list[str] if operation == "delete" else dict[str, Any])
         out.append((operation, values))
     return tuple(out)
 
 
-def _rebuilt(record: Mapping[str, Any], func: Callable[..., Any]) -> Any:
+def _rebuilder(func: Callable[..., Any]) -> Callable[[Any], Any]:
+    """The rebuilder of ``func``'s return annotation, found once per function."""
     key = getattr(func, "__func__", func)  # a bound method: its function, not a new object
-    annotation = _ANNOTATIONS.get(key)
-    if annotation is None:
-        annotation = return_annotation(func)
-        if len(_ANNOTATIONS) < _MAX_ANNOTATIONS:
-            _ANNOTATIONS[key] = annotation
-    attributes = record.get("attributes")
-    recorded = attributes.get(attr.NODE_RECORDED_OUTPUT) if isinstance(attributes, dict) else None
-    if isinstance(recorded, str):
-        return rebuild(recorded, annotation)
-    raw = record.get("raw_fields")
-    if isinstance(raw, list) and "output" in raw:
+    found = _REBUILDERS.get(key)
+    if found is None:
+        found = rebuilder(return_annotation(func))
+        if len(_REBUILDERS) < _MAX_ANNOTATIONS:
+            _REBUILDERS[key] = found
+    return found
+
+
+def _rebuilt(recorded: Recorded, func: Callable[..., Any]) -> Any:
+    build = _rebuilder(func)
+    if recorded.output_text:
+        return build(parse_recorded(recorded.output))
+    if recorded.output_cut:
         raise Unrebuildable("the recorded output was cut and not recorded in full")
-    return rebuild_value(record.get("output"), annotation)
+    return build(recorded.output)

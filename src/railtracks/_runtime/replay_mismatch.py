@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 from .._logs.terminal import inert
+from .._reuse.callindex import Recorded
 from .._reuse.callkey import Place, format_place
 
 if TYPE_CHECKING:
@@ -29,7 +30,7 @@ def _short(value: Any) -> str:
     return text if len(text) <= _SHOWN else text[: _SHOWN - 3] + "..."
 
 
-def nearest(run: RecordedRun, place: Place) -> tuple[Place, Mapping[str, Any]] | None:
+def nearest(run: RecordedRun, place: Place) -> tuple[Place, Recorded] | None:
     """The recorded call most like ``place``.
 
     In order: itself, a same-named sibling, a call of the same name, a sibling.
@@ -68,7 +69,7 @@ def argument_differences(recorded: Any, now: Mapping[str, Any]) -> list[str]:
 
 
 def mismatch_message(
-    run: RecordedRun, place: Place, record: Mapping[str, Any] | None, arguments: Mapping[str, Any]
+    run: RecordedRun, place: Place, record: Recorded | None, arguments: Mapping[str, Any]
 ) -> str:
     """One paragraph: what was called, the nearest recorded call and how the arguments differ."""
     shown = inert(format_place(place))
@@ -80,7 +81,7 @@ def mismatch_message(
     where = (
         "recorded at the same place" if other == place else f"nearest: {inert(format_place(other))}"
     )
-    differences = argument_differences(other_record.get("input"), arguments)
+    differences = argument_differences(other_record.input, arguments)
     if not differences:
         return f"{head} ({where}; the arguments look the same but their digests differ)"
     return f"{head} ({where}); arguments differ: " + "; ".join(differences)

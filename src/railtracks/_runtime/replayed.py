@@ -12,8 +12,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace
-from opentelemetry.trace import SpanContext, TraceFlags
+from opentelemetry.attributes import BoundedAttributes
+from opentelemetry.trace import Link, SpanContext, TraceFlags
 
+from .._recording.fastspan import RailtracksSpan
 from .recording import record_change
 from .replay import Answer
 
@@ -24,8 +26,11 @@ if TYPE_CHECKING:
 def replay_answer(session: Session, span: trace.Span, answer: Answer) -> Any:
     """Link ``span`` to the original, apply the recorded context changes, return the value."""
     if answer.span_id and answer.trace_id and span.is_recording():
-        original = SpanContext(answer.trace_id, answer.span_id, True, TraceFlags(1))
-        span.add_link(original)
+        original = SpanContext(answer.trace_id, answer.span_id, True, _SAMPLED)
+        if type(span) is RailtracksSpan:  # what add_link makes, less its checks of a valid link
+            span._add_link(Link(original, _NO_ATTRIBUTES))
+        else:
+            span.add_link(original)
     store = session.context_store
     for operation, values in answer.changes:
         if operation == "delete":
@@ -45,3 +50,5 @@ def replay_answer(session: Session, span: trace.Span, answer: Answer) -> Any:
 
 
 _NO = object()
+_SAMPLED = TraceFlags(1)
+_NO_ATTRIBUTES = BoundedAttributes(0, None, immutable=True)  # shared: empty and immutable
