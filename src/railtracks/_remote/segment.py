@@ -147,6 +147,8 @@ class Segment(Session):
     deadline from the carrier; its lifecycle, clock and outcome are the session's.
     """
 
+    remote_part = True  # records what resume needs, whatever its own save_state
+
     def __init__(self, carrier: SessionCarrier) -> None:
         try:
             timeout = None if carrier.timeout is None or carrier.timeout <= 0 else carrier.timeout

@@ -65,8 +65,15 @@ def change_attributes(
 
 def reusable(session: Session) -> bool:
     """Whether the session's run can be used again: it saves its state, or is ``VERBOSE``
-    (its spans then carry the values anyway), so it records what resume needs."""
-    return session.options.save_state or session.logging_setting is LoggingSetting.VERBOSE
+    (its spans then carry the values anyway), so it records what resume needs.
+
+    A remote segment records it always: it cannot know whether its caller saves.
+    """
+    return (
+        session.options.save_state
+        or session.remote_part
+        or session.logging_setting is LoggingSetting.VERBOSE
+    )
 
 
 def record_change(

@@ -125,6 +125,8 @@ class Session(Supervision):
     replay: Replayer | None = None  # answers node calls from a recorded run (SPEC 14)
     replayed_calls = 0
     implicit = False  # made by a bare rt.call outside any session
+    # a part of a session run elsewhere (a remote segment): its caller's run may be resumed
+    remote_part = False
 
     # -- public, read-only view -------------------------------------------------
     @property
