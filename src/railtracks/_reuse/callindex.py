@@ -17,8 +17,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final, NamedTuple
 
+from .._gc import gc_paused
 from .._recording import attributes as attr
-from .._runs.state import gc_paused
 from .callkey import Place, walk
 
 NO_INPUT: Final[Any] = None  # a call whose recorded input is not kept (it has a digest)

@@ -26,6 +26,7 @@ import threading
 from pathlib import Path
 from typing import Final, NamedTuple
 
+from .._gc import gc_paused
 from .._logs import log as _log
 from .._logs.terminal import inert
 from ..errors import StateError
@@ -33,7 +34,6 @@ from .assemble import Assembly
 from .head import read_head
 from .journal_lines import Decoder
 from .pending import PENDING, absolute
-from .state import gc_paused
 from .store import JOURNAL_SUFFIX, encode_state_chunks, fsync_directory, write_and_rename
 
 try:

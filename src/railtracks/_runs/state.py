@@ -15,17 +15,16 @@ the state is built from what the session itself knows (``_runs.unsampled``).
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import functools
-import gc
 import json
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Final
 
 from opentelemetry.sdk.trace import ReadableSpan
 
 from .._config import CONFIG
+from .._gc import gc_paused
 from .._recording import attributes as attr
 from .._recording.compact import FinishedSpan, Record, compact
 from .head import tree_counts
@@ -307,23 +306,6 @@ def build_state(spans: Sequence[ReadableSpan | FinishedSpan | Record]) -> dict[s
             open_lists[-1].append(record)
             open_lists.append(record["children"])
         return {**head, "nodes": roots}
-
-
-@contextlib.contextmanager
-def gc_paused() -> Iterator[None]:
-    """The cyclic garbage collector paused (process-wide) for a burst of acyclic containers.
-
-    Building, writing or reading a large state makes millions of short- or
-    long-lived containers with no cycles: with the collector on, it rescans
-    them again and again, and a full pass stops every thread at once.
-    """
-    paused = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if paused:
-            gc.enable()
 
 
 def iter_nodes(nodes: Sequence[dict[str, Any]]) -> Iterable[tuple[int, dict[str, Any]]]:

@@ -29,12 +29,13 @@ from typing import Any, Final
 
 from .._config import CONFIG
 from .._files import DIR_MODE
+from .._gc import gc_paused
 from .._recording.encoding import json_int, strict_float, strict_text
 from ..errors import StateError, StateNotFoundError
 from .head import document_counts
 from .pending import wait_for_state
 from .schema import SchemaError, validate_state
-from .state import READABLE_SCHEMA_VERSIONS, gc_paused
+from .state import READABLE_SCHEMA_VERSIONS
 from .tree import NodeWalk
 
 try:

@@ -34,10 +34,10 @@ from pathlib import Path
 from types import FrameType
 from typing import Final
 
+from .._gc import gc_paused
 from .pending import PENDING
 from .recover import settle_in_background
 from .retention import RunIndex
-from .state import gc_paused
 from .store import clean_stale_temporaries, fsync_directory, write_and_rename
 
 # After a signal at exit, the writes in progress get this long before they are abandoned.

@@ -27,10 +27,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Final
 
+from .._gc import gc_paused
 from .._recording.encoding import REDACTED
 from .._reuse.imported import ImportedTrace, Traces, free_path, import_name, save_trace
 from .._runs.schema import SchemaError
-from .._runs.state import gc_paused
 from ..errors import StateError
 from ._otlp import BadPayload, decode_protobuf, json_records
 from ._redact import is_sensitive
