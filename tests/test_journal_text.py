@@ -24,7 +24,8 @@ import railtracks as rt
 from railtracks._recording.collector import SessionSpanCollector
 from railtracks._recording.compact import JOURNAL_HEAD, journal_text, origin_pair, record
 from railtracks._runs import journal
-from railtracks._runs.journal_lines import Decoder, JournalError, LineEncoder, header_line
+from railtracks._runs.journal_lines import Decoder, JournalError
+from railtracks._runs.journal_write import LineEncoder, header_line
 from railtracks._runs.state import build_state
 
 HEADER = header_line("0b7f3c1e-5a53-4b38-9d0e-1c2d3e4f5a6b", "mixed", "mixed.json", 1)

@@ -36,7 +36,7 @@ from .._files import DIR_MODE, FILE_MODE
 from .._logs import log as _log
 from .._recording.compact import JOURNAL_TEXT_LENGTH, Record, record
 from ..errors import StateError
-from .journal_lines import LineEncoder, header_line
+from .journal_write import LineEncoder, header_line
 from .pending import absolute
 from .state import state_parts
 from .store import JOURNAL_SUFFIX, encode_state_chunks, load_state, state_path
