@@ -55,15 +55,20 @@ _KEY_TUPLES_KEPT: Final = 4096
 _KEY_TUPLES: dict[tuple[str, ...], tuple[str, ...]] = {}
 
 
-def _split(attributes: Mapping[str, Any]) -> tuple[tuple[str, ...], tuple[Any, ...]]:
-    """Attributes as (keys, values) tuples: no dict in a record, so the GC can untrack it."""
+def _shared_keys(attributes: Mapping[str, Any]) -> tuple[str, ...]:
+    """The attribute keys as a tuple, one object for every span with the same keys."""
     keys = tuple(attributes)
     shared = _KEY_TUPLES.get(keys)
     if shared is None:
         if len(_KEY_TUPLES) < _KEY_TUPLES_KEPT:
             _KEY_TUPLES[keys] = keys
         shared = keys
-    return shared, tuple(attributes.values())
+    return shared
+
+
+def _split(attributes: Mapping[str, Any]) -> tuple[tuple[str, ...], tuple[Any, ...]]:
+    """Attributes as (keys, values) tuples: no dict in a record, so the GC can untrack it."""
+    return _shared_keys(attributes), tuple(attributes.values())
 
 
 def attribute_dict(span: ReadableSpan) -> Mapping[str, Any]:
@@ -254,14 +259,8 @@ def journal_text(span: ReadableSpan) -> JournalText | None:
         payload = b2a_base64(head + name + described + joined.encode(), newline=False)
     except (TypeError, AttributeError, ValueError, struct.error):  # UnicodeEncodeError too
         return None
-    keys = tuple(attributes)
-    shared = _KEY_TUPLES.get(keys)
-    if shared is None:
-        if len(_KEY_TUPLES) < _KEY_TUPLES_KEPT:
-            _KEY_TUPLES[keys] = keys
-        shared = keys
     origin = _ORIGINS.key(span._resource, span._instrumentation_scope)
-    return (context.trace_id, shared, context.span_id, origin, payload)
+    return (context.trace_id, _shared_keys(attributes), context.span_id, origin, payload)
 
 
 def _field(index: int) -> Any:
